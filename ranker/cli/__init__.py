@@ -1,0 +1,72 @@
+"""The ``ranker`` command line: one entry point, one small module per subcommand.
+
+Each module in :data:`COMMANDS` defines ``register(subparsers)``, which adds its parser and
+sets ``func`` to a function taking the parsed arguments and returning an exit status. Heavy
+imports happen inside those functions, so ``ranker --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from retrievers.errors import InputError
+
+logger = logging.getLogger("ranker")
+
+# Subcommand modules, in the order --help lists them.
+COMMANDS = ["index", "search", "evaluate"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser, with every subcommand registered."""
+    parser = argparse.ArgumentParser(
+        prog="ranker",
+        description="Retrieve, mine hard negatives, train rankers with pooling-bias correction "
+                    "(CET), and evaluate them.")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        importlib.import_module(f"ranker.cli.{name.replace('-', '_')}").register(subparsers)
+    return parser
+
+
+def configure_logging(verbose: int, quiet: bool) -> None:
+    """Log to stderr; INFO by default."""
+    level = logging.WARNING if quiet else logging.DEBUG if verbose > 1 else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S", stream=sys.stderr, force=True)
+    if verbose < 2:
+        for noisy in ("numba", "urllib3", "filelock", "matplotlib", "jnius", "faiss"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (2 for bad input, as argparse does)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging(args.verbose, args.quiet)
+    try:
+        return int(args.func(args) or 0)
+    except InputError as err:
+        print(f"ranker {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except FileExistsError as err:
+        print(f"ranker {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"ranker {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:
+        from retrievers.java import JavaUnavailableError
+
+        if isinstance(err, JavaUnavailableError):
+            print(f"ranker {args.command}: error: {err}", file=sys.stderr)
+            return 2
+        raise
+
+

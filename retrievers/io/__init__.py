@@ -1,0 +1,1 @@
+"""Datasets, TREC files and atomic writes."""

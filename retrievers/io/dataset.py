@@ -1,0 +1,345 @@
+"""Datasets: a corpus that streams, plus queries and qrels per split.
+
+Three sources share one interface (:class:`Dataset`):
+
+* a folder in BEIR layout: ``corpus.jsonl``, ``queries.jsonl``, ``qrels/<split>.tsv``;
+* a folder in MS MARCO layout: ``collection.tsv``, ``queries.<split>.tsv``,
+  ``qrels.<split>.tsv`` (TREC-style qrels);
+* an ``ir_datasets`` id, written ``irds:<id>``.
+
+:func:`load_dataset` resolves what a user typed on the command line.
+"""
+
+from __future__ import annotations
+
+import abc
+import hashlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from retrievers.errors import DatasetUnavailableError, InputError
+from retrievers.io.lines import read_jsonl, read_lines, read_tsv, require_str
+from retrievers.io.trec import QrelsDict, add_judgment
+
+REPO_DATA = Path(__file__).resolve().parents[2] / "data"
+
+
+@dataclass(frozen=True)
+class Document:
+    """One corpus document."""
+
+    id: str
+    text: str
+    title: str = ""
+
+    @property
+    def contents(self) -> str:
+        """Title and text as one field, as Pyserini's BEIR "flat" indexes store them."""
+        return f"{self.title} {self.text}".strip() if self.title else self.text
+
+
+class Dataset(abc.ABC):
+    """A corpus with queries and relevance judgments for one or more splits."""
+
+    name: str
+    layout: str
+
+    @abc.abstractmethod
+    def docs(self) -> Iterator[Document]:
+        """Stream the corpus; raises :class:`InputError` on a malformed line or duplicate id."""
+
+    @abc.abstractmethod
+    def splits(self) -> list[str]:
+        """The splits that have judgments."""
+
+    @abc.abstractmethod
+    def queries(self, split: str) -> dict[str, str]:
+        """Queries of ``split`` (id -> text), in file order."""
+
+    @abc.abstractmethod
+    def qrels(self, split: str) -> QrelsDict:
+        """Judgments of ``split``: query id -> document id -> relevance."""
+
+    def describe(self) -> dict[str, Any]:
+        """What identifies this dataset (recorded next to indexes and runs)."""
+        return {"name": self.name, "layout": self.layout}
+
+    def _check_split(self, split: str) -> None:
+        available = self.splits()
+        if split not in available:
+            raise InputError(f"dataset {self.name!r} has no split {split!r}; "
+                             f"available: {', '.join(available) or 'none'}")
+
+
+def _unique(ids: set[str], docid: str, path: Path, line: int) -> None:
+    if docid in ids:
+        raise InputError(f"duplicate document id {docid!r}", path, line)
+    ids.add(docid)
+
+
+def _fingerprint(*paths: Path) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        if path.exists():
+            stat = path.stat()
+            digest.update(f"{path.name}:{stat.st_size}:{int(stat.st_mtime)}".encode())
+    return digest.hexdigest()[:16]
+
+
+class _FolderDataset(Dataset):
+    """Shared logic of the two folder layouts."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.name = self.root.name
+        self._queries: dict[str, dict[str, str]] = {}
+        self._qrels: dict[str, QrelsDict] = {}
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "path": str(self.root.resolve()),
+                "fingerprint": _fingerprint(self.corpus_path)}
+
+    @property
+    @abc.abstractmethod
+    def corpus_path(self) -> Path:
+        """The corpus file."""
+
+    def qrels(self, split: str) -> QrelsDict:
+        self._check_split(split)
+        if split not in self._qrels:
+            known = self._known_queries(split)
+            path = self._qrels_path(split)
+            qrels: QrelsDict = {}
+            for number, qid, docid, rel in self._qrels_lines(path):
+                if qid not in known:
+                    raise InputError(f"qrels name query {qid!r}, which is not in the queries file",
+                                     path, number)
+                add_judgment(qrels, qid, docid, rel, path, number)
+            self._qrels[split] = qrels
+        return self._qrels[split]
+
+    @abc.abstractmethod
+    def _qrels_path(self, split: str) -> Path: ...
+
+    @abc.abstractmethod
+    def _qrels_lines(self, path: Path) -> Iterator[tuple[int, str, str, str]]: ...
+
+    @abc.abstractmethod
+    def _known_queries(self, split: str) -> dict[str, str]: ...
+
+
+class BeirDataset(_FolderDataset):
+    """A folder in BEIR layout (``corpus.jsonl``, ``queries.jsonl``, ``qrels/<split>.tsv``)."""
+
+    layout = "beir"
+
+    @property
+    def corpus_path(self) -> Path:
+        return self.root / "corpus.jsonl"
+
+    def docs(self) -> Iterator[Document]:
+        seen: set[str] = set()
+        path = self.corpus_path
+        for number, obj in read_jsonl(path):
+            docid = require_str(obj, "_id", path, number, allow_empty=False)
+            _unique(seen, docid, path, number)
+            text = require_str(obj, "text", path, number)
+            title = require_str(obj, "title", path, number) if "title" in obj else ""
+            yield Document(docid, text, title)
+
+    def splits(self) -> list[str]:
+        return sorted(p.stem for p in (self.root / "qrels").glob("*.tsv"))
+
+    def _all_queries(self) -> dict[str, str]:
+        if "*" not in self._queries:
+            path = self.root / "queries.jsonl"
+            queries: dict[str, str] = {}
+            for number, obj in read_jsonl(path):
+                qid = require_str(obj, "_id", path, number, allow_empty=False)
+                if qid in queries:
+                    raise InputError(f"duplicate query id {qid!r}", path, number)
+                queries[qid] = require_str(obj, "text", path, number, allow_empty=False)
+            self._queries["*"] = queries
+        return self._queries["*"]
+
+    def _known_queries(self, split: str) -> dict[str, str]:
+        return self._all_queries()
+
+    def queries(self, split: str) -> dict[str, str]:
+        judged = self.qrels(split)
+        return {qid: text for qid, text in self._all_queries().items() if qid in judged}
+
+    def _qrels_path(self, split: str) -> Path:
+        return self.root / "qrels" / f"{split}.tsv"
+
+    def _qrels_lines(self, path: Path) -> Iterator[tuple[int, str, str, str]]:
+        for number, fields in read_tsv(path, 3, 4, "query-id, corpus-id, score (tab-separated)"):
+            if number == 1 and fields[0] == "query-id":
+                continue
+            yield number, fields[0], fields[1], fields[-1]
+
+
+class MsMarcoDataset(_FolderDataset):
+    """A folder in MS MARCO layout (``collection.tsv``, ``queries.<split>.tsv``, ``qrels.<split>.tsv``)."""
+
+    layout = "msmarco"
+
+    @property
+    def corpus_path(self) -> Path:
+        return self.root / "collection.tsv"
+
+    def docs(self) -> Iterator[Document]:
+        seen: set[str] = set()
+        path = self.corpus_path
+        for number, fields in read_tsv(path, 2, 3, "pid<TAB>text or pid<TAB>title<TAB>text"):
+            docid = fields[0].strip()
+            if not docid:
+                raise InputError("empty document id", path, number)
+            _unique(seen, docid, path, number)
+            if len(fields) == 3:
+                yield Document(docid, fields[2], fields[1])
+            else:
+                yield Document(docid, fields[1])
+
+    def splits(self) -> list[str]:
+        names = (p.name[len("qrels."):-len(".tsv")] for p in self.root.glob("qrels.*.tsv"))
+        return sorted(names)
+
+    def _known_queries(self, split: str) -> dict[str, str]:
+        return self.queries(split)
+
+    def queries(self, split: str) -> dict[str, str]:
+        self._check_split(split)
+        if split not in self._queries:
+            path = self.root / f"queries.{split}.tsv"
+            queries: dict[str, str] = {}
+            for number, (qid, text) in read_tsv(path, 2, 2, "qid<TAB>query text"):
+                if not qid.strip():
+                    raise InputError("empty query id", path, number)
+                if not text.strip():
+                    raise InputError(f"query {qid!r} is empty (expected non-empty text)", path, number)
+                if qid in queries:
+                    raise InputError(f"duplicate query id {qid!r}", path, number)
+                queries[qid] = text
+            self._queries[split] = queries
+        return self._queries[split]
+
+    def _qrels_path(self, split: str) -> Path:
+        return self.root / f"qrels.{split}.tsv"
+
+    def _qrels_lines(self, path: Path) -> Iterator[tuple[int, str, str, str]]:
+        for number, text in read_lines(path):
+            fields = text.split()
+            if len(fields) != 4:
+                raise InputError(f"found {len(fields)} field(s); expected 4: qid iter docid relevance",
+                                 path, number)
+            yield number, fields[0], fields[2], fields[3]
+
+
+class IrdsDataset(Dataset):
+    """A dataset from ``ir_datasets``; ``split`` is appended to the id when such an id exists."""
+
+    layout = "irds"
+
+    def __init__(self, dataset_id: str):
+        import ir_datasets
+
+        self._irds = ir_datasets
+        self.dataset_id = dataset_id
+        self.name = f"irds:{dataset_id}"
+        try:
+            self._base = ir_datasets.load(dataset_id)
+        except KeyError:
+            raise InputError(f"unknown ir_datasets id {dataset_id!r}") from None
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "id": self.dataset_id}
+
+    def _for_split(self, split: str):
+        candidate = f"{self.dataset_id}/{split}"
+        if candidate in self._irds.registry:
+            return self._irds.load(candidate)
+        return self._base
+
+    def _iterate(self, what: str, iterator_factory):
+        try:
+            yield from iterator_factory()
+        except (OSError, ConnectionError, RuntimeError) as err:  # downloads fail offline
+            raise DatasetUnavailableError(
+                f"could not read {what} of ir_datasets {self.dataset_id!r} ({type(err).__name__}: "
+                f"{err}). If this machine is offline, put a local copy in BEIR or MS MARCO layout "
+                f"under $RANKER_DATA and name it by folder") from None
+
+    def docs(self) -> Iterator[Document]:
+        if not self._base.has_docs():
+            raise InputError(f"ir_datasets {self.dataset_id!r} has no documents")
+        seen: set[str] = set()
+        for number, doc in enumerate(self._iterate("documents", self._base.docs_iter), start=1):
+            _unique(seen, doc.doc_id, Path(self.name), number)
+            yield Document(doc.doc_id, getattr(doc, "text", "") or "", getattr(doc, "title", "") or "")
+
+    def splits(self) -> list[str]:
+        prefix = f"{self.dataset_id}/"
+        subs = [name[len(prefix):] for name in self._irds.registry
+                if name.startswith(prefix) and "/" not in name[len(prefix):]]
+        return sorted(subs) or ["default"]
+
+    def queries(self, split: str) -> dict[str, str]:
+        source = self._for_split(split)
+        queries = {}
+        for query in self._iterate("queries", source.queries_iter):
+            text = getattr(query, "text", None) or getattr(query, "title", "")
+            if not str(text).strip():
+                raise InputError(f"query {query.query_id!r} is empty", self.name)
+            queries[query.query_id] = text
+        return queries
+
+    def qrels(self, split: str) -> QrelsDict:
+        source = self._for_split(split)
+        qrels: QrelsDict = {}
+        for qrel in self._iterate("qrels", source.qrels_iter):
+            qrels.setdefault(qrel.query_id, {})[qrel.doc_id] = int(qrel.relevance)
+        return qrels
+
+
+def open_folder(root: str | Path) -> Dataset:
+    """Open a dataset folder, detecting its layout from the files present."""
+    root = Path(root)
+    if (root / "corpus.jsonl").is_file():
+        return BeirDataset(root)
+    if (root / "collection.tsv").is_file():
+        return MsMarcoDataset(root)
+    raise InputError("not a dataset folder: expected corpus.jsonl (BEIR layout) or "
+                     "collection.tsv (MS MARCO layout)", root)
+
+
+def search_path() -> list[Path]:
+    """Where bare dataset names are looked up: ``$RANKER_DATA`` (``:``-separated), then ``data/``."""
+    env = os.environ.get("RANKER_DATA", "")
+    return [Path(p) for p in env.split(os.pathsep) if p] + [REPO_DATA]
+
+
+def load_dataset(spec: str | Path) -> Dataset:
+    """Resolve a dataset named on the command line.
+
+    Args:
+        spec: a folder path, ``irds:<ir_datasets id>``, or a bare name such as ``scifact``
+            looked up under ``$RANKER_DATA`` and then the repository's ``data/`` folder.
+    """
+    text = str(spec)
+    if text.startswith("irds:"):
+        return IrdsDataset(text[len("irds:"):])
+    path = Path(text).expanduser()
+    if path.is_dir():
+        return open_folder(path)
+    if os.sep not in text and "/" not in text:
+        for base in search_path():
+            if (base / text).is_dir():
+                return open_folder(base / text)
+    places = ", ".join(str(p) for p in search_path())
+    raise DatasetUnavailableError(
+        f"dataset {text!r} not found: not a folder, and not under {places}. Give a folder in BEIR "
+        "or MS MARCO layout, irds:<ir_datasets id>, or set RANKER_DATA to a folder that holds it")
