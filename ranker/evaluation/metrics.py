@@ -144,10 +144,9 @@ def evaluate_run(run: Mapping[str, Mapping[str, float]], qrels: Mapping[str, Map
         sub_qrels = {q: {d: int(r) for d, r in qrels[q].items()} for q in present}
         sub_run = {q: rank_scores(run[q]) for q in present}
         wanted = sorted(set(canonical.values()))
-        result = evaluate(sub_qrels, sub_run, wanted, return_mean=False,
-                          save_results_in_run=False)
-        if len(wanted) == 1:
-            result = {wanted[0]: result}
+        # ranx 0.3.21 raises KeyError for a single metric with return_mean=False: ask twice.
+        result = evaluate(sub_qrels, sub_run, wanted * 2 if len(wanted) == 1 else wanted,
+                          return_mean=False, save_results_in_run=False)
         position = {q: i for i, q in enumerate(queries)}
         index = np.array([position[q] for q in present], dtype=np.int64)
         for metric, ranx_name in canonical.items():
