@@ -86,10 +86,12 @@ def fisher_pvalues(diffs: np.ndarray, n_permutations: int = 10_000, seed: int = 
 def bootstrap_weights(n_queries: int, n_resamples: int, seed: int) -> Iterator[np.ndarray]:
     """Blocks of bootstrap weights: how often each query is drawn (``block x n_queries``)."""
     rng = _rng(seed, _BOOTSTRAP_STREAM)
-    probabilities = np.full(n_queries, 1.0 / n_queries)
     for start in range(0, n_resamples, CHUNK):
         size = min(CHUNK, n_resamples - start)
-        yield rng.multinomial(n_queries, probabilities, size=size).astype(np.float64)
+        drawn = rng.integers(0, n_queries, size=(size, n_queries))
+        drawn += np.arange(size)[:, None] * n_queries  # one bin range per resample
+        counts = np.bincount(drawn.ravel(), minlength=size * n_queries)
+        yield counts.reshape(size, n_queries).astype(np.float64)
 
 
 def bootstrap_means(scores: np.ndarray, n_resamples: int = 10_000, seed: int = 42) -> np.ndarray:
