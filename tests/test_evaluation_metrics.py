@@ -97,3 +97,17 @@ def test_agrees_with_trec_eval_on_scifact(scifact_dir):
                    for q, docs in run.items()}
         other = evaluate_run(flipped, qrels, ["ndcg@10"])
         assert np.abs(other.scores["ndcg@10"] - reference["ndcg@10"]).max() > 1e-3
+
+
+def test_tied_scores_do_not_depend_on_input_order():
+    import random
+
+    qrels = {"q1": {"d050": 1}}
+    for seed in range(4):
+        ids = [f"d{i:03d}" for i in range(200)]
+        random.Random(seed).shuffle(ids)
+        run = {"q1": dict.fromkeys(ids, 1.0)}  # ranx alone gives 0.005..0.06 here
+        ev = evaluate_run(run, qrels, ["mrr", "ndcg@200"])
+        assert ev.scores["mrr"][0] == pytest.approx(1 / 150)  # d199 .. d050: rank 150
+    assert pytrec_eval.RelevanceEvaluator(qrels, {"recip_rank"}).evaluate(run)["q1"][
+        "recip_rank"] == pytest.approx(1 / 150)
