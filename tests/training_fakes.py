@@ -28,10 +28,10 @@ def _ids(texts: list[str], length: int = 12) -> dict[str, torch.Tensor]:
 
 
 class _Bag(nn.Module):
-    def __init__(self, dim: int):
+    def __init__(self, dim: int, dropout: float = 0.1):
         super().__init__()
         self.emb = nn.Embedding(VOCAB, dim)
-        self.drop = nn.Dropout(0.1)
+        self.drop = nn.Dropout(dropout)
         self.proj = nn.Linear(dim, dim)
 
     def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -88,10 +88,10 @@ class TinyCross(nn.Module):
 class TinyBi(nn.Module):
     """Bi-encoder stand-in with one shared tower and normalized embeddings."""
 
-    def __init__(self, dim: int = 16):
+    def __init__(self, dim: int = 16, dropout: float = 0.1):
         super().__init__()
         self.dim = dim
-        self.bag = _Bag(dim)
+        self.bag = _Bag(dim, dropout)
 
     def tokenize_queries(self, texts):
         return _ids(list(texts))

@@ -32,6 +32,7 @@ def make_trainer(
     model_type: str = "cross",
     selection: str = "none",
     weight_pass: str = "eval",
+    dropout: float = 0.1,
     **overrides,
 ) -> Trainer:
     values = {
@@ -69,7 +70,7 @@ def make_trainer(
         config.seed,
         FeatureEncoder(retrievers).missing(),
     )
-    model = TinyBi() if model_type == "bi" else TinyCross()
+    model = TinyBi(dropout=dropout) if model_type == "bi" else TinyCross()
     sel = {"none": None, "features": FeatureSelector(retrievers), "text": TinyCross()}[selection]
     trainer = Trainer(config, ctx, batches, model, sel, weight_pass=weight_pass)
     trainer.ctx_for_teardown = ctx

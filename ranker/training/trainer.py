@@ -234,6 +234,12 @@ class Trainer:
             opt.step()
             self.schedulers[name].step()
             opt.zero_grad(set_to_none=True)
+        if self.ctx.distributed:  # log the global batch's means, not rank 0's share
+            import torch.distributed as dist
+
+            values = torch.tensor(list(stats.values()), dtype=torch.float64, device=self.ctx.device)
+            dist.all_reduce(values)
+            stats = dict(zip(stats, (values / self.ctx.world).tolist(), strict=True))
         return stats
 
     # -- the loop ----------------------------------------------------------------------------
@@ -302,8 +308,8 @@ class Trainer:
                     f"{self.out} already holds a training run; pass --resume "
                     "to continue it or choose another output_dir"
                 )
+            self.out.mkdir(parents=True, exist_ok=True)
             if self.ctx.main:
-                self.out.mkdir(parents=True, exist_ok=True)
                 (self.out / "config.yaml").write_text(yaml.safe_dump(self.config.to_dict()))
             return 0
         if latest is None:
