@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -96,6 +97,7 @@ class Backbone(nn.Module):
         if self.is_decoder:
             set_attention(model, self.attention)
         self.append_eos = self.is_decoder if append_eos is None else bool(append_eos)
+        self._takes_position_ids = "position_ids" in inspect.signature(model.forward).parameters
         if tokenizer.pad_token is None:
             if tokenizer.eos_token is None:
                 raise ValueError("the tokenizer has neither a pad nor an EOS token")
@@ -224,14 +226,16 @@ class Backbone(nn.Module):
     def forward(self, features: dict[str, Tensor], all_layers: bool = False) -> tuple[Tensor, ...]:
         """Hidden states: all ``num_layers + 1`` of them, or just the last one.
 
-        Position ids are computed from the mask so that left padding does not shift them.
+        Position ids are computed from the mask (when the model takes them), so that left
+        padding does not shift them: a text gets the same states whatever its padding.
         """
         inputs = {"input_ids": features["input_ids"], "attention_mask": features["attention_mask"]}
         if "token_type_ids" in features:
             inputs["token_type_ids"] = features["token_type_ids"]
-        if self.is_decoder:
+        if self._takes_position_ids:
             mask = features["attention_mask"]
             inputs["position_ids"] = (mask.long().cumsum(-1) - 1).clamp(min=0)
+        if self.is_decoder:
             inputs["use_cache"] = False
         output = self.model(**inputs, output_hidden_states=all_layers, return_dict=True)
         if all_layers:

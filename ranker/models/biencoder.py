@@ -68,7 +68,8 @@ class BiEncoder(nn.Module):
         trust_remote_code: bool = False,
         **pooler_kwargs: Any,
     ) -> BiEncoder:
-        """A new bi-encoder on a transformers backbone (hub id or local folder).
+        """A new bi-encoder on a transformers backbone (hub id or local folder), in eval mode
+        (call ``.train()`` to train it).
 
         Args:
             name_or_path: The backbone.
@@ -120,7 +121,7 @@ class BiEncoder(nn.Module):
             )
         model = cls(query, doc, temperature=temperature)
         model.shared = shared
-        return model
+        return model.eval()
 
     # -- training API -------------------------------------------------------------------------
     def tokenize_queries(self, texts: Sequence[str]) -> dict[str, Tensor]:
@@ -242,7 +243,7 @@ class BiEncoder(nn.Module):
             doc = load_tower(directory / "doc", config["doc"], **backbone_kwargs)
         model = cls(query, doc, temperature=config["temperature"])
         model.shared = config["shared"]
-        return model
+        return model.eval()
 
 
 class _SideView:

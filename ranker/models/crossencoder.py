@@ -64,7 +64,8 @@ class CrossEncoder(nn.Module):
         trust_remote_code: bool = False,
         **pooler_kwargs: Any,
     ) -> CrossEncoder:
-        """A new cross-encoder (fresh scoring head) on a transformers backbone."""
+        """A new cross-encoder (fresh scoring head) on a transformers backbone, in eval mode
+        (call ``.train()`` to train it)."""
         backbone = Backbone.from_pretrained(
             name_or_path,
             attention=attention,
@@ -80,7 +81,7 @@ class CrossEncoder(nn.Module):
             num_heads=backbone.num_heads,
             **pooler_kwargs,
         )
-        return cls(backbone, pooler, max_length=max_length, dtype=dtype)
+        return cls(backbone, pooler, max_length=max_length, dtype=dtype).eval()
 
     @property
     def device(self) -> torch.device:
@@ -192,4 +193,4 @@ class CrossEncoder(nn.Module):
             {k[7:]: v for k, v in state.items() if k.startswith("pooler.")}
         )
         model.head.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("head.")})
-        return model
+        return model.eval()

@@ -74,7 +74,7 @@ class GeMPooler(Pooler):
         x = states.float()
         if self.signed == "clamp":
             powered = x.clamp(min=self.eps).pow(p)
-            mean = masked_mean(powered, attention_mask).clamp(min=self.eps)
+            mean = masked_mean(powered, attention_mask).clamp(min=torch.finfo(torch.float32).tiny)
             pooled = mean.pow(1.0 / p)
         else:
             powered = torch.sign(x) * x.abs().clamp(min=self.eps).pow(p)
