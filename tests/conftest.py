@@ -75,3 +75,19 @@ def tiny_beir(tmp_path: Path) -> Path:
         "query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td3\t1\nq3\td4\t2\n")
     (root / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\n")
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> Path:
+    """A tiny random BERT folder (hidden 32, 2 layers, 4 heads) with a word-level tokenizer."""
+    from tiny_encoders import make_tiny
+
+    return make_tiny(tmp_path_factory.mktemp("tiny") / "bert", "bert")
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory) -> Path:
+    """A tiny random Llama folder (hidden 32, 2 layers, 4 heads) with a word-level tokenizer."""
+    from tiny_encoders import make_tiny
+
+    return make_tiny(tmp_path_factory.mktemp("tiny") / "llama", "llama")

@@ -1,0 +1,53 @@
+"""``ranker rerank DATASET --split SPLIT --run RUN.trec --model DIR --depth 100 --out RUN.trec``."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "rerank", help="rerank a run's top documents with a cross-encoder"
+    )
+    parser.add_argument("dataset", help="dataset spec (folder, irds:<id>, or name)")
+    parser.add_argument("--split", required=True, help="split whose queries the run answers")
+    parser.add_argument("--run", required=True, help="TREC run to rerank")
+    parser.add_argument("--model", required=True, help="saved cross-encoder folder")
+    parser.add_argument("--depth", type=int, default=100, help="documents reranked per query")
+    parser.add_argument("--batch-size", type=int, default=64, help="pairs scored per batch")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--out", required=True, help="output TREC run (written atomically)")
+    parser.add_argument("--tag", default="rerank", help="run tag in the output")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ranker.models import CrossEncoder
+    from ranker.rerank import rerank
+    from ranker.training.distributed import pick_device
+    from retrievers.errors import InputError
+    from retrievers.io.dataset import load_dataset
+    from retrievers.io.trec import read_run, write_run
+
+    if args.depth < 1:
+        raise InputError(f"--depth {args.depth}: expected >= 1")
+    if not (Path(args.model) / "ranker_config.json").is_file():
+        raise InputError("not a saved cross-encoder (no ranker_config.json)", args.model)
+    dataset = load_dataset(args.dataset)
+    queries = dataset.queries(args.split)
+    run_in = read_run(args.run)
+    wanted = {d for docs in run_in.values() for d in docs}
+    texts = {doc.id: doc.contents for doc in dataset.docs() if doc.id in wanted}
+    missing = wanted - texts.keys()
+    if missing:
+        raise InputError(
+            f"{len(missing)} document(s) of the run are not in the dataset, "
+            f"e.g. {sorted(missing)[0]!r}",
+            args.run,
+        )
+    model = CrossEncoder.load(args.model).to(pick_device(args.device))
+    reranked = rerank(model, queries, texts, run_in, depth=args.depth, batch_size=args.batch_size)
+    write_run(args.out, reranked, tag=args.tag)
+    return 0

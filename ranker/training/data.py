@@ -1,0 +1,209 @@
+"""Training data: a negatives file joined with document texts, cut into deterministic batches.
+
+The negatives file (written by ``ranker mine``) has one JSON object a line::
+
+    {"qid": str, "query": str, "positives": [docid, ...],
+     "negatives": [{"docid": str, "rank": int, "score": float, "retriever": str}, ...]}
+
+Batches are a pure function of ``(seed, micro-batch index)``: the query order of epoch ``e``
+is a permutation seeded by ``(seed, e)`` and each query's positive and negatives are sampled
+with a generator seeded by ``(seed, e, query)``. So a resumed run sees exactly the batches
+an uninterrupted one would, with no data-loader state to save.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ranker.training.selection import FeatureEncoder
+from retrievers.errors import InputError
+from retrievers.io.lines import read_jsonl
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Example:
+    """One training query."""
+
+    qid: str
+    query: str
+    positives: tuple[str, ...]
+    negatives: tuple[str, ...]
+    features: tuple[tuple[float, ...], ...]  # one vector per negative
+
+
+@dataclass
+class Batch:
+    """A micro-batch: B queries, each with one positive and n negatives."""
+
+    qids: list[str]
+    queries: list[str]
+    pos_ids: list[str]
+    pos_texts: list[str]
+    neg_ids: list[list[str]]
+    neg_texts: list[list[str]]
+    pos_features: torch.Tensor  # [B, F]
+    neg_features: torch.Tensor  # [B, n, F]
+
+    def __len__(self) -> int:
+        return len(self.qids)
+
+
+def _check_negative(item: object, path: Path, line: int) -> dict:
+    if not isinstance(item, dict) or not isinstance(item.get("docid"), str):
+        raise InputError("each negative must be an object with a string 'docid'", path, line)
+    for key, kind in (("rank", int), ("score", (int, float))):
+        if not isinstance(item.get(key), kind) or isinstance(item.get(key), bool):
+            raise InputError(
+                f"negative {item.get('docid')!r}: {key!r} must be a number", path, line
+            )
+    if not isinstance(item.get("retriever", ""), str):
+        raise InputError(f"negative {item['docid']!r}: 'retriever' must be a string", path, line)
+    return item
+
+
+def read_negatives(path: str | Path) -> tuple[list[Example], list[str]]:
+    """Read a negatives file; returns the usable examples and the retriever names seen.
+
+    Queries with no positive or no negative are skipped (and counted in the log).
+
+    Raises:
+        InputError: a line is not an object with the fields above (file and line named).
+    """
+    path = Path(path)
+    raw: list[tuple[str, str, tuple[str, ...], list[dict]]] = []
+    retrievers: set[str] = set()
+    seen: set[str] = set()
+    skipped = 0
+    for line, obj in read_jsonl(path):
+        if not isinstance(obj, dict):
+            raise InputError("expected a JSON object", path, line)
+        qid, query = obj.get("qid"), obj.get("query")
+        positives, negatives = obj.get("positives"), obj.get("negatives")
+        if not isinstance(qid, str) or not isinstance(query, str):
+            raise InputError("expected string fields 'qid' and 'query'", path, line)
+        if qid in seen:
+            raise InputError(f"duplicate query {qid!r}", path, line)
+        seen.add(qid)
+        if not isinstance(positives, list) or not all(isinstance(p, str) for p in positives):
+            raise InputError("'positives' must be a list of document ids", path, line)
+        if not isinstance(negatives, list):
+            raise InputError("'negatives' must be a list of objects", path, line)
+        negatives = [_check_negative(n, path, line) for n in negatives]
+        retrievers.update(n.get("retriever", "") for n in negatives)
+        if not positives or not negatives:
+            skipped += 1
+            continue
+        raw.append((qid, query, tuple(positives), negatives))
+    if not raw:
+        raise InputError("no query has both a positive and a negative", path)
+    encoder = FeatureEncoder(sorted(retrievers))
+    examples = [
+        Example(
+            qid,
+            query,
+            pos,
+            tuple(n["docid"] for n in negs),
+            tuple(tuple(v) for v in encoder.list_features(negs)),
+        )
+        for qid, query, pos, negs in raw
+    ]
+    logger.info(
+        "%s: %d training queries (%d skipped: no positive or no negative)",
+        path,
+        len(examples),
+        skipped,
+    )
+    return examples, sorted(retrievers)
+
+
+def load_texts(docs: Iterable, wanted: set[str]) -> dict[str, str]:
+    """Texts (title + text) of the wanted documents, streaming the corpus once."""
+    texts = {doc.id: doc.contents for doc in docs if doc.id in wanted}
+    missing = wanted - texts.keys()
+    if missing:
+        raise InputError(
+            f"{len(missing)} document id(s) from the negatives file are not in the "
+            f"corpus, e.g. {sorted(missing)[0]!r}"
+        )
+    return texts
+
+
+class BatchMaker:
+    """Deterministic micro-batches over a list of examples.
+
+    Args:
+        examples: training queries.
+        texts: document id -> text.
+        n_negatives: negatives per query (sampled without replacement; with replacement
+            when a query has fewer).
+        batch_size: queries per global micro-batch.
+        seed: the run's seed.
+        feature_size: length of a feature vector (for the "missing" vector of positives).
+        negative_depth: sample only among each list's first N negatives (0: all).
+    """
+
+    def __init__(
+        self,
+        examples: list[Example],
+        texts: dict[str, str],
+        n_negatives: int,
+        batch_size: int,
+        seed: int,
+        missing_features: list[float],
+        negative_depth: int = 0,
+    ):
+        if len(examples) < batch_size:
+            raise InputError(
+                f"only {len(examples)} training queries; batch_size {batch_size} "
+                "needs at least that many"
+            )
+        self.examples, self.texts = examples, texts
+        self.n, self.batch_size, self.seed = n_negatives, batch_size, seed
+        self.missing = missing_features
+        self.depth = negative_depth
+        self.per_epoch = len(examples) // batch_size
+
+    def _order(self, epoch: int) -> np.ndarray:
+        return np.random.default_rng([self.seed, epoch]).permutation(len(self.examples))
+
+    def batch(self, index: int, part: int = 0, parts: int = 1) -> Batch:
+        """Global micro-batch ``index``; ``part`` of ``parts`` equal shares (one per process)."""
+        if self.batch_size % parts:
+            raise ValueError(f"batch_size {self.batch_size} is not divisible by {parts} processes")
+        epoch, position = divmod(index, self.per_epoch)
+        order = self._order(epoch)[position * self.batch_size : (position + 1) * self.batch_size]
+        share = self.batch_size // parts
+        rows = [self._sample(int(i), epoch) for i in order[part * share : (part + 1) * share]]
+        ex = [r[0] for r in rows]
+        return Batch(
+            qids=[e.qid for e in ex],
+            queries=[e.query for e in ex],
+            pos_ids=[r[1] for r in rows],
+            pos_texts=[self.texts[r[1]] for r in rows],
+            neg_ids=[[e.negatives[j] for j in r[2]] for e, r in zip(ex, rows, strict=True)],
+            neg_texts=[
+                [self.texts[e.negatives[j]] for j in r[2]] for e, r in zip(ex, rows, strict=True)
+            ],
+            pos_features=torch.tensor([self.missing] * len(rows), dtype=torch.float32),
+            neg_features=torch.tensor(
+                [[e.features[j] for j in r[2]] for e, r in zip(ex, rows, strict=True)],
+                dtype=torch.float32,
+            ),
+        )
+
+    def _sample(self, i: int, epoch: int) -> tuple[Example, str, list[int]]:
+        example = self.examples[i]
+        rng = random.Random(f"{self.seed}/{epoch}/{example.qid}")
+        positive = rng.choice(example.positives)
+        pool = list(range(len(example.negatives)))[: self.depth or None]
+        picks = rng.sample(pool, self.n) if len(pool) >= self.n else rng.choices(pool, k=self.n)
+        return example, positive, picks

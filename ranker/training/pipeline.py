@@ -1,0 +1,85 @@
+"""``train_from_config``: dataset + negatives + models + evaluator -> a trained model on disk."""
+
+from __future__ import annotations
+
+import logging
+import random
+
+import torch
+
+from ranker.training.build import build_relevance, build_selection
+from ranker.training.config import TrainConfig
+from ranker.training.data import BatchMaker, load_texts, read_negatives
+from ranker.training.distributed import setup, teardown
+from ranker.training.evaluate import evaluate_model
+from ranker.training.selection import FeatureEncoder
+from ranker.training.trainer import Trainer, TrainResult
+from retrievers.io.dataset import load_dataset
+from retrievers.io.trec import read_run
+
+logger = logging.getLogger(__name__)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python and torch (numpy is never used for randomness here)."""
+    random.seed(seed)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
+def make_evaluator(config: TrainConfig, dataset):
+    """A ``callable(model) -> (scores, run)`` on ``config.eval_split``, or None."""
+    if not config.eval_split:
+        return None
+    queries, qrels = dataset.queries(config.eval_split), dataset.qrels(config.eval_split)
+    run = read_run(config.eval_run) if config.model_type == "cross" else None
+    if config.model_type == "cross" and run is None:
+        raise ValueError("eval_run is required to evaluate a cross-encoder")
+    wanted = {d for q in run for d in list(run[q])} if run is not None else None
+    texts = {doc.id: doc.contents for doc in dataset.docs() if wanted is None or doc.id in wanted}
+    metrics = sorted({config.eval_metric, "ndcg@10", "recall@100"})
+
+    def evaluator(model):
+        return evaluate_model(
+            model,
+            config.model_type,
+            queries,
+            qrels,
+            texts,
+            metrics,
+            run=run,
+            depth=config.eval_depth,
+            batch_size=config.eval_batch_size,
+        )
+
+    return evaluator
+
+
+def train_from_config(
+    config: TrainConfig, resume: bool = False, weight_pass: str = "eval"
+) -> TrainResult:
+    """Train as ``config`` says; under torchrun, every process calls this."""
+    ctx = setup(config.device)
+    try:
+        seed_everything(config.seed)
+        dataset = load_dataset(config.dataset)
+        examples, retrievers = read_negatives(config.negatives)
+        wanted = {d for e in examples for d in (*e.positives, *e.negatives)}
+        texts = load_texts(dataset.docs(), wanted)
+        batches = BatchMaker(
+            examples,
+            texts,
+            config.n_negatives,
+            config.batch_size,
+            config.seed,
+            FeatureEncoder(retrievers).missing(),
+            config.negative_depth,
+        )
+        relevance = build_relevance(config)
+        selection = build_selection(config, retrievers)
+        evaluator = make_evaluator(config, dataset) if ctx.main else None
+        trainer = Trainer(config, ctx, batches, relevance, selection, evaluator, weight_pass)
+        return trainer.train(resume=resume)
+    finally:
+        teardown(ctx)

@@ -1,0 +1,414 @@
+"""The training loop: one relevance model R, optionally CET's selection model S beside it.
+
+Per micro-batch (CET, following the authors' code): each model scores the batch's negatives
+with no gradient in eval mode, giving the *other* model's weights (``weight_pass: eval``; or
+reuse the training forward's detached scores, ``shared``, which is cheaper); then R and S each
+take a weighted loss, and both step on the same batch. AdamW (no decay on biases/LayerNorm),
+linear warm-up then linear decay, gradient clipping, accumulation, bf16 autocast on GPU,
+periodic ranx evaluation keeping the best model, checkpoints that resume bit-identically.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel as DDP
+from tqdm.auto import tqdm
+
+from ranker.training import checkpoint as ckpt
+from ranker.training.cet import WeightStats, cet_weights
+from ranker.training.config import TrainConfig
+from ranker.training.data import Batch, BatchMaker
+from ranker.training.distributed import Context
+from ranker.training.losses import make_loss
+from ranker.training.scorers import BiEncoderModule, BiScorer, CrossScorer, FeatureScorer
+from ranker.training.selection import FeatureSelector
+from retrievers.io.atomic import atomic_write
+
+logger = logging.getLogger(__name__)
+
+COLUMNS = [
+    "step",
+    "lr",
+    "loss",
+    "loss_unweighted",
+    "selection_loss",
+    "w_mean",
+    "w_std",
+    "w_min",
+    "w_max",
+    "w_clipped",
+    "samples_per_s",
+    "elapsed_s",
+]
+
+
+def make_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
+    """AdamW; biases and LayerNorm weights get no weight decay (as the CET code does)."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            (
+                no_decay
+                if param.ndim < 2 or "LayerNorm" in name or "norm" in name.lower()
+                else decay
+            ).append(param)
+    return torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=lr,
+    )
+
+
+def linear_schedule(optimizer: torch.optim.Optimizer, warmup: int, total: int):
+    """Linear warm-up over ``warmup`` steps, then linear decay to 0 at ``total``."""
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        return max(0.0, (total - step) / max(1, total - warmup))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+@dataclass
+class TrainResult:
+    """What a finished run reports."""
+
+    steps: int
+    final_loss: float
+    first_loss: float
+    best: dict[str, Any] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Trainer:
+    """Train R (and S with CET) from a :class:`TrainConfig`.
+
+    Args:
+        config: the resolved configuration.
+        ctx: process context (rank, world size, device).
+        batches: deterministic micro-batches.
+        relevance: the model R (a cross-encoder or a bi-encoder).
+        selection: CET's S (a cross-encoder or a FeatureSelector), or None.
+        evaluator: optional ``callable(model) -> (metrics dict, run)`` for periodic evaluation.
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        ctx: Context,
+        batches: BatchMaker,
+        relevance: nn.Module,
+        selection: nn.Module | None = None,
+        evaluator=None,
+        weight_pass: str = "eval",
+    ):
+        self.config, self.ctx, self.batches = config, ctx, batches
+        self.out = Path(config.output_dir)
+        self.evaluator, self.weight_pass = evaluator, weight_pass
+        self.relevance, self.selection = relevance.to(ctx.device), None
+        self.r_module: nn.Module = (
+            BiEncoderModule(relevance) if config.model_type == "bi" else relevance
+        )
+        self.r_module = self._wrap(self.r_module)
+        self.loss = make_loss(config.loss)
+        if config.model_type == "bi":
+            self.r_scorer = BiScorer(self.r_module, ctx.device, config.scale)
+        else:
+            self.r_scorer = CrossScorer(self.r_module, ctx.device)
+        self.models: dict[str, nn.Module] = {"relevance": relevance}
+        self.optimizers = {"relevance": make_optimizer(relevance, config.lr, config.weight_decay)}
+        if selection is not None:
+            self.selection = selection.to(ctx.device)
+            self.s_module = self._wrap(selection)
+            features = isinstance(selection, FeatureSelector)
+            scorer = FeatureScorer if features else CrossScorer
+            self.s_scorer = scorer(self.s_module, ctx.device)
+            self.s_loss = make_loss("pairwise" if config.loss == "pairwise" else "listwise")
+            lr = config.selection_lr or (1e-3 if features else config.lr)
+            self.models["selection"] = selection
+            self.optimizers["selection"] = make_optimizer(selection, lr, config.weight_decay)
+        self.schedulers = {
+            k: linear_schedule(o, config.warmup_steps, config.max_steps)
+            for k, o in self.optimizers.items()
+        }
+        bf16 = config.precision == "bf16" or (
+            config.precision == "auto" and ctx.device.type == "cuda"
+        )
+        self.autocast = torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=bf16)
+        self.history: list[dict[str, Any]] = []
+        self.best: dict[str, Any] = {}
+
+    def _wrap(self, model: nn.Module) -> nn.Module:
+        if not self.ctx.distributed:
+            return model
+        ids = [self.ctx.device.index] if self.ctx.device.type == "cuda" else None
+        return DDP(model, device_ids=ids)
+
+    # -- one step ----------------------------------------------------------------------------
+    def _micro_step(self, batch: Batch, step: int, stats: dict[str, float]) -> None:
+        cfg, accum = self.config, self.config.grad_accum
+        w_r = w_s = None
+        if self.selection is not None and self.weight_pass == "eval":
+            with torch.no_grad(), self.autocast:
+                self.r_module.eval()
+                self.s_module.eval()
+                r_neg = self.r_scorer(batch).negatives()
+                s_neg = self.s_scorer(batch).negatives()
+                self.r_module.train()
+                self.s_module.train()
+            w_r = cet_weights(s_neg, cfg.temperature, cfg.max_weight, cfg.normalize_weights)
+            w_s = cet_weights(r_neg, cfg.temperature, cfg.max_weight, cfg.normalize_weights)
+        with self.autocast:
+            r_scores = self.r_scorer(batch)
+            s_scores = self.s_scorer(batch) if self.selection is not None else None
+        if s_scores is not None and self.weight_pass == "shared":
+            w_r = cet_weights(
+                s_scores.negatives(), cfg.temperature, cfg.max_weight, cfg.normalize_weights
+            )
+            w_s = cet_weights(
+                r_scores.negatives(), cfg.temperature, cfg.max_weight, cfg.normalize_weights
+            )
+        loss = self.loss(r_scores, w_r)
+        (loss / accum).backward()
+        stats["loss"] += loss.item() / accum
+        stats["loss_unweighted"] += (
+            self.loss(r_scores, None).item() if w_r is not None else loss.item()
+        ) / accum
+        if s_scores is not None:
+            s_loss = self.s_loss(s_scores, w_s)
+            (s_loss / accum).backward()
+            stats["selection_loss"] += s_loss.item() / accum
+            ws = WeightStats.of(w_r, cfg.max_weight)
+            for key in ("mean", "std", "min", "max", "clipped"):
+                stats[f"w_{key}"] += getattr(ws, key) / accum
+            if cfg.dump_weights:
+                self._dump(batch, w_r, w_s, step)
+
+    def _dump(self, batch: Batch, w_r: torch.Tensor, w_s: torch.Tensor, step: int) -> None:
+        wr, wsel = w_r.cpu().tolist(), w_s.cpu().tolist()
+        with self._weights_path().open("a", encoding="utf-8") as out:
+            for i, qid in enumerate(batch.qids):
+                for j, docid in enumerate(batch.neg_ids[i]):
+                    out.write(
+                        json.dumps(
+                            {
+                                "qid": qid,
+                                "docid": docid,
+                                "weight": round(wr[i][j], 6),
+                                "weight_s": round(wsel[i][j], 6),
+                                "step": step,
+                            }
+                        )
+                        + "\n"
+                    )
+
+    def _weights_path(self) -> Path:
+        suffix = f".rank{self.ctx.rank}" if self.ctx.distributed else ""
+        return self.out / f"weights{suffix}.jsonl"
+
+    def _step(self, step: int) -> dict[str, float]:
+        stats = dict.fromkeys(COLUMNS[2:10], 0.0)
+        for micro in range(self.config.grad_accum):
+            index = step * self.config.grad_accum + micro
+            batch = self.batches.batch(index, self.ctx.rank, self.ctx.world)
+            self._micro_step(batch, step + 1, stats)
+        for name, opt in self.optimizers.items():
+            if self.config.max_grad_norm > 0:
+                torch.nn.utils.clip_grad_norm_(
+                    self.models[name].parameters(), self.config.max_grad_norm
+                )
+            opt.step()
+            self.schedulers[name].step()
+            opt.zero_grad(set_to_none=True)
+        if self.ctx.distributed:  # log the global batch's means, not rank 0's share
+            import torch.distributed as dist
+
+            values = torch.tensor(list(stats.values()), dtype=torch.float64, device=self.ctx.device)
+            dist.all_reduce(values)
+            stats = dict(zip(stats, (values / self.ctx.world).tolist(), strict=True))
+        return stats
+
+    # -- the loop ----------------------------------------------------------------------------
+    def train(self, resume: bool = False) -> TrainResult:
+        """Run to ``max_steps`` (from the latest checkpoint when ``resume``)."""
+        cfg, ctx = self.config, self.ctx
+        start = self._start(resume)
+        metrics_path = self.out / "metrics.csv"
+        if ctx.main:
+            _truncate_csv(metrics_path, start)
+        if cfg.dump_weights and self.selection is not None:
+            _truncate_jsonl(self._weights_path(), start)
+        window = dict.fromkeys(COLUMNS[2:10], 0.0)
+        first_loss = last_loss = float("nan")
+        began, window_start, since = time.perf_counter(), time.perf_counter(), 0
+        bar = tqdm(
+            total=cfg.max_steps, initial=start, desc="train", unit="step", disable=not ctx.main
+        )
+        for step in range(start, cfg.max_steps):
+            stats = self._step(step)
+            for k, v in stats.items():
+                window[k] += v
+            since += 1
+            done = step + 1
+            last_loss = stats["loss"]
+            if done == start + 1:
+                first_loss = stats["loss"]
+            bar.update(1)
+            bar.set_postfix(loss=f"{stats['loss']:.4f}")
+            if ctx.main and (done % cfg.log_every == 0 or done == cfg.max_steps):
+                elapsed = time.perf_counter() - window_start
+                row = {
+                    "step": done,
+                    "lr": self.schedulers["relevance"].get_last_lr()[0],
+                    **{k: v / since for k, v in window.items()},
+                    "samples_per_s": since * cfg.batch_size * cfg.grad_accum / max(elapsed, 1e-9),
+                    "elapsed_s": time.perf_counter() - began,
+                }
+                _append_csv(metrics_path, row)
+                self.history.append(row)
+                window = dict.fromkeys(window, 0.0)
+                window_start, since = time.perf_counter(), 0
+            if (
+                self.evaluator is not None
+                and cfg.eval_every
+                and done % cfg.eval_every == 0
+                and done != cfg.max_steps
+            ):
+                self._evaluate(done)
+            if cfg.save_every and done % cfg.save_every == 0 and done != cfg.max_steps:
+                self._checkpoint(done)
+        bar.close()
+        if self.evaluator is not None:
+            self._evaluate(cfg.max_steps)
+        self._checkpoint(cfg.max_steps)
+        if ctx.main:
+            self._save_final()
+        return TrainResult(cfg.max_steps, last_loss, first_loss, self.best, self.history)
+
+    def _start(self, resume: bool) -> int:
+        root = self.out / "checkpoints"
+        latest = ckpt.latest_checkpoint(root)
+        if not resume:
+            if latest is not None or (self.out / "model").exists():
+                raise FileExistsError(
+                    f"{self.out} already holds a training run; pass --resume "
+                    "to continue it or choose another output_dir"
+                )
+            self.out.mkdir(parents=True, exist_ok=True)
+            if self.ctx.main:
+                (self.out / "config.yaml").write_text(yaml.safe_dump(self.config.to_dict()))
+            return 0
+        if latest is None:
+            logger.info("--resume: no checkpoint in %s; starting from step 0", root)
+            self.out.mkdir(parents=True, exist_ok=True)
+            return 0
+        meta = ckpt.load_checkpoint(
+            latest, self.models, self.optimizers, self.schedulers, self.ctx.device
+        )
+        self.best, self.history = meta.get("best", {}), meta.get("history", [])
+        logger.info("resumed from %s (step %d)", latest, meta["step"])
+        return int(meta["step"])
+
+    def _checkpoint(self, step: int) -> None:
+        if self.ctx.main:
+            ckpt.save_checkpoint(
+                self.out / "checkpoints",
+                step,
+                self.models,
+                self.optimizers,
+                self.schedulers,
+                {"best": self.best, "history": self.history},
+                self.config.to_dict(),
+                keep=self.config.keep_checkpoints,
+            )
+        from ranker.training.distributed import barrier
+
+        barrier(self.ctx)
+
+    def _evaluate(self, step: int) -> None:
+        from ranker.training.distributed import barrier
+
+        if self.ctx.main:
+            scores, _ = self.evaluator(self.relevance)
+            value = scores[self.config.eval_metric]
+            logger.info("step %d: %s", step, ", ".join(f"{k}={v:.4f}" for k, v in scores.items()))
+            _append_jsonl(self.out / "eval.jsonl", {"step": step, **scores})
+            if not self.best or value > self.best["value"]:
+                self.best = {"step": step, "metric": self.config.eval_metric, "value": value}
+                _replace_dir(self.out / "best", self.relevance.save)
+        barrier(self.ctx)
+
+    def _save_final(self) -> None:
+        _replace_dir(self.out / "model", self.relevance.save)
+        if self.selection is not None:
+            _replace_dir(self.out / "selection", self.selection.save)
+        summary = {
+            "steps": self.config.max_steps,
+            "best": self.best,
+            "last": self.history[-1] if self.history else {},
+        }
+        (self.out / "summary.json").write_text(json.dumps(summary, indent=1))
+
+
+def _replace_dir(path: Path, save) -> None:
+    """Save into a fresh folder, then swap it in for ``path`` (our own previous output)."""
+    tmp = path.with_name(f".{path.name}.new")
+    shutil.rmtree(tmp, ignore_errors=True)
+    save(tmp)
+    old = path.with_name(f".{path.name}.old")
+    if path.exists():
+        path.rename(old)
+    tmp.rename(path)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _append_csv(path: Path, row: dict[str, Any]) -> None:
+    new = not path.exists()
+    with path.open("a", newline="", encoding="utf-8") as out:
+        writer = csv.DictWriter(out, fieldnames=COLUMNS)
+        if new:
+            writer.writeheader()
+        writer.writerow({k: row.get(k, "") for k in COLUMNS})
+
+
+def _append_jsonl(path: Path, row: dict[str, Any]) -> None:
+    with path.open("a", encoding="utf-8") as out:
+        out.write(json.dumps(row) + "\n")
+
+
+def _truncate_csv(path: Path, step: int) -> None:
+    """Drop rows logged after ``step`` (written by a run killed before its next checkpoint)."""
+    if not path.exists():
+        return
+    with path.open(encoding="utf-8") as handle:
+        rows = [r for r in csv.DictReader(handle) if int(r["step"]) <= step]
+    with atomic_write(path) as out:
+        writer = csv.DictWriter(out, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows({k: r.get(k, "") for k in COLUMNS} for r in rows)
+
+
+def _truncate_jsonl(path: Path, step: int) -> None:
+    if not path.exists():
+        return
+    keep = [
+        line
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line and json.loads(line)["step"] <= step
+    ]
+    with atomic_write(path) as out:
+        out.write("".join(line + "\n" for line in keep))

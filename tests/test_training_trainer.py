@@ -1,0 +1,142 @@
+"""The training loop on toy data with tiny models: it learns, CET logs and dumps weights,
+checkpoints resume bit-identically after a kill, bad setups are refused."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from training_fakes import write_toy_data
+from training_run import make_trainer
+
+HERE = Path(__file__).resolve().parent
+
+
+@pytest.fixture()
+def toy(tmp_path):
+    data, _ = write_toy_data(tmp_path / "toy")
+    return data
+
+
+def _rows(out: Path) -> list[dict]:
+    with (out / "metrics.csv").open() as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.mark.parametrize("model_type", ["cross", "bi"])
+def test_short_run_lowers_the_loss(toy, tmp_path, model_type):
+    trainer = make_trainer(toy, tmp_path / "out", model_type, max_steps=30)
+    result = trainer.train()
+    rows = _rows(tmp_path / "out")
+    first = sum(float(r["loss"]) for r in rows[:5]) / 5
+    last = sum(float(r["loss"]) for r in rows[-5:]) / 5
+    assert last < 0.7 * first, (first, last)
+    assert result.steps == 30 and len(rows) == 30
+    assert (tmp_path / "out" / "model" / "model.safetensors").exists()
+    assert (tmp_path / "out" / "config.yaml").exists()
+
+
+@pytest.mark.parametrize("selection", ["features", "text"])
+def test_cet_run_logs_and_dumps_weights(toy, tmp_path, selection):
+    out = tmp_path / "out"
+    make_trainer(toy, out, "cross", selection, max_steps=6, max_weight=3.0).train()
+    rows = _rows(out)
+    assert all(
+        1.0 <= float(r["w_min"]) <= float(r["w_mean"]) <= float(r["w_max"]) <= 3.0 for r in rows
+    )
+    dumped = [json.loads(line) for line in (out / "weights.jsonl").read_text().splitlines()]
+    assert len(dumped) == 6 * 4 * 2  # steps x queries x negatives
+    assert {"qid", "docid", "weight", "weight_s", "step"} <= set(dumped[0])
+    assert {d["step"] for d in dumped} == set(range(1, 7))
+    assert (out / "selection").is_dir()
+
+
+def test_cet_weights_come_from_the_other_model(toy, tmp_path, monkeypatch):
+    """w_R is computed from S's eval-mode scores of the negatives, w_S from R's."""
+    trainer = make_trainer(toy, tmp_path / "out", "cross", "text", max_steps=1, dump_weights=False)
+    seen = {}
+    original = trainer.loss.__class__.__call__
+
+    def spy(self, scores, weights=None):
+        seen.setdefault(id(self), []).append(weights)
+        return original(self, scores, weights)
+
+    monkeypatch.setattr(trainer.loss.__class__, "__call__", spy)
+    batch = trainer.batches.batch(0)
+    with torch.no_grad():
+        trainer.selection.eval()
+        trainer.relevance.eval()
+        s_neg = trainer.s_scorer(batch).negatives()
+        r_neg = trainer.r_scorer(batch).negatives()
+    trainer.selection.train()
+    trainer.relevance.train()
+    stats = dict.fromkeys(
+        [
+            "loss",
+            "loss_unweighted",
+            "selection_loss",
+            "w_mean",
+            "w_std",
+            "w_min",
+            "w_max",
+            "w_clipped",
+        ],
+        0.0,
+    )
+    trainer._micro_step(batch, 1, stats)
+    w_r = seen[id(trainer.loss)][0]
+    w_s = seen[id(trainer.s_loss)][0]
+    assert torch.allclose(w_r, 1 / (1 - torch.sigmoid(s_neg / 1.0)), rtol=1e-5)
+    assert torch.allclose(w_s, 1 / (1 - torch.sigmoid(r_neg / 1.0)), rtol=1e-5)
+
+
+def test_refuses_to_overwrite_a_run(toy, tmp_path):
+    make_trainer(toy, tmp_path / "out", max_steps=2).train()
+    with pytest.raises(FileExistsError, match="--resume"):
+        make_trainer(toy, tmp_path / "out", max_steps=2).train()
+
+
+def _script(*args: str) -> list[str]:
+    return [sys.executable, str(HERE / "training_run.py"), *args]
+
+
+def test_resume_after_kill_is_bit_identical(toy, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(HERE.parent), "OMP_NUM_THREADS": "1"}
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    subprocess.run(_script(str(toy), str(full), "cross", "features"), check=True, env=env)
+    proc = subprocess.Popen(_script(str(toy), str(killed), "cross", "features", "--slow"), env=env)
+    latest = killed / "checkpoints" / "latest.json"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        if latest.exists() and json.loads(latest.read_text())["step"] >= 10:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "model").exists(), "the run finished before it was killed"
+    killed_at = json.loads(latest.read_text())["step"]
+    assert 10 <= killed_at < 20
+    subprocess.run(
+        _script(str(toy), str(killed), "cross", "features", "--resume"), check=True, env=env
+    )
+    for name in ("relevance", "selection"):
+        a = load_file(str(full / "checkpoints" / "step-20" / f"{name}.safetensors"))
+        b = load_file(str(killed / "checkpoints" / "step-20" / f"{name}.safetensors"))
+        assert a.keys() == b.keys()
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+    rows = _rows(killed)
+    assert [int(r["step"]) for r in rows] == list(range(1, 21))
+    assert [r["loss"] for r in rows] == [r["loss"] for r in _rows(full)]
+    steps = [
+        json.loads(line)["step"] for line in (killed / "weights.jsonl").read_text().splitlines()
+    ]
+    assert steps == sorted(steps) and len(steps) == 20 * 4 * 2
