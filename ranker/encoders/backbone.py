@@ -1,0 +1,250 @@
+"""Transformer backbones: any transformers model, encoder or decoder, with all hidden states."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+logger = logging.getLogger(__name__)
+
+ATTENTION_MODES = ("causal", "bidirectional")
+
+
+def is_decoder_config(config: Any) -> bool:
+    """Whether a transformers config describes a decoder-only (causal) language model."""
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+    )
+
+    if getattr(config, "is_encoder_decoder", False):
+        return False
+    model_type = getattr(config, "model_type", "")
+    return (
+        model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+        and model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
+    )
+
+
+def set_attention(model: nn.Module, attention: str) -> None:
+    """Switch a decoder's self-attention between ``"causal"`` and ``"bidirectional"``.
+
+    Bidirectional attention lets every token see the whole text, as LLM2Vec (BehnamGhader et
+    al., 2024) and the MLTP paper (Tang & Yang, 2024) do for decoder embedders. transformers
+    builds a bidirectional mask when ``config.is_causal`` is false; the attention modules'
+    own ``is_causal`` flag is cleared too, because SDPA falls back to it when no mask is built.
+    """
+    if attention not in ATTENTION_MODES:
+        raise ValueError(f"attention must be one of {ATTENTION_MODES}, got {attention!r}")
+    causal = attention == "causal"
+    for config in {id(c): c for c in _configs(model)}.values():
+        config.is_causal = causal
+    for module in model.modules():
+        if (
+            module is not model
+            and hasattr(module, "is_causal")
+            and isinstance(module.is_causal, bool)
+        ):
+            module.is_causal = causal
+
+
+def _configs(model: nn.Module) -> Iterator[Any]:
+    for module in model.modules():
+        config = getattr(module, "config", None)
+        if config is not None and hasattr(config, "to_dict"):
+            yield config
+
+
+class Backbone(nn.Module):
+    """A transformers model plus its tokenizer, returning hidden states for a pooler.
+
+    Args:
+        model: A transformers base model (``AutoModel``).
+        tokenizer: Its tokenizer.
+        attention: ``"causal"`` or ``"bidirectional"`` for decoders (default causal);
+            must be None for encoders, which are always bidirectional.
+        append_eos: Append the EOS token to every text (default: true for decoders, so the
+            last token has read the whole text).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        tokenizer: Any,
+        attention: str | None = None,
+        append_eos: bool | None = None,
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.tokenizer = tokenizer
+        config = model.config
+        self.is_decoder = is_decoder_config(config)
+        if attention is not None and not self.is_decoder:
+            if attention != "bidirectional":
+                raise ValueError(
+                    f"{config.model_type} is an encoder: its attention is always "
+                    "bidirectional, so attention must be None or 'bidirectional'"
+                )
+            attention = None
+        self.attention = attention or ("causal" if self.is_decoder else None)
+        if self.is_decoder:
+            set_attention(model, self.attention)
+        self.append_eos = self.is_decoder if append_eos is None else bool(append_eos)
+        if tokenizer.pad_token is None:
+            if tokenizer.eos_token is None:
+                raise ValueError("the tokenizer has neither a pad nor an EOS token")
+            tokenizer.pad_token = tokenizer.eos_token
+        if self.append_eos and tokenizer.eos_token_id is None:
+            raise ValueError("append_eos needs a tokenizer with an EOS token")
+        text = config.get_text_config() if hasattr(config, "get_text_config") else config
+        self.hidden_size = int(text.hidden_size)
+        self.num_layers = int(text.num_hidden_layers)
+        self.num_heads = int(getattr(text, "num_attention_heads", 1) or 1)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | Path,
+        *,
+        attention: str | None = None,
+        append_eos: bool | None = None,
+        trust_remote_code: bool = False,
+        dtype: torch.dtype | str | None = None,
+        lora: dict[str, Any] | None = None,
+        gradient_checkpointing: bool = False,
+    ) -> Backbone:
+        """Load a hub id or local folder with ``AutoModel`` and ``AutoTokenizer``.
+
+        Args:
+            name_or_path: Hub id or local folder of a transformers model.
+            attention: Decoder attention, ``"causal"`` (default) or ``"bidirectional"``.
+            append_eos: See the class docstring.
+            trust_remote_code: Run the model's own code; off unless asked for.
+            dtype: Weight dtype (e.g. ``torch.bfloat16``); default float32.
+            lora: If given, wrap the model with a peft LoRA adapter built from these
+                ``peft.LoraConfig`` arguments (e.g. ``{"r": 8, "target_modules": [...]}``).
+            gradient_checkpointing: Trade compute for memory in training.
+        """
+        from transformers import AutoModel, AutoTokenizer
+
+        name_or_path = str(name_or_path)
+        model = AutoModel.from_pretrained(
+            name_or_path, trust_remote_code=trust_remote_code, dtype=dtype or torch.float32
+        )
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+        backbone = cls(model, tokenizer, attention=attention, append_eos=append_eos)
+        if gradient_checkpointing:
+            backbone.enable_gradient_checkpointing()
+        if lora is not None:
+            backbone.add_lora(**lora)
+        return backbone
+
+    # -- training helpers ----------------------------------------------------------------------
+    def enable_gradient_checkpointing(self) -> None:
+        """Recompute activations in the backward pass instead of storing them."""
+        self.model.gradient_checkpointing_enable(
+            gradient_checkpointing_kwargs={"use_reentrant": False}
+        )
+        if hasattr(self.model.config, "use_cache"):
+            self.model.config.use_cache = False
+
+    def add_lora(self, **lora_kwargs: Any) -> None:
+        """Freeze the backbone and train a LoRA adapter (Hu et al., ICLR 2022) through peft."""
+        try:
+            from peft import LoraConfig, get_peft_model
+        except ImportError as err:  # pragma: no cover - peft is in the llm extra
+            raise ImportError("LoRA needs peft: pip install 'ranker-toolkit[llm]'") from err
+        lora_kwargs.setdefault("r", 8)
+        lora_kwargs.setdefault("lora_alpha", 2 * lora_kwargs["r"])
+        lora_kwargs.setdefault("target_modules", "all-linear")
+        self.model = get_peft_model(self.model, LoraConfig(**lora_kwargs))
+
+    def merged_model(self) -> nn.Module:
+        """A plain transformers model to save: a merged copy when a LoRA adapter is on
+        (the training model keeps its adapter), the model itself otherwise."""
+        if hasattr(self.model, "merge_and_unload"):
+            import copy
+
+            return copy.deepcopy(self.model).merge_and_unload()
+        return self.model
+
+    @property
+    def base_model(self) -> nn.Module:
+        """The transformers model (unwrapped from peft)."""
+        return self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+
+    # -- tokenization and forward --------------------------------------------------------------
+    def tokenize(
+        self, texts: Sequence[str], max_length: int, *, pad: bool = True
+    ) -> dict[str, Any]:
+        """Tokenize (truncating to ``max_length`` tokens, EOS included when appended).
+
+        With ``pad=False`` returns lists of ids (for length-sorted batching); otherwise tensors.
+        """
+        if isinstance(texts, str):
+            raise TypeError("tokenize takes a list of texts, not one string")
+        room = max_length - 1 if self.append_eos else max_length
+        encoded = self.tokenizer(
+            list(texts),
+            truncation=True,
+            max_length=room,
+            padding=False,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+        )
+        ids = encoded["input_ids"]
+        if self.append_eos:
+            eos = self.tokenizer.eos_token_id
+            ids = [row if row and row[-1] == eos else [*row, eos] for row in ids]
+        if not pad:
+            return {"input_ids": ids}
+        return self.pad(ids)
+
+    def pad(self, ids: Sequence[Sequence[int]]) -> dict[str, Tensor]:
+        """Pad lists of token ids into ``input_ids`` and ``attention_mask`` tensors, on the
+        tokenizer's padding side."""
+        longest = max((len(row) for row in ids), default=0)
+        batch = torch.full((len(ids), longest), self.tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(ids), longest), dtype=torch.long)
+        left = self.tokenizer.padding_side == "left"
+        for i, row in enumerate(ids):
+            if not row:
+                continue
+            span = slice(longest - len(row), longest) if left else slice(0, len(row))
+            batch[i, span] = torch.as_tensor(row, dtype=torch.long)
+            mask[i, span] = 1
+        return {"input_ids": batch, "attention_mask": mask}
+
+    def forward(self, features: dict[str, Tensor], all_layers: bool = False) -> tuple[Tensor, ...]:
+        """Hidden states: all ``num_layers + 1`` of them, or just the last one.
+
+        Position ids are computed from the mask so that left padding does not shift them.
+        """
+        inputs = {"input_ids": features["input_ids"], "attention_mask": features["attention_mask"]}
+        if "token_type_ids" in features:
+            inputs["token_type_ids"] = features["token_type_ids"]
+        if self.is_decoder:
+            mask = features["attention_mask"]
+            inputs["position_ids"] = (mask.long().cumsum(-1) - 1).clamp(min=0)
+            inputs["use_cache"] = False
+        output = self.model(**inputs, output_hidden_states=all_layers, return_dict=True)
+        if all_layers:
+            return tuple(output.hidden_states)
+        return (output.last_hidden_state,)
+
+
+@contextlib.contextmanager
+def autocast(device: torch.device | str, dtype: torch.dtype | None) -> Iterator[None]:
+    """Mixed precision for the block (``dtype`` float16/bfloat16), or nothing if None."""
+    if dtype is None or dtype == torch.float32:
+        yield
+        return
+    device_type = torch.device(device).type
+    with torch.autocast(device_type=device_type, dtype=dtype):
+        yield

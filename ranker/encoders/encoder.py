@@ -1,0 +1,112 @@
+"""One tower: a backbone plus a pooler, with fast length-sorted batch encoding."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from ranker.encoders.backbone import Backbone, autocast
+from ranker.pooling import Pooler
+
+logger = logging.getLogger(__name__)
+
+
+class Encoder(nn.Module):
+    """Text -> vector: tokenize (with an optional instruction prefix), run the backbone, pool.
+
+    Args:
+        backbone: The transformer and its tokenizer.
+        pooler: Any registered pooler sized for this backbone.
+        max_length: Token budget per text (prefix and EOS included).
+        prefix: Prepended to every text (e.g. ``"query: "``).
+        normalize: L2-normalize the pooled vectors.
+        dtype: Autocast dtype for the forward pass (``torch.bfloat16`` / ``torch.float16``).
+    """
+
+    def __init__(
+        self,
+        backbone: Backbone,
+        pooler: Pooler,
+        max_length: int = 512,
+        prefix: str = "",
+        normalize: bool = False,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        if pooler.hidden_size != backbone.hidden_size or pooler.num_layers != backbone.num_layers:
+            raise ValueError(
+                f"pooler sized for hidden_size={pooler.hidden_size}, num_layers="
+                f"{pooler.num_layers}; backbone has {backbone.hidden_size}, "
+                f"{backbone.num_layers}"
+            )
+        if max_length < 2:
+            raise ValueError(f"max_length must be at least 2, got {max_length}")
+        self.backbone = backbone
+        self.pooler = pooler
+        self.max_length = int(max_length)
+        self.prefix = prefix
+        self.normalize = normalize
+        self.dtype = dtype
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.backbone.parameters()).device
+
+    def tokenize(self, texts: Sequence[str]) -> dict[str, Tensor]:
+        """Padded ``input_ids`` / ``attention_mask`` tensors (on CPU) for a batch of texts."""
+        return self.backbone.tokenize(self._with_prefix(texts), self.max_length)
+
+    def _with_prefix(self, texts: Sequence[str]) -> list[str]:
+        if isinstance(texts, str):
+            raise TypeError("expected a list of texts, got one string")
+        return [self.prefix + t for t in texts] if self.prefix else list(texts)
+
+    def forward(self, features: dict[str, Tensor]) -> Tensor:
+        """Embeddings (B, dim) for tokenized features, with gradients when enabled."""
+        device = self.device
+        features = {k: v.to(device) for k, v in features.items() if isinstance(v, Tensor)}
+        with autocast(device, self.dtype):
+            hidden = self.backbone(features, all_layers=self.pooler.needs_all_layers)
+            pooled = self.pooler(hidden, features["attention_mask"])
+        pooled = pooled.float() if self.dtype is not None else pooled
+        return F.normalize(pooled, p=2, dim=-1) if self.normalize else pooled
+
+    @torch.inference_mode()
+    def encode(
+        self,
+        texts: Sequence[str],
+        batch_size: int = 64,
+        show_progress: bool = False,
+        chunk_size: int = 8192,
+        desc: str = "encode",
+    ) -> np.ndarray:
+        """Embed texts for inference: float32 array (N, dim) in input order.
+
+        Texts are tokenized a chunk at a time without padding, sorted by token count so each
+        batch pads only to its own longest text, and run in ``torch.inference_mode``.
+        """
+        texts = self._with_prefix(texts)
+        out = np.zeros((len(texts), self.pooler.output_dim), dtype=np.float32)
+        was_training = self.training
+        self.eval()
+        try:
+            with tqdm(total=len(texts), disable=not show_progress, desc=desc, unit="text") as bar:
+                for start in range(0, len(texts), chunk_size):
+                    chunk = texts[start : start + chunk_size]
+                    ids = self.backbone.tokenize(chunk, self.max_length, pad=False)["input_ids"]
+                    order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
+                    for b in range(0, len(order), batch_size):
+                        rows = order[b : b + batch_size]
+                        features = self.backbone.pad([ids[i] for i in rows])
+                        vectors = self(features).float().cpu().numpy()
+                        out[np.asarray(rows) + start] = vectors
+                        bar.update(len(rows))
+        finally:
+            self.train(was_training)
+        return out

@@ -1,0 +1,257 @@
+"""Bi-encoder for dense retrieval: query and document towers (shared or separate)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ranker.encoders.backbone import Backbone
+from ranker.encoders.encoder import Encoder
+from ranker.encoders.io import load_tower, save_tower, tower_config
+from ranker.pooling import build_pooler
+from retrievers.io.atomic import atomic_directory
+
+logger = logging.getLogger(__name__)
+
+CONFIG_NAME = "ranker_config.json"
+
+
+class BiEncoder(nn.Module):
+    """Dual encoder (Karpukhin et al., "Dense Passage Retrieval", EMNLP 2020): a query tower
+    and a document tower, scored by dot product (cosine when normalized) over ``temperature``.
+
+    Build one with :meth:`from_pretrained`; save with :meth:`save`, reload with :meth:`load`.
+    A saved shared-tower bi-encoder is also a sentence-transformers folder.
+
+    Args:
+        query_encoder: The query tower.
+        doc_encoder: The document tower; None shares the query tower.
+        temperature: Divides similarities in :meth:`similarity` (for contrastive losses).
+    """
+
+    def __init__(
+        self, query_encoder: Encoder, doc_encoder: Encoder | None = None, temperature: float = 1.0
+    ) -> None:
+        super().__init__()
+        if temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {temperature}")
+        self.query_encoder = query_encoder
+        self.shared = doc_encoder is None or doc_encoder is query_encoder
+        self.doc_encoder = query_encoder if self.shared else doc_encoder
+        self.temperature = float(temperature)
+
+    # -- construction ------------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | Path,
+        pooling: str = "mean",
+        normalize: bool = True,
+        max_length: int = 512,
+        query_prefix: str = "",
+        doc_prefix: str = "",
+        attention: str | None = None,
+        *,
+        shared: bool = True,
+        temperature: float = 1.0,
+        dtype: torch.dtype | None = None,
+        lora: dict[str, Any] | None = None,
+        gradient_checkpointing: bool = False,
+        trust_remote_code: bool = False,
+        **pooler_kwargs: Any,
+    ) -> BiEncoder:
+        """A new bi-encoder on a transformers backbone (hub id or local folder).
+
+        Args:
+            name_or_path: The backbone.
+            pooling: A registered pooler name (see ``ranker.pooling.POOLERS``).
+            normalize: L2-normalize embeddings.
+            max_length: Token budget per text.
+            query_prefix, doc_prefix: Instruction prefixes (e.g. ``"query: "``, ``"passage: "``).
+            attention: Decoder attention, ``"causal"`` (default) or ``"bidirectional"``.
+            shared: One tower for both sides (False: two independent copies).
+            temperature: Similarity temperature.
+            dtype: Autocast dtype for forward passes (bf16/fp16).
+            lora: peft ``LoraConfig`` arguments to train a LoRA adapter instead of all weights.
+            gradient_checkpointing: Recompute activations in backward.
+            trust_remote_code: Allow the model's own code (off by default).
+            **pooler_kwargs: Options of the pooler (e.g. ``layers=[-2, -1]``, ``num_latents=8``).
+        """
+        backbone = Backbone.from_pretrained(
+            name_or_path,
+            attention=attention,
+            lora=lora,
+            gradient_checkpointing=gradient_checkpointing,
+            trust_remote_code=trust_remote_code,
+        )
+        pooler = build_pooler(
+            pooling,
+            hidden_size=backbone.hidden_size,
+            num_layers=backbone.num_layers,
+            num_heads=backbone.num_heads,
+            **pooler_kwargs,
+        )
+        query = Encoder(
+            backbone,
+            pooler,
+            max_length=max_length,
+            prefix=query_prefix,
+            normalize=normalize,
+            dtype=dtype,
+        )
+        doc = None
+        if not shared or doc_prefix != query_prefix:
+            tower = query if shared else copy.deepcopy(query)
+            doc = Encoder(
+                tower.backbone,
+                tower.pooler,
+                max_length=max_length,
+                prefix=doc_prefix,
+                normalize=normalize,
+                dtype=dtype,
+            )
+        model = cls(query, doc, temperature=temperature)
+        model.shared = shared
+        return model
+
+    # -- training API -------------------------------------------------------------------------
+    def tokenize_queries(self, texts: Sequence[str]) -> dict[str, Tensor]:
+        """Padded tensors for a batch of queries (query prefix applied)."""
+        return self.query_encoder.tokenize(texts)
+
+    def tokenize_docs(self, texts: Sequence[str]) -> dict[str, Tensor]:
+        """Padded tensors for a batch of documents (document prefix applied)."""
+        return self.doc_encoder.tokenize(texts)
+
+    def embed_queries(self, features: dict[str, Tensor]) -> Tensor:
+        """Query embeddings (B, dim), differentiable."""
+        return self.query_encoder(features)
+
+    def embed_docs(self, features: dict[str, Tensor]) -> Tensor:
+        """Document embeddings (B, dim), differentiable."""
+        return self.doc_encoder(features)
+
+    def similarity(self, queries: Tensor, docs: Tensor) -> Tensor:
+        """Scores ``queries @ docs.T / temperature`` (Q, D)."""
+        return queries @ docs.transpose(0, 1) / self.temperature
+
+    # -- inference API ------------------------------------------------------------------------
+    def encode_queries(
+        self, texts: Sequence[str], batch_size: int = 64, show_progress: bool = False
+    ) -> np.ndarray:
+        """Float32 query embeddings (N, dim), in input order."""
+        return self.query_encoder.encode(
+            texts, batch_size=batch_size, show_progress=show_progress, desc="queries"
+        )
+
+    def encode_corpus(
+        self, texts: Sequence[str], batch_size: int = 64, show_progress: bool = False
+    ) -> np.ndarray:
+        """Float32 document embeddings (N, dim), in input order."""
+        return self.doc_encoder.encode(
+            texts, batch_size=batch_size, show_progress=show_progress, desc="documents"
+        )
+
+    def encode(
+        self, texts: Sequence[str], batch_size: int = 64, show_progress: bool = False
+    ) -> np.ndarray:
+        """Document-side embeddings: the ``encode(texts) -> np.ndarray`` protocol of
+        ``retrievers``. For query-side encoding pass :meth:`for_queries` instead."""
+        return self.encode_corpus(texts, batch_size=batch_size, show_progress=show_progress)
+
+    def for_queries(self) -> _SideView:
+        """An object whose ``encode`` embeds queries (for retrievers taking one encoder)."""
+        return _SideView(self.encode_queries)
+
+    def for_docs(self) -> _SideView:
+        """An object whose ``encode`` embeds documents."""
+        return _SideView(self.encode_corpus)
+
+    @property
+    def dim(self) -> int:
+        """Embedding width."""
+        return self.query_encoder.pooler.output_dim
+
+    # -- persistence ----------------------------------------------------------------------------
+    def config(self) -> dict[str, Any]:
+        """The JSON config saved beside the weights."""
+        return {
+            "type": "biencoder",
+            "shared": self.shared,
+            "temperature": self.temperature,
+            "query": tower_config(self.query_encoder),
+            "doc": tower_config(self.doc_encoder),
+        }
+
+    def save(self, directory: str | Path) -> None:
+        """Write the model atomically to a new (or empty) folder: safetensors + JSON configs.
+
+        A shared-tower model is a sentence-transformers folder at the top level; separate
+        towers go to ``query/`` and ``doc/`` (each one such a folder).
+        """
+        with atomic_directory(directory) as tmp:
+            if self.shared:
+                save_tower(self.query_encoder, tmp)
+                prompts = {"query": self.query_encoder.prefix, "document": self.doc_encoder.prefix}
+                st_config = {
+                    "prompts": {k: v for k, v in prompts.items() if v},
+                    "default_prompt_name": None,
+                    "similarity_fn_name": "cosine" if self.query_encoder.normalize else "dot",
+                }
+                (tmp / "config_sentence_transformers.json").write_text(
+                    json.dumps(st_config, indent=2)
+                )
+            else:
+                for side, encoder in (("query", self.query_encoder), ("doc", self.doc_encoder)):
+                    (tmp / side).mkdir()
+                    save_tower(encoder, tmp / side)
+            (tmp / CONFIG_NAME).write_text(json.dumps(self.config(), indent=2) + "\n")
+        logger.info("saved bi-encoder to %s", directory)
+
+    @classmethod
+    def load(cls, directory: str | Path, **backbone_kwargs: Any) -> BiEncoder:
+        """Load a folder written by :meth:`save`."""
+        directory = Path(directory)
+        path = directory / CONFIG_NAME
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: not a saved ranker bi-encoder (no {CONFIG_NAME})")
+        config = json.loads(path.read_text(encoding="utf-8"))
+        if config.get("type") != "biencoder":
+            raise ValueError(f"{path}: type is {config.get('type')!r}, expected 'biencoder'")
+        if config["shared"]:
+            query = load_tower(directory, config["query"], **backbone_kwargs)
+            doc = None
+            if config["doc"]["prefix"] != config["query"]["prefix"]:
+                doc = Encoder(
+                    query.backbone,
+                    query.pooler,
+                    max_length=config["doc"]["max_length"],
+                    prefix=config["doc"]["prefix"],
+                    normalize=config["doc"]["normalize"],
+                )
+        else:
+            query = load_tower(directory / "query", config["query"], **backbone_kwargs)
+            doc = load_tower(directory / "doc", config["doc"], **backbone_kwargs)
+        model = cls(query, doc, temperature=config["temperature"])
+        model.shared = config["shared"]
+        return model
+
+
+class _SideView:
+    """Adapter exposing one side of a bi-encoder as ``encode(texts) -> np.ndarray``."""
+
+    def __init__(self, fn: Any) -> None:
+        self._fn = fn
+
+    def encode(
+        self, texts: Sequence[str], batch_size: int = 64, show_progress: bool = False
+    ) -> np.ndarray:
+        return self._fn(texts, batch_size=batch_size, show_progress=show_progress)
