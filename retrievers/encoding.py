@@ -22,6 +22,9 @@ from retrievers.io.dataset import Document
 
 logger = logging.getLogger(__name__)
 
+# Documents encoded per encoder call (the progress bar moves this often).
+PROGRESS_STEP = 1024
+
 
 @runtime_checkable
 class Encoder(Protocol):
@@ -115,14 +118,18 @@ def encode_corpus_shards(encoder: Encoder, docs: Iterable[Document], work_dir: P
                                      "holds other documents); delete the folder to start over",
                                      work_dir)
                 resumed += 1
+                bar.update(len(batch))
             else:
-                array = encode_documents(encoder, [doc.contents for doc in batch], normalize)
+                parts = []
+                for start in range(0, len(batch), PROGRESS_STEP):
+                    part = batch[start:start + PROGRESS_STEP]
+                    parts.append(encode_documents(encoder, [d.contents for d in part], normalize))
+                    bar.update(len(part))
                 with atomic_write(npy, "wb") as out:
-                    np.save(out, array)
+                    np.save(out, np.concatenate(parts))
                 with atomic_write(ids_path) as out:
                     out.write("".join(f"{docid}\n" for docid in ids))
             shards.append(npy)
-            bar.update(len(batch))
     if resumed:
         logger.info("resumed: %d of %d shards were already encoded", resumed, len(shards))
     return shards

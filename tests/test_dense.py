@@ -93,7 +93,7 @@ def test_encoding_resumes_after_interrupt(corpus, tmp_path):
     assert len(list(partial_dir(target).glob("shard-*.npy"))) == 2
     second = HashEncoder()
     build_dense_index(load_dataset(root), target, second, model="hash", shard_size=64)
-    assert second.calls == 3  # 300 docs / 64 = 5 shards, 2 reused
+    assert second.calls == 3  # 300 docs / 64 = 5 shards, 2 reused (one call per shard)
     fresh = build_dense_index(load_dataset(root), tmp_path / "fresh", HashEncoder(),
                               model="hash", shard_size=64)
     a = dict(DenseSearcher(target, HashEncoder(), gpu=False).search_batch(queries, 5, False))
