@@ -1,0 +1,182 @@
+"""Dense retrieval: build a FAISS index folder from any encoder, and search it in batches.
+
+The index folder holds ``index.faiss``, ``docids.txt``, ``embeddings.npy`` (the document
+vectors, used to score given pairs such as query-positive) and ``ranker-index.json``
+(model, pooling, normalization and FAISS settings), so a searcher can be rebuilt from the
+folder alone plus the same encoder. Dense passage retrieval: Karpukhin et al., 2020,
+"Dense Passage Retrieval for Open-Domain Question Answering".
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from retrievers.encoding import Encoder, encode_corpus_shards, encode_queries
+from retrievers.errors import InputError
+from retrievers.faiss_index import (
+    FaissConfig,
+    build_index,
+    configure_search,
+    load_index,
+    save_index,
+)
+from retrievers.index_meta import read_meta, write_meta
+from retrievers.io.atomic import atomic_write
+from retrievers.io.dataset import Dataset
+
+logger = logging.getLogger(__name__)
+
+Hits = list[tuple[str, float]]
+
+
+def partial_dir(index_dir: Path) -> Path:
+    """Where an interrupted build keeps its encoded shards (beside the index folder)."""
+    return index_dir.parent / f".{index_dir.name}.partial"
+
+
+def build_dense_index(dataset: Dataset, index_dir: str | Path, encoder: Encoder, *,
+                      model: str, pooling: str | None = None,
+                      faiss_config: FaissConfig | None = None, normalize: bool = True,
+                      shard_size: int = 4096, seed: int = 0) -> Path:
+    """Encode ``dataset``'s corpus with ``encoder`` and write a FAISS index folder.
+
+    Encoding streams the corpus in shards and resumes after an interruption (rerun the
+    same command). The finished folder appears at ``index_dir`` only when complete.
+
+    Args:
+        dataset: The corpus to index (documents as ``title + " " + text``).
+        index_dir: Output folder; must not exist or be empty.
+        encoder: Object with ``encode`` (and optionally ``encode_corpus``).
+        model: Model name or path, recorded so searchers can load the same encoder.
+        pooling: Pooling mode, recorded likewise.
+        faiss_config: FAISS settings (default: exact flat inner product).
+        normalize: L2-normalize vectors (cosine similarity).
+        shard_size: Documents encoded per resumable shard.
+        seed: Seed for the IVF-PQ training sample.
+    """
+    index_dir = Path(index_dir)
+    config = faiss_config or FaissConfig()
+    if index_dir.exists() and any(index_dir.iterdir()):
+        raise FileExistsError(f"{index_dir}: index folder exists and is not empty; "
+                              "remove it or choose another")
+    work = partial_dir(index_dir)
+    settings = {"model": model, "pooling": pooling, "dataset": dataset.describe()}
+    shards = encode_corpus_shards(encoder, dataset.docs(), work, settings, shard_size, normalize)
+    if not shards:
+        raise InputError("the corpus is empty; nothing to index", dataset.name)
+    docids: list[str] = []
+    for shard in shards:
+        docids.extend(shard.with_suffix(".ids").read_text(encoding="utf-8").split("\n")[:-1])
+    dim = int(np.load(shards[0], mmap_mode="r").shape[1])
+    out = work / "index"
+    out.mkdir(exist_ok=True)
+    embeddings = np.lib.format.open_memmap(out / "embeddings.npy", mode="w+", dtype=np.float32,
+                                           shape=(len(docids), dim))
+    row = 0
+    for shard in shards:
+        array = np.load(shard)
+        embeddings[row:row + len(array)] = array
+        row += len(array)
+    embeddings.flush()
+    sample = None
+    if config.kind == "ivfpq":
+        rng = np.random.default_rng(seed)
+        rows = np.sort(rng.choice(len(docids), size=min(len(docids), 100_000), replace=False))
+        sample = np.asarray(embeddings[rows])
+    step = 65536
+    chunks = (np.asarray(embeddings[i:i + step]) for i in range(0, len(docids), step))
+    logger.info("building FAISS %s index over %d vectors (dim %d)", config.kind, len(docids), dim)
+    save_index(build_index(config, dim, chunks, sample), out / "index.faiss")
+    del embeddings
+    with atomic_write(out / "docids.txt") as handle:
+        handle.write("".join(f"{docid}\n" for docid in docids))
+    write_meta(out, {"retriever": "dense", "model": model, "pooling": pooling,
+                     "normalize": normalize, "faiss": config.to_dict(), "dim": dim,
+                     "num_docs": len(docids), "dataset": dataset.describe()})
+    if index_dir.exists():
+        index_dir.rmdir()
+    index_dir.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(out, index_dir)
+    shutil.rmtree(work)
+    logger.info("dense index written to %s", index_dir)
+    return index_dir
+
+
+class DenseSearcher:
+    """Batch search over a folder written by :func:`build_dense_index`.
+
+    Args:
+        index_dir: The index folder.
+        encoder: The query encoder (the same model the index was built with).
+        gpu: Search on the GPU (``None``: when FAISS sees one).
+        chunk_size: Queries encoded and searched at a time.
+    """
+
+    def __init__(self, index_dir: str | Path, encoder: Encoder, gpu: bool | None = None,
+                 chunk_size: int = 1024):
+        self.index_dir = Path(index_dir)
+        self.meta: dict[str, Any] = read_meta(self.index_dir)
+        if self.meta["retriever"] != "dense":
+            raise InputError(f"index was built by retriever {self.meta['retriever']!r}, not dense",
+                             self.index_dir)
+        self.encoder = encoder
+        self.normalize = bool(self.meta.get("normalize", True))
+        self.config = FaissConfig(**self.meta["faiss"])
+        self.index = load_index(self.index_dir / "index.faiss", self.config, gpu)
+        ids_text = (self.index_dir / "docids.txt").read_text(encoding="utf-8")
+        self.docids = ids_text.split("\n")[:-1]
+        self._row = {docid: i for i, docid in enumerate(self.docids)}
+        self.chunk_size = chunk_size
+        self._embeddings: np.ndarray | None = None
+
+    def __contains__(self, docid: str) -> bool:
+        return docid in self._row
+
+    def search_batch(self, queries: Mapping[str, str], k: int = 1000,
+                     progress: bool = True) -> Iterator[tuple[str, Hits]]:
+        """Yield ``(qid, [(docid, score), ...])`` per query in input order.
+
+        Hits are ranked by score, ties broken by document id; queries are encoded and
+        searched ``chunk_size`` at a time, so no query x corpus matrix is ever held.
+        """
+        if k < 1:
+            raise InputError(f"k must be at least 1, got {k}")
+        k = min(k, len(self.docids))
+        configure_search(self.index, self.config, k)
+        items = list(queries.items())
+        with tqdm(total=len(items), desc="dense search", unit="q", disable=not progress) as bar:
+            for start in range(0, len(items), self.chunk_size):
+                chunk = items[start:start + self.chunk_size]
+                vectors = encode_queries(self.encoder, [text for _, text in chunk], self.normalize)
+                scores, rows = self.index.search(np.ascontiguousarray(vectors), k)
+                for (qid, _), srow, irow in zip(chunk, scores, rows, strict=True):
+                    hits = [(self.docids[i], float(s)) for s, i in zip(srow, irow, strict=True)
+                            if i >= 0]
+                    hits.sort(key=lambda h: (-h[1], h[0]))
+                    yield qid, hits
+                bar.update(len(chunk))
+
+    def search(self, query: str, k: int = 10) -> Hits:
+        """Search one query (convenience; use :meth:`search_batch` for many)."""
+        return next(self.search_batch({"q": query}, k, progress=False))[1]
+
+    def score_pairs(self, query_texts: Sequence[str], docids: Sequence[str]) -> np.ndarray:
+        """Exact similarity of each (query, document) pair, from the stored document vectors."""
+        if self._embeddings is None:
+            self._embeddings = np.load(self.index_dir / "embeddings.npy", mmap_mode="r")
+        unknown = [d for d in docids if d not in self._row]
+        if unknown:
+            raise InputError(f"document id {unknown[0]!r} is not in the index", self.index_dir)
+        if not len(docids):
+            return np.zeros(0, dtype=np.float32)
+        vectors = encode_queries(self.encoder, list(query_texts), self.normalize)
+        docs = np.asarray(self._embeddings[[self._row[d] for d in docids]])
+        return np.einsum("ij,ij->i", vectors, docs)

@@ -1,0 +1,14 @@
+"""Hard-negative mining: candidates -> filters -> sampler -> writer, and the negatives format."""
+
+from retrievers.mining.negatives import (
+    EXPORT_FORMATS,
+    MinedQuery,
+    Negative,
+    export_negatives,
+    iter_negatives,
+    read_negatives,
+)
+from retrievers.mining.pipeline import MiningConfig, mine, positives_from_qrels
+
+__all__ = ["EXPORT_FORMATS", "MinedQuery", "MiningConfig", "Negative", "export_negatives",
+           "iter_negatives", "mine", "positives_from_qrels", "read_negatives"]

@@ -1,0 +1,248 @@
+"""Hard-negative mining: candidates -> filters -> seeded sampler -> atomic, resumable writer.
+
+:func:`mine` streams queries in chunks through the stages and appends finished queries to a
+hidden partial file beside the output. Interrupted, it leaves that file; rerun with the same
+settings, it skips the queries already written (no duplicates) and finishes. Each query's
+sample depends only on the seed and its id, so a resumed run writes the same file as an
+uninterrupted one. The output appears only when complete, with a ``.stats.json`` sidecar
+counting what each filter dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from retrievers.errors import InputError
+from retrievers.io.atomic import atomic_write
+from retrievers.mining.candidates import Searcher, iter_candidates, merge_hits, positive_score
+from retrievers.mining.filters import (
+    CrossEncoderDenoise,
+    ExcludePositives,
+    MarginToPositive,
+    PairScorer,
+    PercentOfPositive,
+    QueryContext,
+    RankWindow,
+    apply_filters,
+)
+from retrievers.mining.negatives import MinedQuery, Negative, iter_negatives
+from retrievers.mining.sampler import STRATEGIES, query_rng, sample
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class MiningConfig:
+    """Mining settings (the names follow sentence-transformers' ``mine_hard_negatives``).
+
+    Attributes:
+        depth: Candidates retrieved per query and index.
+        min_rank: Best rank a negative may have (1-based; e.g. 10 skips the top 9).
+        max_rank: Worst rank a negative may have (default: ``depth``).
+        num_negatives: Negatives kept per query.
+        sampling: ``top`` or ``random`` among the filtered candidates.
+        seed: Seed of the random sampler.
+        max_relative: TopK-PercPos: drop candidates scoring above this fraction of the
+            positive's score (e.g. 0.95).
+        margin: TopK-MarginPos: drop candidates scoring above the positive's score minus this.
+        ce_threshold: With a cross-encoder scorer, drop candidates it scores above this.
+        min_relevance: Lowest qrels grade that counts as a positive.
+        chunk_size: Queries retrieved at a time.
+    """
+
+    depth: int = 100
+    min_rank: int = 1
+    max_rank: int | None = None
+    num_negatives: int = 8
+    sampling: str = "top"
+    seed: int = 42
+    max_relative: float | None = None
+    margin: float | None = None
+    ce_threshold: float | None = None
+    min_relevance: int = 1
+    chunk_size: int = 256
+
+    def __post_init__(self) -> None:
+        max_rank = self.depth if self.max_rank is None else self.max_rank
+        if self.depth < 1 or self.num_negatives < 1 or self.chunk_size < 1:
+            raise InputError("depth, num_negatives and chunk_size must be at least 1")
+        if not 1 <= self.min_rank <= max_rank <= self.depth:
+            raise InputError(f"rank window {self.min_rank}..{max_rank} must satisfy "
+                             f"1 <= min_rank <= max_rank <= depth ({self.depth})")
+        if self.sampling not in STRATEGIES:
+            raise InputError(f"unknown sampling {self.sampling!r}; expected top or random")
+        if self.max_relative is not None and self.max_relative <= 0:
+            raise InputError(f"max_relative must be positive, got {self.max_relative}")
+
+    @property
+    def window(self) -> tuple[int, int]:
+        """The rank window as ``(min_rank, max_rank)``."""
+        return self.min_rank, self.depth if self.max_rank is None else self.max_rank
+
+
+def positives_from_qrels(queries: Mapping[str, str], qrels: Mapping[str, Mapping[str, int]],
+                         min_relevance: int = 1, corpus: Callable[[str], bool] | None = None,
+                         source: str | None = None) -> dict[str, list[str]]:
+    """Map each query to its positive document ids (grade >= ``min_relevance``).
+
+    Queries without a positive are left out (the caller logs how many).
+
+    Raises:
+        InputError: qrels name a query not in ``queries``, or a document ``corpus`` lacks.
+    """
+    positives: dict[str, list[str]] = {}
+    for qid, docs in qrels.items():
+        if qid not in queries:
+            raise InputError(f"qrels name query {qid!r}, which has no text", source)
+        if corpus is not None:
+            unknown = sorted(d for d in docs if not corpus(d))
+            if unknown:
+                raise InputError(f"qrels of query {qid!r} name document {unknown[0]!r}, which "
+                                 f"is not in the index ({len(unknown)} unknown)", source)
+        pos = [docid for docid, rel in docs.items() if rel >= min_relevance]
+        if pos:
+            positives[qid] = pos
+    return positives
+
+
+def _paths(out: Path) -> tuple[Path, Path, Path]:
+    partial = out.parent / f".{out.name}.partial"
+    return partial, partial.with_name(partial.name + ".json"), out.with_suffix(".stats.json")
+
+
+def _resume(partial: Path, state_path: Path, state: dict[str, Any]) -> set[str]:
+    """Check an interrupted run matches ``state``; return the query ids it finished."""
+    if not partial.exists():
+        with atomic_write(state_path) as handle:
+            json.dump(state, handle, indent=2, sort_keys=True)
+        partial.write_bytes(b"")
+        return set()
+    previous = json.loads(state_path.read_text(encoding="utf-8")) if state_path.exists() else None
+    if previous != state:
+        raise InputError("an interrupted mining run with other settings left this file; rerun "
+                         "with the same settings to resume, or delete it", partial)
+    data = partial.read_bytes()
+    end = data.rfind(b"\n") + 1
+    if end < len(data):  # a line cut short by the interruption
+        with partial.open("r+b") as handle:
+            handle.truncate(end)
+    done = {rec.qid for rec in iter_negatives(partial)}
+    logger.info("resuming: %d queries already mined in %s", len(done), partial)
+    return done
+
+
+def mine(queries: Mapping[str, str], positives: Mapping[str, Sequence[str]],
+         searchers: Mapping[str, Searcher], out: str | Path, config: MiningConfig,
+         scorer: PairScorer | None = None, doc_text: Callable[[str], str] | None = None,
+         progress: bool = True) -> dict[str, Any]:
+    """Mine hard negatives for every query with positives and write them to ``out``.
+
+    Args:
+        queries: Query id -> text (queries without positives are skipped and counted).
+        positives: Query id -> known positive document ids (see :func:`positives_from_qrels`).
+        searchers: Retriever label -> searcher; the label is stored with each negative.
+        out: The negatives JSONL to write; must not exist.
+        config: Mining settings.
+        scorer: Optional cross-encoder ``score(queries, docs)`` for RocketQA denoising.
+        doc_text: Document id -> text (needed with ``scorer``).
+        progress: Show a progress bar.
+
+    Returns:
+        The statistics also saved in the ``.stats.json`` sidecar.
+    """
+    out = Path(out)
+    if out.exists():
+        raise FileExistsError(f"{out}: output exists; remove it or choose another name")
+    if not searchers:
+        raise InputError("mining needs at least one index")
+    if (scorer is None) != (config.ce_threshold is None):
+        raise InputError("cross-encoder rescoring needs both a scorer and ce_threshold")
+    if scorer is not None and doc_text is None:
+        raise InputError("cross-encoder rescoring needs document texts (doc_text)")
+    todo = {qid: text for qid, text in queries.items() if positives.get(qid)}
+    if not todo:
+        raise InputError("no query has a positive judgment; nothing to mine")
+    filters: list = [ExcludePositives(), RankWindow(*config.window)]
+    if config.max_relative is not None:
+        filters.append(PercentOfPositive(config.max_relative))
+    if config.margin is not None:
+        filters.append(MarginToPositive(config.margin))
+    if scorer is not None:
+        filters.append(CrossEncoderDenoise(scorer, doc_text, config.ce_threshold))
+    need_pos = config.max_relative is not None or config.margin is not None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial, state_path, stats_path = _paths(out)
+    state = {"config": asdict(config), "retrievers": list(searchers),
+             "queries": len(todo), "scorer": scorer is not None}
+    done = _resume(partial, state_path, state)
+    remaining = {qid: text for qid, text in todo.items() if qid not in done}
+    with partial.open("a", encoding="utf-8") as handle, \
+            tqdm(total=len(todo), initial=len(done), desc="mining", unit="q",
+                 disable=not progress) as bar:
+        for i, (qid, hits) in enumerate(iter_candidates(searchers, remaining, config.depth,
+                                                        config.chunk_size), start=1):
+            pos = list(positives[qid])
+            scores = {name: positive_score(searchers[name], todo[qid], pos, hits[name])
+                      if need_pos else None for name in searchers}
+            ctx = QueryContext(qid, todo[qid], frozenset(pos), scores)
+            cands = merge_hits(hits)
+            kept, dropped = apply_filters(filters, ctx, cands)
+            chosen = sample(kept, config.num_negatives, config.sampling,
+                            query_rng(config.seed, qid))
+            negatives = [Negative(c.docid, c.rank, c.score, c.retriever,
+                                  {"ce_score": c.ce_score} if hasattr(c, "ce_score") else {})
+                         for c in chosen]
+            counts = {"candidates": len(cands), **dropped, "sampled_out": len(kept) - len(chosen)}
+            handle.write(MinedQuery(qid, todo[qid], pos, negatives,
+                                    {"filter_counts": counts}).to_json() + "\n")
+            bar.update(1)
+            if i % config.chunk_size == 0:
+                handle.flush()
+                os.fsync(handle.fileno())
+    stats = _finish(partial, out, len(queries) - len(todo))
+    stats["config"] = asdict(config)
+    stats["retrievers"] = list(searchers)
+    with atomic_write(stats_path) as handle:
+        json.dump(stats, handle, indent=2)
+        handle.write("\n")
+    partial.unlink()
+    state_path.unlink()
+    logger.info("mined %d negatives for %d queries -> %s; dropped per filter: %s",
+                stats["negatives"], stats["queries_written"], out, stats["dropped"])
+    return stats
+
+
+def _finish(partial: Path, out: Path, without_positives: int) -> dict[str, Any]:
+    """Copy finished records (queries with >= 1 negative) to ``out``; total the counts."""
+    dropped: Counter[str] = Counter()
+    written = empty = negatives = candidates = 0
+    by_retriever: Counter[str] = Counter()
+    with atomic_write(out) as handle:
+        for rec in iter_negatives(partial):
+            counts = dict(rec.extra.get("filter_counts", {}))
+            candidates += counts.pop("candidates", 0)
+            dropped.update(counts)
+            if not rec.negatives:
+                empty += 1
+                continue
+            written += 1
+            negatives += len(rec.negatives)
+            by_retriever.update(n.retriever for n in rec.negatives)
+            handle.write(rec.to_json() + "\n")
+    if empty:
+        logger.warning("%d queries had no candidate left after filtering; left out", empty)
+    if without_positives:
+        logger.warning("%d queries have no positive judgment; skipped", without_positives)
+    return {"queries_written": written, "queries_without_positives": without_positives,
+            "queries_without_negatives": empty, "candidates": candidates,
+            "dropped": dict(dropped), "negatives": negatives,
+            "negatives_by_retriever": dict(by_retriever)}
