@@ -29,8 +29,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="rerun this step even if cached (repeatable; 'all' for every step)")
     parser.add_argument("--list", action="store_true",
                         help="print the steps and whether each is cached, then exit")
-    parser.add_argument("--isolate", action="store_true",
-                        help="run each step in its own Python process (frees memory between steps)")
     parser.set_defaults(func=run)
 
 
@@ -44,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     spec_dir = spec.path.resolve().parent
     work = Path(args.work) if args.work else spec_dir / "work" / spec.name / profile
     work.mkdir(parents=True, exist_ok=True)
-    runner = Runner(spec, profile, work, isolate=args.isolate, quiet=args.verbose == 0 and args.quiet)
+    runner = Runner(spec, profile, work, quiet=args.verbose == 0 and args.quiet)
     if args.list:
         for item in runner.plan():
             state = "cached" if item.cached else "to run"

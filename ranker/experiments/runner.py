@@ -1,24 +1,20 @@
 """Run a spec's steps in order, skipping those whose done-marker matches their current key.
 
-Each step is a ``ranker`` command run inside the work folder (in this process by default, or
-in a child process with ``isolate=True``). Before a step runs, outputs left by an earlier
-attempt with other settings are removed (only outputs this runner made, inside the work
-folder); a step marked ``resumable`` keeps the partial outputs of an interrupted attempt with
-the same key, so commands that resume (``ranker train --resume``, ``ranker mine``, dense
-``ranker index``) continue where they stopped.
+Each step is a ``ranker`` command run in a child process inside the work folder. Before a
+step runs, outputs left by an earlier attempt with other settings are removed (only outputs
+this runner made, inside the work folder); a step marked ``resumable`` keeps the partial
+outputs of an interrupted attempt with the same key, so commands that resume (``ranker train
+--resume``, ``ranker mine``, dense ``ranker index``) continue where they stopped.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 import logging
 import os
 import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -97,16 +93,13 @@ class Runner:
         spec: The parsed spec.
         profile: Which profile's variables to use.
         work: The work folder (created if needed); steps run inside it.
-        isolate: Run each step in a child ``python -m ranker`` instead of in this process.
         quiet: Pass ``-q`` to every step.
     """
 
-    def __init__(self, spec: Spec, profile: str, work: Path, isolate: bool = False,
-                 quiet: bool = False):
+    def __init__(self, spec: Spec, profile: str, work: Path, quiet: bool = False):
         self.spec = spec
         self.profile = profile
         self.work = work.resolve()
-        self.isolate = isolate
         self.quiet = quiet
         self.context = Context(work=self.work, spec_dir=spec.path.resolve().parent, profile=profile,
                                settings=spec.settings(profile), spec_path=spec.path)
@@ -225,60 +218,37 @@ class Runner:
                 path.unlink()
 
     def _execute(self, item: PlannedStep) -> int:
-        argv = (["-q"] if self.quiet else []) + item.argv
+        """Run the step's command in a child process inside the work folder.
+
+        A child process (not this one) because the JVM behind BM25 keeps the working folder it
+        started in, memory is returned between steps, and a crash cannot take the runner down.
+        The child's stdout goes to the step's log; its stderr to the log and to our stderr.
+        """
+        argv = [sys.executable, "-m", "ranker", *(["-q"] if self.quiet else []), *item.argv]
         item.state.log_file.parent.mkdir(parents=True, exist_ok=True)
-        if self.isolate:
-            with item.state.log_file.open("w") as log:
-                return subprocess.run([sys.executable, "-m", "ranker", *argv], cwd=self.work,
-                                      stdout=log, check=False).returncode
-        from ranker.cli import main
-
-        with item.state.log_file.open("w") as log, _inside(self.work), _captured(log):
+        with item.state.log_file.open("wb") as log:
+            log.write(("$ ranker " + " ".join(item.argv) + "\n").encode())
+            log.flush()
+            child = subprocess.Popen(argv, cwd=self.work, stdout=log, stderr=subprocess.PIPE,
+                                     env=_child_environment())
             try:
-                return main(argv)
-            except SystemExit as exit_:  # argparse errors
-                return exit_.code if isinstance(exit_.code, int) else 2
-            except Exception:
-                logger.exception("step %s raised", item.step.name)
-                return 1
+                while chunk := os.read(child.stderr.fileno(), 65536):
+                    log.write(chunk)
+                    log.flush()
+                    sys.stderr.write(chunk.decode(errors="replace"))
+                    sys.stderr.flush()
+                return child.wait()
+            except BaseException:
+                child.terminate()
+                child.wait()
+                raise
 
 
-@contextlib.contextmanager
-def _inside(folder: Path) -> Iterator[None]:
-    previous = Path.cwd()
-    os.chdir(folder)
-    try:
-        yield
-    finally:
-        os.chdir(previous)
+def _child_environment() -> dict[str, str]:
+    """This environment, with this process's ``ranker`` package first on the child's path."""
+    import ranker
 
-
-class _Tee(io.TextIOBase):
-    def __init__(self, *streams):
-        self.streams = streams
-
-    def write(self, text: str) -> int:
-        for stream in self.streams:
-            stream.write(text)
-        return len(text)
-
-    def flush(self) -> None:
-        for stream in self.streams:
-            stream.flush()
-
-
-@contextlib.contextmanager
-def _captured(log) -> Iterator[None]:
-    """Copy the step's stdout and its ranker/retrievers log records into ``log``."""
-    handler = logging.StreamHandler(log)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s",
-                                           "%H:%M:%S"))
-    loggers = [logging.getLogger(name) for name in ("ranker", "retrievers")]
-    for each in loggers:
-        each.addHandler(handler)
-    try:
-        with contextlib.redirect_stdout(_Tee(sys.stdout, log)):
-            yield
-    finally:
-        for each in loggers:
-            each.removeHandler(handler)
+    root = str(Path(ranker.__file__).resolve().parents[1])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    return env

@@ -34,7 +34,7 @@ class Context:
     settings: dict[str, Any]
     spec_path: Path
 
-    def lookup(self, name: str, line: int | None = None) -> Any:
+    def lookup(self, name: str, line: int | None = None, depth: int = 0) -> Any:
         """The value of variable ``name`` (raises InputError naming the spec line if unknown)."""
         if name == "work":
             return str(self.work)
@@ -47,11 +47,22 @@ class Context:
             if key not in self.settings:
                 raise InputError(f"${{{name}}}: no variable {key!r} in 'vars' or profile "
                                  f"{self.profile!r}", self.spec_path, line)
-            return self.settings[key]
+            return self._resolved(self.settings[key], name, line, depth)
         if name.startswith("pkg."):
             return str(package_dir(name[len("pkg."):], self.spec_path, line))
         raise InputError(f"unknown variable ${{{name}}} (expected work, spec_dir, profile, "
                          "profile.KEY or pkg.NAME)", self.spec_path, line)
+
+
+    def _resolved(self, value: Any, name: str, line: int | None, depth: int = 0) -> Any:
+        """A variable's value with the ``${...}`` inside it substituted too."""
+        if depth > 10:
+            raise InputError(f"${{{name}}} refers to itself", self.spec_path, line)
+        if isinstance(value, list):
+            return [self._resolved(v, name, line, depth + 1) for v in value]
+        if isinstance(value, str) and PATTERN.search(value):
+            return PATTERN.sub(lambda m: str(self.lookup(m.group(1), line, depth + 1)), value)
+        return value
 
 
 def package_dir(name: str, spec_path: Path | None = None, line: int | None = None) -> Path:

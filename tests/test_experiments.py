@@ -1,0 +1,264 @@
+"""``ranker run``: spec validation, step caching, resume after failure, drift, results file.
+
+The specs here run cheap ranker commands (BM25 index/search/evaluate) on the tiny_beir
+fixture, so each run takes seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from ranker.cli import main
+from ranker.experiments import Runner, load_spec
+from retrievers.errors import InputError
+
+SPEC = """\
+name: tiny
+description: BM25 on a tiny dataset.
+vars:
+  dataset: {dataset}
+  metrics: [ndcg@10, recall@100]
+  k: 3
+profiles:
+  small: {{k1: 0.9, metric: ndcg@10}}
+  full: {{k1: 1.2, metric: ndcg@10}}
+steps:
+  - name: index
+    run: [index, "${{profile.dataset}}", --index, bm25-index]
+    outputs: [bm25-index]
+  - name: search
+    run: [search, "${{profile.dataset}}", --index, bm25-index, --k, "${{profile.k}}",
+          --k1, "${{profile.k1}}", --out, bm25.trec]
+    outputs: [bm25.trec]
+  - name: search-top1
+    run: [search, "${{profile.dataset}}", --index, bm25-index, --k, 1, --out, top1.trec]
+    outputs: [top1.trec]
+  - name: evaluate
+    run: [evaluate, "${{profile.dataset}}", bm25.trec, top1.trec, --metrics, "${{profile.metric}}",
+          recall@100, --format, json, --out, scores.json]
+    outputs: [scores.json]
+report:
+  - title: Scores
+    text: BM25 with k1=${{profile.k1}}.
+    table: scores.json
+expected:
+  - {{scores: scores.json, run: bm25.trec, metric: ndcg@10, small: {expected}, tolerance: 0.001}}
+  - {{scores: scores.json, run: top1.trec, metric: recall@100}}
+"""
+
+
+@pytest.fixture(scope="session")
+def dataset(tmp_path_factory) -> Path:
+    """The tiny_beir collection, once per session (step keys include its path)."""
+    root = tmp_path_factory.mktemp("data") / "tiny"
+    (root / "qrels").mkdir(parents=True)
+    docs = [("d1", "Cats", "cats purr and sleep"), ("d2", "Dogs", "dogs bark at cats"),
+            ("d3", "", "fish swim in water"), ("d4", "Birds", "birds sing and fly")]
+    (root / "corpus.jsonl").write_text("".join(
+        json.dumps({"_id": d, "title": t, "text": x}) + "\n" for d, t, x in docs))
+    (root / "queries.jsonl").write_text("".join(
+        json.dumps({"_id": q, "text": t}) + "\n"
+        for q, t in [("q1", "cats purr"), ("q2", "swimming fish"), ("q3", "singing birds")]))
+    (root / "qrels" / "test.tsv").write_text(
+        "query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td3\t1\nq3\td4\t2\n")
+    return root
+
+
+@pytest.fixture(scope="session")
+def first_run(dataset, tmp_path_factory) -> tuple[Path, str]:
+    """A complete first run of the tiny spec (its work folder) and what it printed."""
+    folder = tmp_path_factory.mktemp("first")
+    spec, work = write_spec(folder, dataset), folder / "work"
+    assert ran_steps(spec, work) == ["index", "search", "search-top1", "evaluate"]
+    assert run(spec, work) == 0
+    return work, (folder / "results" / "tiny.md").read_text()
+
+
+@pytest.fixture()
+def done(first_run, dataset, tmp_path) -> tuple[Path, Path]:
+    """A spec and a copy of the first run's work folder (keys are independent of its path)."""
+    work = tmp_path / "work"
+    shutil.copytree(first_run[0], work, symlinks=True)
+    return write_spec(tmp_path, dataset), work
+
+
+def write_spec(folder: Path, dataset: Path, expected: float = 1.0, **replace: str) -> Path:
+    text = SPEC.format(dataset=dataset, expected=expected)
+    for old, new in replace.items():
+        assert old in text
+        text = text.replace(old, new)
+    path = folder / "tiny.yaml"
+    path.write_text(text)
+    return path
+
+
+def run(spec: Path, work: Path, *extra: str) -> int:
+    return main(["run", str(spec), "--work", str(work), "--results",
+                 str(work.parent / "results" / "tiny.md"), *extra])
+
+
+def ran_steps(spec: Path, work: Path, profile: str = "small") -> list[str]:
+    """The steps a run would execute now (not cached)."""
+    return [p.step.name for p in Runner(load_spec(spec), profile, work).plan() if not p.cached]
+
+
+def test_a_finished_run_is_skipped_entirely(first_run, done, capsys):
+    _, results = first_run
+    assert "profile **small**" in results
+    assert "| scores.json | bm25.trec | ndcg@10 | 1.0000 | 1.0000 | ±0.001 | ok |" in results
+    assert "| bm25.trec | 1.0000 | 1.0000 |" in results  # the scores.json table
+    assert "BM25 with k1=0.9." in results
+    assert "| evaluate | `ranker evaluate" in results and "| ran |" in results
+
+    spec, copy = done
+    stamp = (copy / "bm25.trec").stat().st_mtime_ns
+    assert ran_steps(spec, copy) == []
+    capsys.readouterr()
+    assert run(spec, copy) == 0
+    assert "ran 0 step(s), 4 cached" in capsys.readouterr().out
+    assert (copy / "bm25.trec").stat().st_mtime_ns == stamp
+    assert "| cached |" in (copy.parent / "results" / "tiny.md").read_text()
+
+
+def test_changing_a_setting_reruns_only_the_affected_steps(done, dataset):
+    spec, work = done
+    write_spec(spec.parent, dataset, **{"  k: 3": "  k: 2"})
+    # search reads k; evaluate reads search's output; index and search-top1 are untouched
+    assert ran_steps(spec, work) == ["search", "evaluate"]
+    assert run(spec, work) == 0
+    assert all(len(docs) <= 2 for docs in _run_file(work / "bm25.trec").values())
+    assert ran_steps(spec, work) == []
+    # another profile has other settings: search and evaluate again (the index is shared)
+    assert ran_steps(spec, work, "full") == ["search", "evaluate"]
+
+
+def test_changing_an_input_file_reruns_its_readers(done, dataset, tmp_path):
+    spec, work = done
+    moved = tmp_path / "data" / "tiny"
+    shutil.copytree(dataset, moved)
+    write_spec(spec.parent, moved)  # same content, other path: only the path is in the keys
+    assert ran_steps(spec, work) == ["index", "search", "search-top1", "evaluate"]
+    write_spec(spec.parent, dataset)
+    assert ran_steps(spec, work) == []
+    qrels = tmp_path / "qrels.tsv"  # an explicit input of one step
+    qrels.write_text("a")
+    write_spec(spec.parent, dataset, **{"    outputs: [scores.json]":
+                                        f"    outputs: [scores.json]\n    inputs: [{qrels}]"})
+    assert ran_steps(spec, work) == ["evaluate"]
+    before = Runner(load_spec(spec), "small", work).plan()[-1].key
+    qrels.write_text("b")  # same size, other content
+    assert Runner(load_spec(spec), "small", work).plan()[-1].key != before
+
+
+def test_a_failed_step_stops_the_run_and_a_rerun_continues(done, dataset, capsys):
+    spec, work = done
+    (work / ".ranker-run" / "steps" / "evaluate.done").unlink()  # as if evaluate never ran
+    (work / "scores.json").unlink()
+    write_spec(spec.parent, dataset, **{"metric: ndcg@10}\n  full": "metric: bogus@3}\n  full"})
+    assert ran_steps(spec, work) == ["evaluate"]
+    assert run(spec, work) == 1
+    err = capsys.readouterr().err
+    assert "step 'evaluate' exited with status 2" in err and "rerun the same command" in err
+    assert "bogus@3" in (work / ".ranker-run" / "logs" / "evaluate.log").read_text()
+    assert not (work / "scores.json").exists()
+    assert not (spec.parent / "results" / "tiny.md").exists()
+    assert not (work / ".ranker-run" / "steps" / "evaluate.done").exists()
+
+    write_spec(spec.parent, dataset)  # fixed: only the failed step runs
+    assert ran_steps(spec, work) == ["evaluate"]
+    assert run(spec, work) == 0
+    assert json.loads((work / "scores.json").read_text())["bm25.trec"]["ndcg@10"] == 1.0
+
+
+def test_an_interrupted_resumable_step_keeps_its_partial_output(done):
+    spec, work = done
+    runner = Runner(load_spec(spec), "small", work)
+    item = runner.plan()[0]
+    (work / ".ranker-run" / "steps" / "index.done").unlink()  # started, never finished
+    object.__setattr__(item.step, "resumable", True)
+    runner._clear_outputs(item, force=False)
+    assert (work / "bm25-index").is_dir()
+    object.__setattr__(item.step, "resumable", False)
+    runner._clear_outputs(item, force=False)  # not resumable: the attempt is redone from scratch
+    assert not (work / "bm25-index").exists()
+
+
+def test_drift_exits_nonzero_and_says_what_drifted(done, dataset, capsys):
+    spec, work = done
+    write_spec(spec.parent, dataset, expected=0.5)
+    assert run(spec, work) == 1  # expectations are not part of any step's key: nothing reruns
+    captured = capsys.readouterr()
+    assert "ran 0 step(s), 4 cached" in captured.out
+    assert "DRIFT scores.json [bm25.trec] ndcg@10: measured 1.0000, expected 0.5000" in captured.err
+    assert "1 score(s) drifted" in captured.err
+    assert "measured (not pinned): top1.trec recall@100" in captured.out
+    results = (spec.parent / "results" / "tiny.md").read_text()
+    assert "**DRIFT**" in results and "not pinned" in results
+
+
+def test_outputs_the_runner_did_not_make_are_never_removed(done, capsys):
+    spec, work = done
+    for record in ("search-top1.done", "search-top1.started"):
+        (work / ".ranker-run" / "steps" / record).unlink()
+    (work / "top1.trec").write_text("mine\n")
+    assert run(spec, work) == 2
+    assert "no `ranker run` made it" in capsys.readouterr().err
+    assert (work / "top1.trec").read_text() == "mine\n"
+
+
+def test_unknown_keys_are_rejected_with_file_line_and_key(dataset, tmp_path, capsys):
+    spec = write_spec(tmp_path, dataset, **{"    outputs: [bm25.trec]": "    ouputs: [bm25.trec]"})
+    with pytest.raises(InputError) as info:
+        load_spec(spec)
+    message = str(info.value)
+    assert message.startswith(f"{spec}:")
+    assert "unknown key 'ouputs' in step 2" in message
+    line = spec.read_text().splitlines().index("    ouputs: [bm25.trec]") + 1
+    assert info.value.line == line
+
+    spec.write_text(spec.read_text().replace("ouputs", "outputs").replace("report:", "reports:"))
+    assert run(spec, tmp_path / "work") == 2
+    assert "unknown key 'reports' in the spec" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("steps: []\n", "non-empty 'steps'"),
+    ("steps:\n  - {name: a, run: [index], outputs: [x]}\n  - {name: a, run: [index], outputs: [y]}\n",
+     "step name 'a' is used twice"),
+    ("steps:\n  - {name: a, run: index, outputs: [x]}\n", "'run' must be a non-empty list"),
+    ("steps:\n  - {name: a, run: [index, '${nope}'], outputs: [x]}\n", "unknown variable ${nope}"),
+    ("steps:\n  - {name: a, run: [index, '${profile.nope}'], outputs: [x]}\n", "no variable 'nope'"),
+    ("steps:\n  - {name: a, run: [index], outputs: [../x]}\n", "outside the work folder"),
+    ("steps: [\n", "not valid YAML"),
+    ("vars: {a: 1}\nvars: {a: 2}\nsteps: []\n", "key 'vars' appears twice"),
+])
+def test_bad_specs(tmp_path, text, message):
+    spec = tmp_path / "bad.yaml"
+    spec.write_text(text)
+    with pytest.raises(InputError, match=None) as info:
+        Runner(load_spec(spec), "default", tmp_path / "work").plan()
+    assert message in str(info.value) and str(spec) in str(info.value)
+
+
+def test_list_variables_splice_and_pkg_resolves(tmp_path):
+    spec = tmp_path / "vars.yaml"
+    spec.write_text(textwrap.dedent("""\
+        vars: {metrics: [ndcg@10, map], base: "${pkg.ranker}", nested: "${profile.base}/x"}
+        steps:
+          - {name: a, run: [evaluate, d, r, --metrics, "${profile.metrics}", "${profile.nested}"],
+             outputs: [out]}
+        """))
+    (item,) = Runner(load_spec(spec), "default", tmp_path / "work").plan()
+    package = Path(__file__).resolve().parents[1] / "ranker"
+    assert item.argv == ["evaluate", "d", "r", "--metrics", "ndcg@10", "map", f"{package}/x"]
+
+
+def _run_file(path: Path) -> dict:
+    from retrievers.io.trec import read_run
+
+    return read_run(path)
