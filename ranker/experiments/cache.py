@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 STATE_DIR = ".ranker-run"
 _CHUNK = 1 << 20
+_RACY_NS = 2_000_000_000
 
 
 class Fingerprints:
@@ -37,7 +38,8 @@ class Fingerprints:
         self._cache: dict[str, list] = {}
         if cache_file.is_file():
             with contextlib.suppress(ValueError, OSError):
-                self._cache = json.loads(cache_file.read_text())
+                self._cache = {k: v for k, v in json.loads(cache_file.read_text()).items()
+                               if isinstance(v, list) and len(v) == 4}
         self._dirty = False
 
     def of(self, path: Path) -> str:
@@ -57,13 +59,16 @@ class Fingerprints:
         stat = path.stat()
         stamp = [stat.st_size, stat.st_mtime_ns]
         cached = self._cache.get(str(path))
-        if cached and cached[:2] == stamp:
+        # trust an entry only if the file was older than the hashing by a margin ("racy git"):
+        # a write within the same timestamp tick would otherwise go unnoticed
+        if cached and cached[:2] == stamp and cached[3] - stat.st_mtime_ns > _RACY_NS:
             return cached[2]
+        hashed_at = time.time_ns()
         digest = hashlib.sha256()
         with path.open("rb") as handle:
             while chunk := handle.read(_CHUNK):
                 digest.update(chunk)
-        self._cache[str(path)] = [*stamp, digest.hexdigest()]
+        self._cache[str(path)] = [*stamp, digest.hexdigest(), hashed_at]
         self._dirty = True
         return digest.hexdigest()
 

