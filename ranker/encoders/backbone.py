@@ -153,7 +153,8 @@ class Backbone(nn.Module):
         """Load a hub id or local folder with ``AutoModel`` and ``AutoTokenizer``.
 
         Args:
-            name_or_path: Hub id or local folder of a transformers model.
+            name_or_path: Hub id or local folder of a transformers model, or a ``.gguf``
+                file (converted once into the cache, see :mod:`ranker.encoders.gguf`).
             attention: Decoder attention, ``"causal"`` (default) or ``"bidirectional"``.
             append_eos: See the class docstring.
             trust_remote_code: Run the model's own code; off unless asked for.
@@ -165,6 +166,10 @@ class Backbone(nn.Module):
         from transformers import AutoModel, AutoTokenizer
 
         name_or_path = str(name_or_path)
+        if name_or_path.endswith(".gguf"):
+            from ranker.encoders.gguf import cached_hf_folder
+
+            name_or_path = str(cached_hf_folder(name_or_path))
         model = AutoModel.from_pretrained(
             name_or_path, trust_remote_code=trust_remote_code, dtype=dtype or torch.float32
         )
