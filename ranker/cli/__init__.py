@@ -18,8 +18,8 @@ from retrievers.errors import InputError
 logger = logging.getLogger("ranker")
 
 # Subcommand modules, in the order --help lists them.
-COMMANDS = ["index", "search", "evaluate", "compare", "train", "rerank", "fuse", "mine", "pool", "audit",
-            "run"]
+COMMANDS = ["index", "search", "evaluate", "compare", "encode", "convert-gguf", "train", "rerank", "fuse",
+            "mine", "pool", "audit", "run"]
 
 
 def build_parser() -> argparse.ArgumentParser:

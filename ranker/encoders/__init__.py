@@ -7,6 +7,7 @@ from ranker.encoders.backbone import (
     is_decoder_config,
     set_attention,
 )
+from ranker.encoders.corpus import read_embeddings
 from ranker.encoders.encoder import Encoder
 
 __all__ = [
@@ -15,5 +16,6 @@ __all__ = [
     "Encoder",
     "autocast",
     "is_decoder_config",
+    "read_embeddings",
     "set_attention",
 ]

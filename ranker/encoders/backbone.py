@@ -55,6 +55,32 @@ def set_attention(model: nn.Module, attention: str) -> None:
             module.is_causal = causal
 
 
+def tokenizer_appends_eos(tokenizer: Any) -> bool:
+    """Make a fast tokenizer append its EOS token after its own special tokens (a
+    post-processor step, kept by ``save_pretrained``); True if it now does so."""
+
+    def ends_with_eos() -> bool:
+        ids = tokenizer("a")["input_ids"]
+        return bool(ids) and ids[-1] == tokenizer.eos_token_id
+
+    if ends_with_eos():
+        return True
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return False
+    from tokenizers import processors
+
+    eos = tokenizer.eos_token
+    append = processors.TemplateProcessing(
+        single=f"$A:0 {eos}:0",
+        pair=f"$A:0 $B:1 {eos}:1",
+        special_tokens=[(eos, tokenizer.eos_token_id)],
+    )
+    existing = backend.post_processor
+    backend.post_processor = append if existing is None else processors.Sequence([existing, append])
+    return ends_with_eos()
+
+
 def _configs(model: nn.Module) -> Iterator[Any]:
     for module in model.modules():
         config = getattr(module, "config", None)
@@ -104,6 +130,9 @@ class Backbone(nn.Module):
             tokenizer.pad_token = tokenizer.eos_token
         if self.append_eos and tokenizer.eos_token_id is None:
             raise ValueError("append_eos needs a tokenizer with an EOS token")
+        # Prefer teaching the tokenizer itself to append EOS: the saved tokenizer then does it
+        # too, so sentence-transformers reproduces our token ids. Fall back to doing it here.
+        self._manual_eos = self.append_eos and not tokenizer_appends_eos(tokenizer)
         text = config.get_text_config() if hasattr(config, "get_text_config") else config
         self.hidden_size = int(text.hidden_size)
         self.num_layers = int(text.num_hidden_layers)
@@ -124,7 +153,8 @@ class Backbone(nn.Module):
         """Load a hub id or local folder with ``AutoModel`` and ``AutoTokenizer``.
 
         Args:
-            name_or_path: Hub id or local folder of a transformers model.
+            name_or_path: Hub id or local folder of a transformers model, or a ``.gguf``
+                file (converted once into the cache, see :mod:`ranker.encoders.gguf`).
             attention: Decoder attention, ``"causal"`` (default) or ``"bidirectional"``.
             append_eos: See the class docstring.
             trust_remote_code: Run the model's own code; off unless asked for.
@@ -136,6 +166,10 @@ class Backbone(nn.Module):
         from transformers import AutoModel, AutoTokenizer
 
         name_or_path = str(name_or_path)
+        if name_or_path.endswith(".gguf"):
+            from ranker.encoders.gguf import cached_hf_folder
+
+            name_or_path = str(cached_hf_folder(name_or_path))
         model = AutoModel.from_pretrained(
             name_or_path, trust_remote_code=trust_remote_code, dtype=dtype or torch.float32
         )
@@ -191,7 +225,7 @@ class Backbone(nn.Module):
         """
         if isinstance(texts, str):
             raise TypeError("tokenize takes a list of texts, not one string")
-        room = max_length - 1 if self.append_eos else max_length
+        room = max_length - 1 if self._manual_eos else max_length
         encoded = self.tokenizer(
             list(texts),
             truncation=True,
@@ -201,7 +235,7 @@ class Backbone(nn.Module):
             return_token_type_ids=False,
         )
         ids = encoded["input_ids"]
-        if self.append_eos:
+        if self._manual_eos:
             eos = self.tokenizer.eos_token_id
             ids = [row if row and row[-1] == eos else [*row, eos] for row in ids]
         if not pad:
