@@ -2,7 +2,7 @@
 
 __version__ = "0.1.0"
 
-from retrievers.errors import DatasetUnavailableError, InputError  # noqa: E402
-from retrievers.io.dataset import Dataset, Document, load_dataset  # noqa: E402
+from retrievers.errors import DatasetUnavailableError, InputError
+from retrievers.io.dataset import Dataset, Document, load_dataset
 
 __all__ = ["Dataset", "DatasetUnavailableError", "Document", "InputError", "load_dataset"]

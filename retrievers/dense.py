@@ -137,6 +137,17 @@ class DenseSearcher:
         self.chunk_size = chunk_size
         self._embeddings: np.ndarray | None = None
 
+    def close(self) -> None:
+        """Release the index (searching afterwards is an error)."""
+        self.index = None
+        self._embeddings = None
+
+    def __enter__(self) -> DenseSearcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def __contains__(self, docid: str) -> bool:
         return docid in self._row
 

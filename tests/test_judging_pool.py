@@ -86,3 +86,18 @@ def test_simulate_pool_bad_input(deep, tmp_path):
     assert not (tmp_path / "o").exists()
     with pytest.raises(InputError, match="no split"):
         simulate_pool(load_dataset(deep), "dev", [tmp_path / "other.trec"], 5, tmp_path / "o")
+
+
+def test_simulate_pool_msmarco_layout(tmp_path):
+    root = tmp_path / "mm"
+    root.mkdir()
+    (root / "collection.tsv").write_text("a\ttext a\nb\ttext b\nc\ttext c\n")
+    (root / "queries.test.tsv").write_text("q1\tone\nq2\ttwo\n")
+    (root / "qrels.test.tsv").write_text("q1\t0\ta\t1\nq1\t0\tc\t1\nq2\t0\tb\t1\n")
+    write_run(tmp_path / "r.trec", {"q1": {"a": 2.0, "c": 1.0}, "q2": {"a": 1.0}})
+    simulate_pool(load_dataset(root), "test", [tmp_path / "r.trec"], 1, tmp_path / "out")
+    pooled = load_dataset(tmp_path / "out")
+    assert pooled.layout == "msmarco"
+    assert pooled.qrels("test") == {"q1": {"a": 1}}
+    assert pooled.qrels("test-hidden") == {"q1": {"c": 1}, "q2": {"b": 1}}
+    assert pooled.queries("test-hidden") == {"q1": "one", "q2": "two"}

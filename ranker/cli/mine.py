@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 from pathlib import Path
 
@@ -67,8 +68,7 @@ def run(args: argparse.Namespace) -> int:
     """Mine, write the negatives (and exports), and print the statistics."""
     from ranker.cli.retrieval import open_searchers
     from retrievers.io.dataset import load_dataset
-    from retrievers.mining import MiningConfig, export_negatives, mine, positives_from_qrels
-    from retrievers.mining.negatives import iter_negatives
+    from retrievers.mining import MiningConfig
 
     config = MiningConfig(depth=args.depth, min_rank=args.min_rank, max_rank=args.max_rank,
                           num_negatives=args.num_negatives, sampling=args.sampling,
@@ -84,6 +84,16 @@ def run(args: argparse.Namespace) -> int:
     queries = dataset.queries(args.split)
     qrels = dataset.qrels(args.split)
     searchers = open_searchers(args.index, k1=args.k1, b=args.b, batch_size=args.batch_size)
+    with contextlib.ExitStack() as stack:
+        for searcher in searchers.values():
+            stack.enter_context(searcher)
+        return _mine(args, config, dataset, queries, qrels, searchers, out)
+
+
+def _mine(args, config, dataset, queries, qrels, searchers, out) -> int:
+    from retrievers.mining import export_negatives, mine, positives_from_qrels
+    from retrievers.mining.negatives import iter_negatives
+
     need_texts = bool(args.export) or args.cross_encoder is not None
     docs = {doc.id: doc for doc in dataset.docs()} if need_texts else None
     if all(hasattr(s, "__contains__") for s in searchers.values()):

@@ -41,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
     queries = dataset.queries(args.split)
     name, searcher = open_searcher(args.index, k1=args.k1, b=args.b, threads=args.threads,
                                    gpu=args.gpu, batch_size=args.batch_size)
-    hits = searcher.search_batch(queries, k=args.k)
-    write_run(args.out, ((qid, dict(h)) for qid, h in hits), tag=args.tag or name)
+    with searcher:
+        hits = searcher.search_batch(queries, k=args.k)
+        write_run(args.out, ((qid, dict(h)) for qid, h in hits), tag=args.tag or name)
     logger.info("wrote %d queries to %s", len(queries), args.out)
     return 0
