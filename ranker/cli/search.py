@@ -1,0 +1,45 @@
+"""``ranker search``: search a split's queries against an index and write a TREC run."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+logger = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "search", help="search a split's queries and write a TREC run",
+        description="Search the queries of DATASET's --split against --index and write a TREC "
+                    "run to --out (atomically: no partial file is ever left behind).")
+    parser.add_argument("dataset", help="folder, irds:<id>, or a name under $RANKER_DATA or data/")
+    parser.add_argument("--split", default="test", help="which queries to search (default: test)")
+    parser.add_argument("--index", required=True, help="index folder built by `ranker index`")
+    parser.add_argument("--k", type=int, default=1000, help="hits per query (default: 1000)")
+    parser.add_argument("--out", required=True, help="output TREC run file")
+    parser.add_argument("--k1", type=float, default=0.9, help="BM25 k1 (default: 0.9)")
+    parser.add_argument("--b", type=float, default=0.4, help="BM25 b (default: 0.4)")
+    parser.add_argument("--threads", type=int, default=None, help="search threads (default: all)")
+    parser.add_argument("--tag", default=None, help="run tag (default: the retriever's name)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from retrievers.bm25 import BM25Searcher
+    from retrievers.index_meta import read_meta
+    from retrievers.io.dataset import load_dataset
+    from retrievers.io.trec import write_run
+
+    meta = read_meta(args.index)
+    dataset = load_dataset(args.dataset)
+    queries = dataset.queries(args.split)
+    if meta["retriever"] != "bm25":
+        from retrievers.errors import InputError
+
+        raise InputError(f"unsupported retriever {meta['retriever']!r}", args.index)
+    with BM25Searcher(args.index, k1=args.k1, b=args.b, threads=args.threads) as searcher:
+        hits = searcher.search_batch(queries, k=args.k)
+        write_run(args.out, ((qid, dict(h)) for qid, h in hits), tag=args.tag or "bm25")
+    logger.info("wrote %d queries to %s", len(queries), args.out)
+    return 0
