@@ -14,9 +14,8 @@ from retrievers.io.trec import write_run
 
 
 @pytest.fixture()
-def cli(monkeypatch, capsys):
-    """Run the CLI with only the evaluation subcommands registered; returns (rc, out, err)."""
-    monkeypatch.setattr(ranker.cli, "COMMANDS", ["evaluate", "compare"])
+def cli(capsys):
+    """Run the CLI in-process; returns (exit status, stdout, stderr)."""
 
     def call(*argv):
         rc = ranker.cli.main([str(a) for a in argv])
@@ -137,3 +136,10 @@ def test_compare_on_scifact_marks_the_better_run(cli, scifact_dir, tmp_path):
     assert again == out  # same seed, identical report
     rc, md, _ = cli(*argv, "--format", "md")
     assert "ᵃ" in md.splitlines()[4] and "300 queries" in md
+
+
+def test_help_lists_evaluate_and_compare(capsys):
+    with pytest.raises(SystemExit):
+        ranker.cli.main(["--help"])
+    out = capsys.readouterr().out
+    assert "evaluate" in out and "compare" in out

@@ -12,7 +12,10 @@ from ranker.evaluation.metrics import evaluate_run, trec_eval_order
 from retrievers.io.trec import write_run
 
 pytrec_eval = pytest.importorskip("pytrec_eval")
-bm25 = pytest.importorskip("retrievers.bm25", reason="retrievers/bm25.py not merged yet")
+try:
+    from retrievers import bm25
+except ImportError as err:  # retrievers/bm25.py not on this branch yet
+    pytest.skip(f"retrievers.bm25 unavailable: {err}", allow_module_level=True)
 
 pytestmark = pytest.mark.integration
 MEASURES = {"ndcg@10": "ndcg_cut_10", "recall@100": "recall_100", "map": "map"}
@@ -48,11 +51,10 @@ def test_bm25_scores_agree_with_trec_eval(bm25_run):
     assert ev.means["recall@100"] == pytest.approx(0.9253, abs=1e-3)
 
 
-def test_cli_evaluate_bm25_run_file(bm25_run, scifact_dir, tmp_path, monkeypatch, capsys):
+def test_cli_evaluate_bm25_run_file(bm25_run, scifact_dir, tmp_path, capsys):
     run, _ = bm25_run
     path = tmp_path / "bm25.trec"
     write_run(path, run, tag="bm25")
-    monkeypatch.setattr(ranker.cli, "COMMANDS", ["evaluate", "compare"])
     rc = ranker.cli.main(["evaluate", str(scifact_dir), "--split", "test", str(path),
                           "--metrics", "ndcg@10", "recall@100", "--format", "json"])
     assert rc == 0

@@ -46,7 +46,7 @@ def test_latex_escapes_and_uses_math_superscripts(comparison):
 
 def test_json_has_raw_and_corrected_pvalues_and_cis(comparison):
     data = json.loads(format_comparison(comparison, "json"))
-    assert data["correction"] == "holm" and data["baseline"] is None
+    assert data["correction"] == "holm" and data["baseline"] == "runs/a_x.trec"
     assert len(data["comparisons"]) == 2 * 3
     for item in data["comparisons"]:
         assert item["p_corrected"] >= item["p_value"]

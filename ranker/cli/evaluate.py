@@ -10,6 +10,10 @@ from __future__ import annotations
 import argparse
 import logging
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ranker.evaluation.metrics import RunEvaluation
 
 logger = logging.getLogger(__name__)
 
@@ -41,8 +45,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def load_evaluations(dataset: str, split: str, runs: Sequence[str], metrics: Sequence[str]):
-    """Read the qrels and each run, and score every run (list of RunEvaluation)."""
+def load_evaluations(dataset: str, split: str, runs: Sequence[str],
+                     metrics: Sequence[str]) -> list[RunEvaluation]:
+    """Read the qrels and each run, and score every run on every metric."""
     from ranker.evaluation.metrics import canonical_metric, evaluate_run
     from retrievers.errors import InputError
     from retrievers.io.dataset import load_dataset

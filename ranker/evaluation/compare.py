@@ -106,8 +106,9 @@ def compare_runs(evaluations: Sequence[RunEvaluation], metrics: Sequence[str] | 
     Args:
         evaluations: Per-query scores of each run (from :func:`evaluate_run`, same qrels).
         metrics: Metrics to compare; default all metrics of the first evaluation.
-        baseline: Index of the baseline run; ``None`` compares all pairs.
-        all_pairs: Compare every pair of runs, not only each run with the baseline.
+        baseline: Index of the baseline run (``None``: no baseline; all pairs are compared).
+        all_pairs: Compare every pair of runs, not only each run with the baseline (which
+            then only marks a run as the baseline in reports and plots).
         test: ``student``, ``fisher``, ``wilcoxon``, ``tukey``, ``bootstrap`` or a function
             shaped like :func:`scipy.stats.ttest_rel`.
         correction: ``holm``, ``bonferroni`` or ``none``, applied per metric.
@@ -175,6 +176,6 @@ def compare_runs(evaluations: Sequence[RunEvaluation], metrics: Sequence[str] | 
     return Comparison(
         runs=tuple(ev.name for ev in evaluations), metrics=metrics, means=means, ci=ci,
         pairs=tuple(results), test=name, correction=correction, alpha=alpha, seed=seed,
-        n_resamples=n_resamples, baseline=None if all_pairs else baseline,
+        n_resamples=n_resamples, baseline=baseline,
         n_queries=len(queries), query_notes=tuple(ev.describe_queries() for ev in evaluations),
         notes=tuple(notes))

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import re
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -145,8 +146,10 @@ def evaluate_run(run: Mapping[str, Mapping[str, float]], qrels: Mapping[str, Map
         sub_run = {q: rank_scores(run[q]) for q in present}
         wanted = sorted(set(canonical.values()))
         # ranx 0.3.21 raises KeyError for a single metric with return_mean=False: ask twice.
-        result = evaluate(sub_qrels, sub_run, wanted * 2 if len(wanted) == 1 else wanted,
-                          return_mean=False, save_results_in_run=False)
+        with warnings.catch_warnings():  # numba's uint64 -> int64 cast notice on hashed ids
+            warnings.filterwarnings("ignore", message="unsafe cast from uint64 to int64")
+            result = evaluate(sub_qrels, sub_run, wanted * 2 if len(wanted) == 1 else wanted,
+                              return_mean=False, save_results_in_run=False)
         position = {q: i for i, q in enumerate(queries)}
         index = np.array([position[q] for q in present], dtype=np.int64)
         for metric, ranx_name in canonical.items():

@@ -37,6 +37,13 @@ def _superscript(labels: Sequence[str]) -> str:
     return "".join(_SUPERSCRIPT.get(c, c) for label in labels for c in label)
 
 
+def _marker(labels: Sequence[str], latex: bool) -> str:
+    """Significance marker: Unicode superscripts, or ``$^{ab}$`` in LaTeX."""
+    if not latex:
+        return _superscript(labels)
+    return f"$^{{{''.join(labels)}}}$" if labels else ""
+
+
 def _latex_escape(text: str) -> str:
     for char, escaped in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("$", r"\$"),
                           ("#", r"\#"), ("_", r"\_"), ("{", r"\{"), ("}", r"\}"),
@@ -134,11 +141,7 @@ def format_comparison(comparison: Comparison, fmt: str = "md") -> str:
         cells = []
         for metric in comparison.metrics:
             labels = [letter(o) for o in comparison.better_than(metric, r)]
-            if latex:
-                mark = f"$^{{{''.join(labels)}}}$" if labels else ""
-            else:
-                mark = _superscript(labels)
-            cells.append(_number(comparison.means[metric][r]) + mark)
+            cells.append(_number(comparison.means[metric][r]) + _marker(labels, latex))
         rows.append([letter(r), esc(name), *cells])
     scores = _grid(header, rows, fmt)
     test_header = ["metric", "run", "vs", "delta", "95% CI", "effect d", "p", "p corrected",
