@@ -17,7 +17,6 @@ import argparse
 import logging
 import tempfile
 import time
-from pathlib import Path
 
 import torch
 
