@@ -25,6 +25,7 @@ def build_relevance(config: TrainConfig) -> nn.Module:
             return CrossEncoder.load(config.model)
         return CrossEncoder.from_pretrained(
             config.model,
+            pooling=config.pooling or None,
             max_length=config.max_length,
             gradient_checkpointing=config.gradient_checkpointing,
         )
@@ -33,7 +34,7 @@ def build_relevance(config: TrainConfig) -> nn.Module:
         kwargs["gradient_checkpointing"] = True
     if _is_saved(config.model, "biencoder"):
         return load_biencoder(config.model)
-    return load_biencoder(config.model, pooling=config.pooling, **kwargs)
+    return load_biencoder(config.model, pooling=config.pooling or None, **kwargs)
 
 
 def build_selection(config: TrainConfig, retrievers: list[str]) -> nn.Module | None:

@@ -41,7 +41,11 @@ class TrainConfig:
     # model
     model_type: str = _f("cross", "'cross' (cross-encoder reranker) or 'bi' (bi-encoder)")
     model: str = _f("", "model name or path to start from (HF folder or a saved ranker model)")
-    pooling: str = _f("mean", "bi-encoder pooling mode")
+    pooling: str = _f(
+        "",
+        "pooling mode ('': the model's default; mean for a bi-encoder from a "
+        "plain transformer, cls for a cross-encoder)",
+    )
     normalize: bool = _f(True, "bi-encoder: L2-normalize embeddings (cosine similarity)")
     max_query_length: int = _f(32, "query tokens (bi-encoder)")
     max_length: int = _f(256, "tokens of a document (bi) or of a query+document pair (cross)")

@@ -119,7 +119,8 @@ class Trainer:
         self.config, self.ctx, self.batches = config, ctx, batches
         self.out = Path(config.output_dir)
         self.evaluator, self.weight_pass = evaluator, weight_pass
-        self.relevance, self.selection = relevance.to(ctx.device), None
+        # loaders hand models back in eval mode; training wants dropout on
+        self.relevance, self.selection = relevance.to(ctx.device).train(), None
         self.r_module: nn.Module = (
             BiEncoderModule(relevance) if config.model_type == "bi" else relevance
         )
@@ -132,7 +133,7 @@ class Trainer:
         self.models: dict[str, nn.Module] = {"relevance": relevance}
         self.optimizers = {"relevance": make_optimizer(relevance, config.lr, config.weight_decay)}
         if selection is not None:
-            self.selection = selection.to(ctx.device)
+            self.selection = selection.to(ctx.device).train()
             self.s_module = self._wrap(selection)
             features = isinstance(selection, FeatureSelector)
             scorer = FeatureScorer if features else CrossScorer
