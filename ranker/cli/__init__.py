@@ -19,7 +19,7 @@ logger = logging.getLogger("ranker")
 
 # Subcommand modules, in the order --help lists them.
 COMMANDS = ["index", "search", "evaluate", "compare", "encode", "convert-gguf", "train", "rerank", "fuse",
-            "mine", "pool", "audit", "run"]
+            "mine", "pool", "audit", "cet-auc", "run"]
 
 
 def build_parser() -> argparse.ArgumentParser:

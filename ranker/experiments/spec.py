@@ -161,7 +161,7 @@ def _parse_step(raw: Any, index: int, path: Path, profiles: set[str]) -> Step:
         if key not in raw:
             raise InputError(f"step {index + 1}: missing key {key!r}", path, line)
     name = raw["name"]
-    if not isinstance(name, str) or not STEP_NAME.match(name):
+    if not isinstance(name, str) or not STEP_NAME.match(re.sub(r"\$\{[^}]*\}", "x", name)):
         raise InputError(f"step {index + 1}: name {name!r} must be letters, digits, '_', '.', '-'",
                          path, line)
     matrix = _matrix(raw.get("matrix"), f"step {name!r}", path, line)

@@ -1,0 +1,75 @@
+"""How well CET's weights tell hidden positives from true negatives (ROC AUC).
+
+Under pooling bias, some mined "negatives" are relevant documents the shallow pool never
+judged (hidden positives). CET (Cai et al., CIKM 2022, arXiv 2209.05072) weights each
+negative's loss by ``w_R = 1 + exp(S/T)``: a negative the selection model S believes was
+never looked at counts about once, so a good S gives hidden positives *lower* weights than
+true negatives. ``weight_s = 1 + exp(R/T)`` is monotone in the relevance model's score, so
+hidden positives should get *higher* ``weight_s``. The AUC (Mann-Whitney U / n1 n0; 0.5 =
+no separation, ties count half) is reported in those directions.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from scipy.stats import mannwhitneyu
+
+from retrievers.errors import InputError
+from retrievers.io.lines import read_jsonl
+
+
+def last_weights(path: str | Path) -> dict[tuple[str, str], dict[str, float]]:
+    """Each (qid, docid)'s weights from the latest step it was seen in a ``weights.jsonl``."""
+    latest: dict[tuple[str, str], dict[str, float]] = {}
+    for number, row in read_jsonl(path):
+        try:
+            key, step = (str(row["qid"]), str(row["docid"])), int(row["step"])
+            values = {"weight": float(row["weight"]), "weight_s": float(row["weight_s"]),
+                      "step": step}
+        except (KeyError, TypeError, ValueError):
+            raise InputError("expected qid, docid, weight, weight_s and step (written by "
+                             "`ranker train` with dump_weights)", path, number) from None
+        if key not in latest or latest[key]["step"] <= step:
+            latest[key] = values
+    return latest
+
+
+def _auc(positives: list[float], negatives: list[float]) -> float:
+    if not positives or not negatives:
+        return math.nan
+    u = mannwhitneyu(positives, negatives, alternative="two-sided").statistic
+    return float(u) / (len(positives) * len(negatives))
+
+
+def weight_auc(weights: Mapping[tuple[str, str], Mapping[str, float]],
+               qrels: Mapping[str, Mapping[str, int]], min_relevance: int = 1) -> dict[str, Any]:
+    """AUCs of ``-weight`` and ``weight_s`` for hidden positives (relevant in ``qrels``) vs the rest.
+
+    Only queries present in ``qrels`` count (the others have no full judgments).
+    """
+    pos_r, neg_r, pos_s, neg_s = [], [], [], []
+    for (qid, docid), values in weights.items():
+        if qid not in qrels:
+            continue
+        hidden = qrels[qid].get(docid, 0) >= min_relevance
+        (pos_r if hidden else neg_r).append(-values["weight"])
+        (pos_s if hidden else neg_s).append(values["weight_s"])
+    return {"negatives": len(pos_r) + len(neg_r), "hidden_positives": len(pos_r),
+            "auc_selection": _auc(pos_r, neg_r), "auc_relevance": _auc(pos_s, neg_s),
+            "mean_weight_hidden": -sum(pos_r) / len(pos_r) if pos_r else math.nan,
+            "mean_weight_true_negative": -sum(neg_r) / len(neg_r) if neg_r else math.nan}
+
+
+def write_json(path: str | Path, result: Mapping[str, Any]) -> None:
+    """Write ``result`` as JSON (atomically; NaN written as null)."""
+    from retrievers.io.atomic import atomic_write
+
+    clean = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in result.items()}
+    with atomic_write(path) as handle:
+        json.dump(clean, handle, indent=1)
+        handle.write("\n")

@@ -1,0 +1,60 @@
+"""``ranker cet-auc``: AUC of CET weights for hidden positives vs true negatives."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ranker.cli import main
+from ranker.training.weight_auc import last_weights, weight_auc
+
+
+def write_weights(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def row(qid, docid, weight, weight_s, step):
+    return {"qid": qid, "docid": docid, "weight": weight, "weight_s": weight_s, "step": step}
+
+
+def test_perfect_inverse_and_chance_separation(tmp_path):
+    # hidden positives (d1, d2) get the lowest selection weights and the highest relevance ones
+    rows = [row("q1", "d1", 1.0, 9.0, 1), row("q1", "d2", 1.5, 8.0, 1),
+            row("q1", "d3", 3.0, 2.0, 1), row("q1", "d4", 4.0, 1.0, 1),
+            row("q2", "d9", 0.5, 0.5, 1)]  # q2 has no full judgments: ignored
+    weights = last_weights(write_weights(tmp_path / "w.jsonl", rows))
+    result = weight_auc(weights, {"q1": {"d1": 1, "d2": 2, "d5": 1}})
+    assert result["negatives"] == 4 and result["hidden_positives"] == 2
+    assert result["auc_selection"] == 1.0 and result["auc_relevance"] == 1.0
+    assert result["mean_weight_hidden"] == 1.25 and result["mean_weight_true_negative"] == 3.5
+    # min_relevance 2: only d2 is a positive; ties count half
+    tied = {("q1", "d1"): {"weight": 2.0, "weight_s": 1.0}, ("q1", "d2"): {"weight": 2.0, "weight_s": 1.0}}
+    assert weight_auc(tied, {"q1": {"d1": 1, "d2": 2}}, min_relevance=2)["auc_selection"] == 0.5
+
+
+def test_latest_step_wins_and_cli_writes_json(tmp_path, capsys):
+    rows = [row("q1", "d1", 9.0, 1.0, 1), row("q1", "d1", 1.0, 9.0, 5), row("q1", "d3", 3.0, 2.0, 2)]
+    weights = write_weights(tmp_path / "w.jsonl", rows)
+    assert last_weights(weights)[("q1", "d1")]["weight"] == 1.0
+    qrels = tmp_path / "qrels.tsv"
+    qrels.write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\n")
+    assert main(["cet-auc", str(weights), "--qrels", str(qrels), "--out", str(tmp_path / "a.json")]) == 0
+    saved = json.loads((tmp_path / "a.json").read_text())
+    assert saved["auc_selection"] == 1.0 and saved == json.loads(capsys.readouterr().out)
+
+
+def test_bad_weights_line_names_file_and_line(tmp_path, capsys):
+    weights = write_weights(tmp_path / "w.jsonl", [row("q1", "d1", 1.0, 1.0, 1), {"qid": "q1"}])
+    qrels = tmp_path / "qrels.tsv"
+    qrels.write_text("q1 0 d1 1\n")
+    assert main(["cet-auc", str(weights), "--qrels", str(qrels)]) == 2
+    assert f"{weights}:2: expected qid, docid" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("empty", [[], [row("q1", "d3", 1.0, 1.0, 1)]])
+def test_no_positives_gives_null(tmp_path, empty):
+    result = weight_auc(last_weights(write_weights(tmp_path / "w.jsonl", empty)), {"q1": {"d1": 1}})
+    assert result["hidden_positives"] == 0
+    assert result["auc_selection"] != result["auc_selection"]  # NaN
