@@ -18,7 +18,7 @@ from retrievers.errors import InputError
 logger = logging.getLogger("ranker")
 
 # Subcommand modules, in the order --help lists them.
-COMMANDS = ["index", "search"]
+COMMANDS = ["index", "search", "evaluate", "compare"]
 
 
 def build_parser() -> argparse.ArgumentParser:
