@@ -95,7 +95,11 @@ def _field(value: Any, fields: list[str], name: str, spec_path: Path, line: int 
 
 def combinations(matrix: dict[str, Any] | None, context: Context,
                  line: int | None = None) -> list[Context]:
-    """One context per combination of a ``matrix`` (the context itself when there is none)."""
+    """One context per combination of a ``matrix`` (the context itself when there is none).
+
+    A list variable that is empty under the profile gives no combination: the step (or
+    report section) is left out.
+    """
     if not matrix:
         return [context]
     axes = []
@@ -105,8 +109,8 @@ def combinations(matrix: dict[str, Any] | None, context: Context,
             whole = PATTERN.fullmatch(value) if isinstance(value, str) else None
             found = context.lookup(whole.group(1), line) if whole else value
             items += found if isinstance(found, list) else [found]  # a list variable splices in
-        if not items or (isinstance(values, str) and not PATTERN.fullmatch(values)):
-            raise InputError(f"matrix {key!r} must be a non-empty list, or name a list variable",
+        if isinstance(values, str) and not PATTERN.fullmatch(values):
+            raise InputError(f"matrix {key!r} must be a list, or name a list variable",
                              context.spec_path, line)
         axes.append([(key, v) for v in items])
     return [context.with_matrix(dict(combo)) for combo in itertools.product(*axes)]
