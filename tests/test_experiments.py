@@ -333,3 +333,16 @@ def test_the_shipped_specs_plan_under_every_profile(name, profile, tmp_path, mon
     from ranker.cli import COMMANDS
 
     assert commands <= set(COMMANDS)
+
+
+def test_a_folder_holding_the_steps_own_output_is_not_an_input(tmp_path):
+    spec = tmp_path / "own.yaml"
+    spec.write_text("steps:\n  - {name: t, run: [train, --set, output_dir=ce], outputs: [ce/model]}\n"
+                    "  - {name: r, run: [rerank, --model, ce/model], outputs: [r.trec]}\n")
+    work = tmp_path / "work"
+    before = [p.key for p in Runner(load_spec(spec), "default", work).plan()]
+    (work / "ce" / "checkpoints").mkdir(parents=True)  # what an interrupted training leaves
+    (work / "ce" / "checkpoints" / "x").write_text("1")
+    after = Runner(load_spec(spec), "default", work).plan()
+    assert [p.key for p in after] == before
+    assert after[1].upstream == {"t": before[0]}

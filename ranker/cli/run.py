@@ -48,6 +48,12 @@ def run(args: argparse.Namespace) -> int:
             state = "cached" if item.cached else "to run"
             print(f"{item.step.name:24s} {state:7s} ranker {' '.join(item.argv)}")
         return 0
+    import signal
+
+    def terminated(signum, frame):  # stop the running step too, then exit as killed
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, terminated)
     with work_lock(runner.work):
         try:
             result = runner.run(force=set(args.force))

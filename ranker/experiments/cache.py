@@ -81,7 +81,10 @@ class Fingerprints:
 
 
 def step_key(argv: list[str], inputs: dict[str, str], upstream: dict[str, str]) -> str:
-    """The cache key of a step: its command, its inputs' fingerprints, its upstream steps' keys."""
+    """The cache key of a step: its command, its inputs' fingerprints, its upstream steps' keys.
+
+    Outputs are not part of it: a renamed output is missing, which also makes the step run.
+    """
     payload = json.dumps({"argv": argv, "inputs": inputs, "upstream": upstream}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()
 

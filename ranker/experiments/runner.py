@@ -73,6 +73,11 @@ def _candidates(arg: str) -> list[str]:
     return [c for c in out if c and not c.startswith("-")]
 
 
+def _related(path: Path, output: Path) -> bool:
+    """Whether ``path`` is ``output``, inside it, or a folder that holds it."""
+    return path == output or output in path.parents or path in output.parents
+
+
 def _dataset_folder(name: str) -> Path | None:
     """A bare dataset name resolved as ``load_dataset`` does ($RANKER_DATA, then data/)."""
     if "/" in name or os.sep in name or name.startswith("irds:"):
@@ -150,13 +155,14 @@ class Runner:
             texts += declared
             for text in texts:
                 path = self._resolve(text).resolve()
-                producer = next((p for out, p in producers.items()
-                                 if path == out or out in path.parents), None)
-                if producer is not None:
+                if any(_related(path, o) for o in outputs):
+                    continue  # the step's own output, inside it, or a folder holding it
+                found = [p for out, p in producers.items() if _related(path, out)]
+                for producer in found:  # inside another step's output, or a folder holding some
                     upstream[producer.step.name] = producer.key
-                elif any(path == o or o in path.parents for o in outputs):
-                    continue  # the step's own output
-                elif path.exists():
+                if found:
+                    continue
+                if path.exists():
                     inputs[self._portable(text)] = self.fingerprints.of(path)
                 elif (folder := _dataset_folder(text)) is not None:
                     inputs[f"dataset:{text}"] = self.fingerprints.of(folder)
