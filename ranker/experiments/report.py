@@ -30,6 +30,15 @@ def _git_commit(folder: Path) -> str:
     return commit + ("+changes" if dirty.stdout.strip() else "")
 
 
+def _brief(value: Any) -> Any:
+    """A setting as shown in the results: mappings by their ``name`` (or keys)."""
+    if isinstance(value, dict):
+        return value.get("name", "{" + ", ".join(map(str, value)) + "}")
+    if isinstance(value, list):
+        return "[" + ", ".join(str(_brief(v)) for v in value) + "]"
+    return value
+
+
 def _number(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4f}"
@@ -88,7 +97,7 @@ def write_results(spec: Spec, context: Context, result: RunResult, checks: list[
     lines += [f"Produced with profile **{context.profile}** by `{command}` on "
               f"{time.strftime('%Y-%m-%d %H:%M %Z')} (commit {_git_commit(spec.path.parent)}; "
               f"{total:.0f} s of step time). Every table below comes from this profile.", ""]
-    settings = context.settings
+    settings = {k: _brief(v) for k, v in context.settings.items()}
     if settings:
         lines += ["Profile settings: " + ", ".join(f"`{k}={v}`" for k, v in settings.items()), ""]
     if checks:
