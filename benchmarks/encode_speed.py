@@ -76,6 +76,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--half", action="store_true", help="both models in float16")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument(
+        "--ours-dtype",
+        choices=["float32", "bfloat16", "float16"],
+        default="float32",
+        help="autocast dtype for ours only (ST stays float32 unless --half)",
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
@@ -92,6 +98,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.half:
         st.half()
         ours.half()
+    else:
+        # transformers 5 loads weights in their stored dtype by default; compare float32 to float32.
+        st.float()
+    if args.ours_dtype != "float32":
+        ours.doc_encoder.dtype = getattr(torch, args.ours_dtype)
     ours_bs = args.ours_batch_size or args.batch_size
     st.encode(texts[:64], batch_size=args.batch_size)  # warm-up both
     ours.encode(texts[:64], batch_size=ours_bs)
@@ -103,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         st_times.append(t)
         t, our_emb = timed(lambda: ours.encode(texts, batch_size=ours_bs))
         our_times.append(t)
+    st_emb, our_emb = st_emb.astype(np.float64), our_emb.astype(np.float64)
     cosine = np.sum(st_emb * our_emb, axis=1) / (
         np.linalg.norm(st_emb, axis=1) * np.linalg.norm(our_emb, axis=1)
     )
@@ -127,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         "ours_docs_per_s_median": len(texts) / statistics.median(our_times),
         "speedup_best": min(st_times) / min(our_times),
         "speedup_median": statistics.median(st_times) / statistics.median(our_times),
+        "st_dtype": str(next(st.parameters()).dtype),
         "cosine_min": float(cosine.min()),
         "cosine_mean": float(cosine.mean()),
         "real_token_fraction_st": st_fill,

