@@ -259,3 +259,11 @@ def test_validation_errors_are_clear():
         make("mltp", layer_vector="cls")
     with pytest.raises(ValueError, match="no 'mode'"):
         pooler_from_config({"hidden_size": 3})
+
+
+@pytest.mark.parametrize("mode", ALL_MODES)
+def test_trainable_poolers_accept_states_of_another_dtype(mode):
+    pooler = make(mode)  # float32 parameters over a bfloat16 backbone
+    hidden = [torch.randn(2, 5, HIDDEN, dtype=torch.bfloat16) for _ in range(LAYERS + 1)]
+    out = pooler(hidden, torch.ones(2, 5, dtype=torch.long))
+    assert torch.isfinite(out).all()

@@ -88,11 +88,16 @@ class Encoder(nn.Module):
     ) -> np.ndarray:
         """Embed texts for inference: float32 array (N, dim) in input order.
 
-        Texts are tokenized a chunk at a time without padding, sorted by token count so each
-        batch pads only to its own longest text, and run in ``torch.inference_mode``.
+        Texts are tokenized a chunk at a time without padding (one call to the fast
+        tokenizer), sorted by token count so each batch pads only to its own longest text,
+        and run in ``torch.inference_mode``. On an accelerator, inputs are copied from pinned
+        memory without blocking and the vectors stay on the device until the chunk is done,
+        so the host prepares the next batch while the device computes.
         """
         texts = self._with_prefix(texts)
         out = np.zeros((len(texts), self.pooler.output_dim), dtype=np.float32)
+        device = self.device
+        pin = device.type == "cuda"
         was_training = self.training
         self.eval()
         try:
@@ -101,12 +106,19 @@ class Encoder(nn.Module):
                     chunk = texts[start : start + chunk_size]
                     ids = self.backbone.tokenize(chunk, self.max_length, pad=False)["input_ids"]
                     order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
+                    pending = []
                     for b in range(0, len(order), batch_size):
                         rows = order[b : b + batch_size]
                         features = self.backbone.pad([ids[i] for i in rows])
-                        vectors = self(features).float().cpu().numpy()
-                        out[np.asarray(rows) + start] = vectors
+                        if pin:
+                            features = {
+                                k: v.pin_memory().to(device, non_blocking=True)
+                                for k, v in features.items()
+                            }
+                        pending.append(self(features).float())
                         bar.update(len(rows))
+                    vectors = torch.cat(pending).cpu().numpy()
+                    out[np.asarray(order) + start] = vectors
         finally:
             self.train(was_training)
         return out

@@ -159,6 +159,10 @@ class Pooler(nn.Module):
         """
         if isinstance(hidden_states, Tensor):
             hidden_states = (hidden_states,)
+        param = next(self.parameters(), None)
+        if param is not None and hidden_states[-1].dtype != param.dtype:
+            # A trainable pooler computes in its own dtype (e.g. float32 over a bf16 backbone).
+            hidden_states = tuple(h.to(param.dtype) for h in hidden_states)
         if self.needs_all_layers and len(hidden_states) != self.num_layers + 1:
             raise ValueError(
                 f"pooler {self.mode!r} needs all {self.num_layers + 1} hidden states, "

