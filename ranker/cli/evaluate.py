@@ -1,0 +1,93 @@
+"""``ranker evaluate``: score TREC runs against a dataset's qrels with ranx.
+
+Follows ``trec_eval -c``: queries in a run but not in the qrels are ignored, judged queries
+missing from a run score 0 (the report says how many of each), ties in score are broken by
+document id descending. See docs/evaluation.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ranker.evaluation.metrics import RunEvaluation
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_METRICS = ["ndcg@10", "mrr@10", "recall@100", "map"]
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments shared by ``evaluate`` and ``compare``: dataset, split, metrics."""
+    parser.add_argument("dataset", help="BEIR or MS MARCO folder, irds:<id>, or a dataset name")
+    parser.add_argument("--split", default="test", help="split whose qrels to use (default: test)")
+    parser.add_argument("--metrics", nargs="+", default=DEFAULT_METRICS, metavar="METRIC",
+                        help="ranx metric names, e.g. ndcg@10 recall@100 mrr@10 map map@100 "
+                             "precision@10 (default: %(default)s)")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``evaluate`` subcommand."""
+    parser = subparsers.add_parser(
+        "evaluate", help="score TREC runs (ranx metrics, trec_eval conventions)",
+        description="Score TREC runs against a dataset's qrels. Queries in a run but not in "
+                    "the qrels are ignored; judged queries missing from a run score 0.")
+    add_run_arguments(parser)
+    parser.add_argument("runs", nargs="+", metavar="RUN", help="TREC run files")
+    parser.add_argument("--format", default="table", choices=["table", "md", "latex", "json"],
+                        help="output format (default: table); json prints {run: {metric: value}}")
+    parser.add_argument("--per-query", metavar="CSV",
+                        help="also write per-query scores to CSV (run,query,<metrics>)")
+    parser.add_argument("--out", metavar="FILE", help="write the report here instead of stdout")
+    parser.set_defaults(func=run)
+
+
+def load_evaluations(dataset: str, split: str, runs: Sequence[str],
+                     metrics: Sequence[str]) -> list[RunEvaluation]:
+    """Read the qrels and each run, and score every run on every metric."""
+    from ranker.evaluation.metrics import canonical_metric, evaluate_run
+    from retrievers.errors import InputError
+    from retrievers.io.dataset import load_dataset
+    from retrievers.io.trec import read_run
+
+    for metric in metrics:
+        canonical_metric(metric)
+    if len(set(metrics)) != len(metrics):
+        raise InputError(f"a metric is listed twice in --metrics: {' '.join(metrics)}")
+    if len(set(runs)) != len(runs):
+        raise InputError(f"a run is listed twice: {' '.join(runs)}")
+    qrels = load_dataset(dataset).qrels(split)
+    evaluations = []
+    for path in runs:
+        evaluations.append(evaluate_run(read_run(path), qrels, metrics, name=path))
+    return evaluations
+
+
+def emit(text: str, out: str | None) -> None:
+    """Print ``text`` or write it atomically to ``out``."""
+    if out is None:
+        print(text)
+        return
+    from retrievers.io.atomic import atomic_write
+
+    with atomic_write(out) as handle:
+        handle.write(text + "\n")
+    logger.info("wrote %s", out)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Score the runs and print (or write) the report."""
+    from ranker.evaluation.report import format_scores, write_per_query
+
+    evaluations = load_evaluations(args.dataset, args.split, args.runs, args.metrics)
+    if args.format == "json":  # the other formats print these lines under the table
+        for evaluation in evaluations:
+            logger.info("%s", evaluation.describe_queries())
+    if args.per_query:
+        write_per_query(args.per_query, evaluations)
+        logger.info("wrote per-query scores to %s", args.per_query)
+    emit(format_scores(evaluations, args.format), args.out)
+    return 0
