@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from dense_helpers import HashEncoder
 
 from ranker.cli import main
 from retrievers.io.trec import read_run
-from tests.dense_helpers import HashEncoder
 
 
 @pytest.fixture()

@@ -6,13 +6,13 @@ import json
 
 import numpy as np
 import pytest
+from dense_helpers import HashEncoder, write_beir
 
 from retrievers.dense import DenseSearcher, build_dense_index, partial_dir
 from retrievers.errors import InputError
 from retrievers.faiss_index import FaissConfig
 from retrievers.index_meta import read_meta
 from retrievers.io.dataset import load_dataset
-from tests.dense_helpers import HashEncoder, write_beir
 
 WORDS = [f"w{i}" for i in range(60)]
 

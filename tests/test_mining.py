@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from dense_helpers import HashEncoder, write_beir
 
 from retrievers.dense import DenseSearcher, build_dense_index
 from retrievers.errors import InputError
@@ -17,7 +18,6 @@ from retrievers.mining import (
     positives_from_qrels,
     read_negatives,
 )
-from tests.dense_helpers import HashEncoder, write_beir
 
 DOCS = [f"d{i:02d}" for i in range(30)]
 
