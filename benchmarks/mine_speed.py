@@ -53,13 +53,17 @@ def _pairs(dataset, split):
 def _measure(work, trace: bool) -> dict:
     if trace:
         tracemalloc.start()
+    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
     start = time.perf_counter()
     info = work() or {}
     seconds = time.perf_counter() - start
+    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime
     peak = tracemalloc.get_traced_memory()[1] if trace else None
     if trace:
         tracemalloc.stop()
-    return {**info, "seconds": seconds, "tracemalloc_peak_mb": peak and peak / 2**20}
+    return {**info, "seconds": seconds, "cpu_seconds": cpu,
+            "tracemalloc_peak_mb": peak and peak / 2**20}
 
 
 def contestant(name: str, args: argparse.Namespace) -> dict:
@@ -167,13 +171,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:>10}: {json.dumps(results[name])}", flush=True)
     ours, both, st = results["ours-mine"], results["ours-index"], results["st"]
     print(f"\nsettings: {vars(args)}")
-    print(f"{'':>22} {'seconds':>9} {'peak RSS MB':>12} {'tracemalloc MB':>15}")
+    print(f"{'':>22} {'seconds':>9} {'CPU s':>9} {'peak RSS MB':>12} {'tracemalloc MB':>15}")
     for label, r in [("ranker mine", ours), ("ranker index", both), ("st mine_hard_negatives", st)]:
         tm = "-" if r["tracemalloc_peak_mb"] is None else f"{r['tracemalloc_peak_mb']:.1f}"
-        print(f"{label:>22} {r['seconds']:>9.2f} {r['peak_rss_mb']:>12.0f} {tm:>15}")
-    print(f"speed-up, mine vs ST:           {st['seconds'] / ours['seconds']:.1f}x")
+        print(f"{label:>22} {r['seconds']:>9.2f} {r['cpu_seconds']:>9.2f} "
+              f"{r['peak_rss_mb']:>12.0f} {tm:>15}")
+    print(f"speed-up, mine vs ST:           {st['seconds'] / ours['seconds']:.1f}x "
+          f"(CPU time: {st['cpu_seconds'] / ours['cpu_seconds']:.1f}x)")
     total = ours["seconds"] + both["seconds"]
-    print(f"speed-up, index + mine vs ST:   {st['seconds'] / total:.2f}x")
+    cpu_total = ours["cpu_seconds"] + both["cpu_seconds"]
+    print(f"speed-up, index + mine vs ST:   {st['seconds'] / total:.2f}x "
+          f"(CPU time: {st['cpu_seconds'] / cpu_total:.2f}x)")
     print(f"peak RSS, mine / ST:            {ours['peak_rss_mb'] / st['peak_rss_mb']:.2f}")
     print(f"peak RSS, index / ST:           {both['peak_rss_mb'] / st['peak_rss_mb']:.2f}")
     if ours["tracemalloc_peak_mb"] is not None:

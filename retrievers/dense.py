@@ -136,6 +136,7 @@ class DenseSearcher:
         self._row = {docid: i for i, docid in enumerate(self.docids)}
         self.chunk_size = chunk_size
         self._embeddings: np.ndarray | None = None
+        self._recent: dict[str, np.ndarray] = {}
 
     def close(self) -> None:
         """Release the index (searching afterwards is an error)."""
@@ -167,6 +168,8 @@ class DenseSearcher:
             for start in range(0, len(items), self.chunk_size):
                 chunk = items[start:start + self.chunk_size]
                 vectors = encode_queries(self.encoder, [text for _, text in chunk], self.normalize)
+                # kept for score_pairs on the same queries (mining scores their positives)
+                self._recent = {text: vec for (_, text), vec in zip(chunk, vectors, strict=True)}
                 scores, rows = self.index.search(np.ascontiguousarray(vectors), k)
                 for (qid, _), srow, irow in zip(chunk, scores, rows, strict=True):
                     hits = [(self.docids[i], float(s)) for s, i in zip(srow, irow, strict=True)
@@ -180,7 +183,10 @@ class DenseSearcher:
         return next(self.search_batch({"q": query}, k, progress=False))[1]
 
     def score_pairs(self, query_texts: Sequence[str], docids: Sequence[str]) -> np.ndarray:
-        """Exact similarity of each (query, document) pair, from the stored document vectors."""
+        """Exact similarity of each (query, document) pair, from the stored document vectors.
+
+        Queries of the chunk last searched are not encoded again.
+        """
         if self._embeddings is None:
             self._embeddings = np.load(self.index_dir / "embeddings.npy", mmap_mode="r")
         unknown = [d for d in docids if d not in self._row]
@@ -188,6 +194,9 @@ class DenseSearcher:
             raise InputError(f"document id {unknown[0]!r} is not in the index", self.index_dir)
         if not len(docids):
             return np.zeros(0, dtype=np.float32)
-        vectors = encode_queries(self.encoder, list(query_texts), self.normalize)
+        missing = list(dict.fromkeys(t for t in query_texts if t not in self._recent))
+        fresh = dict(zip(missing, encode_queries(self.encoder, missing, self.normalize),
+                         strict=True)) if missing else {}
+        vectors = np.stack([self._recent.get(t, fresh.get(t)) for t in query_texts])
         docs = np.asarray(self._embeddings[[self._row[d] for d in docids]])
         return np.einsum("ij,ij->i", vectors, docs)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from dense_helpers import HashEncoder
 
 from ranker.cli import main
 from retrievers.io.trec import read_run
-from tests.dense_helpers import HashEncoder
 
 
 @pytest.fixture()
@@ -60,6 +60,11 @@ def test_dense_index_search_mine_pool_audit(tiny_beir, tmp_path, hash_encoder, c
     assert main(["audit", str(neg), "--qrels", str(tiny_beir / "qrels" / "test.tsv"),
                  "--plot", str(plot), "--json", str(tmp_path / "audit.json")]) == 0
     assert "dense" in capsys.readouterr().out and plot.exists()
+    (tmp_path / "neg2.jsonl").write_bytes(neg.read_bytes())
+    assert main(["audit", str(neg), str(tmp_path / "neg2.jsonl"),
+                 "--qrels", str(tiny_beir / "qrels" / "test.tsv")]) == 0
+    table = capsys.readouterr().out
+    assert "neg:dense" in table and "neg2:dense" in table
 
     fused = tmp_path / "fused.trec"
     assert main(["fuse", str(run), str(run), "--method", "rrf", "--param", "k=60",

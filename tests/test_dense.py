@@ -6,13 +6,13 @@ import json
 
 import numpy as np
 import pytest
+from dense_helpers import HashEncoder, write_beir
 
 from retrievers.dense import DenseSearcher, build_dense_index, partial_dir
 from retrievers.errors import InputError
 from retrievers.faiss_index import FaissConfig
 from retrievers.index_meta import read_meta
 from retrievers.io.dataset import load_dataset
-from tests.dense_helpers import HashEncoder, write_beir
 
 WORDS = [f"w{i}" for i in range(60)]
 
@@ -57,6 +57,10 @@ def test_flat_matches_brute_force(corpus, tmp_path):
         assert np.allclose([s for _, s in got[qid]], [s for _, s in expected[qid]], atol=1e-5)
     pair = searcher.score_pairs([queries["q0"]], [got["q0"][3][0]])
     assert pair[0] == pytest.approx(got["q0"][3][1], abs=1e-5)
+    calls = searcher.encoder.calls
+    pair = searcher.score_pairs([queries["q19"], queries["q0"]], [got["q19"][0][0], "d001"])
+    assert pair[0] == pytest.approx(got["q19"][0][1], abs=1e-5)
+    assert searcher.encoder.calls == calls + 1  # q19 (last chunk) reused, q0 encoded
     assert not partial_dir(tmp_path / "idx").exists()
 
 

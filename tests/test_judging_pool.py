@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from dense_helpers import write_beir
 
 from retrievers.errors import InputError
 from retrievers.io.dataset import load_dataset
 from retrievers.io.trec import write_run
 from retrievers.judging_pool import judging_pool, simulate_pool, split_qrels, split_queries
-from tests.dense_helpers import write_beir
 
 RUN_A = {"q1": {"a": 3.0, "b": 2.0, "c": 1.0}, "q2": {"x": 2.0, "y": 2.0, "z": 1.0}}
 RUN_B = {"q1": {"d": 5.0, "a": 4.0}}

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from dense_helpers import HashEncoder, write_beir
 
 from retrievers.dense import DenseSearcher, build_dense_index
 from retrievers.errors import InputError
@@ -17,7 +18,6 @@ from retrievers.mining import (
     positives_from_qrels,
     read_negatives,
 )
-from tests.dense_helpers import HashEncoder, write_beir
 
 DOCS = [f"d{i:02d}" for i in range(30)]
 
@@ -83,11 +83,12 @@ def test_same_seed_same_file_and_resume_without_duplicates(tmp_path):
     assert not resumed.exists()
     partial = tmp_path / ".resumed.jsonl.partial"
     assert len(partial.read_text().splitlines()) == 6
-    with partial.open("a") as handle:  # a line cut short by the crash
-        handle.write('{"qid": "q6", "que')
+    lines = full.read_text().splitlines(keepends=True)
+    # the crash also left q6 (first query of chunk 3) and a line cut short
+    partial.write_text("".join(lines[:7]) + '{"qid": "q7", "que')
     searcher = FakeSearcher()
     mine(QUERIES, POSITIVES, {"bm25": searcher}, resumed, config, progress=False)
-    assert searcher.calls == 2  # only the 4 remaining queries, in chunks of 3
+    assert searcher.calls == 2  # the 4 remaining queries, on the original chunk grid (3 + 1)
     assert resumed.read_bytes() == full.read_bytes()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from retrievers.errors import InputError
 
@@ -19,8 +20,10 @@ def register(subparsers) -> None:
     """Add the ``audit`` subcommand."""
     p = subparsers.add_parser(
         "audit", help="false negatives among mined negatives, by rank bucket and retriever",
-        description="Count the mined negatives that the full qrels judge relevant.")
-    p.add_argument("negatives", help="negatives JSONL written by `ranker mine`")
+        description="Count the mined negatives that the full qrels judge relevant. Several "
+                    "negatives files are shown side by side (a retriever name found in more "
+                    "than one file is prefixed with the file's name).")
+    p.add_argument("negatives", nargs="+", help="negatives JSONL written by `ranker mine`")
     p.add_argument("--qrels", required=True, help="full qrels (TREC or BEIR TSV)")
     p.add_argument("--plot", help="write a bar chart (PNG, SVG or PDF)")
     p.add_argument("--json", dest="json_out", help="write the table as JSON")
@@ -33,21 +36,34 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the audit table; optionally plot it and save it as JSON."""
+    from dataclasses import replace
+
     from retrievers.audit import audit, format_table, plot_audit, read_qrels_file
     from retrievers.io.atomic import atomic_write
     from retrievers.mining.negatives import iter_negatives
 
     if args.min_relevance < 1:
         raise InputError("--min-relevance must be at least 1")
-    rows, info = audit(iter_negatives(args.negatives), read_qrels_file(args.qrels),
-                       args.buckets, args.min_relevance)
+    qrels = read_qrels_file(args.qrels)
+    results = [audit(iter_negatives(path), qrels, args.buckets, args.min_relevance)
+               for path in args.negatives]
+    seen: dict[str, int] = {}
+    for rows, _ in results:
+        for name in {r.retriever for r in rows}:
+            seen[name] = seen.get(name, 0) + 1
+    rows = [replace(r, retriever=f"{Path(path).stem}:{r.retriever}")
+            if seen[r.retriever] > 1 else r
+            for path, (file_rows, _) in zip(args.negatives, results, strict=True)
+            for r in file_rows]
     print(format_table(rows))
-    print(f"queries audited: {info['queries_audited']}; not in qrels: "
-          f"{info['queries_not_in_qrels']}")
+    for path, (_, info) in zip(args.negatives, results, strict=True):
+        print(f"{path}: queries audited: {info['queries_audited']}; not in qrels: "
+              f"{info['queries_not_in_qrels']}")
     if args.plot:
         plot_audit(rows, args.plot)
     if args.json_out:
         with atomic_write(args.json_out) as out:
-            json.dump({**info, "rows": [{**vars(r), "rate": r.rate} for r in rows]}, out,
-                      indent=2)
+            json.dump({"files": {str(p): info for p, (_, info) in
+                                 zip(args.negatives, results, strict=True)},
+                       "rows": [{**vars(r), "rate": r.rate} for r in rows]}, out, indent=2)
     return 0

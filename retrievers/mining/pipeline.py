@@ -119,8 +119,13 @@ def _paths(out: Path) -> tuple[Path, Path, Path]:
     return partial, partial.with_name(partial.name + ".json"), out.with_suffix(".stats.json")
 
 
-def _resume(partial: Path, state_path: Path, state: dict[str, Any]) -> set[str]:
-    """Check an interrupted run matches ``state``; return the query ids it finished."""
+def _resume(partial: Path, state_path: Path, state: dict[str, Any], chunk_size: int) -> set[str]:
+    """Check an interrupted run matches ``state``; return the query ids it finished.
+
+    Only whole chunks are kept: queries of a chunk cut short are mined again with the rest
+    of their chunk, so every query is encoded in the same batch as in an uninterrupted run
+    and the resumed file is byte-identical (batch composition moves float scores slightly).
+    """
     if not partial.exists():
         with atomic_write(state_path) as handle:
             json.dump(state, handle, indent=2, sort_keys=True)
@@ -131,10 +136,10 @@ def _resume(partial: Path, state_path: Path, state: dict[str, Any]) -> set[str]:
         raise InputError("an interrupted mining run with other settings left this file; rerun "
                          "with the same settings to resume, or delete it", partial)
     data = partial.read_bytes()
-    end = data.rfind(b"\n") + 1
-    if end < len(data):  # a line cut short by the interruption
-        with partial.open("r+b") as handle:
-            handle.truncate(end)
+    lines = data[:data.rfind(b"\n") + 1].splitlines(keepends=True)  # drops a line cut short
+    keep = len(lines) // chunk_size * chunk_size
+    with partial.open("r+b") as handle:
+        handle.truncate(sum(len(line) for line in lines[:keep]))
     done = {rec.qid for rec in iter_negatives(partial)}
     logger.info("resuming: %d queries already mined in %s", len(done), partial)
     return done
@@ -183,7 +188,7 @@ def mine(queries: Mapping[str, str], positives: Mapping[str, Sequence[str]],
     partial, state_path, stats_path = _paths(out)
     state = {"config": asdict(config), "retrievers": list(searchers),
              "queries": len(todo), "scorer": scorer is not None}
-    done = _resume(partial, state_path, state)
+    done = _resume(partial, state_path, state, config.chunk_size)
     remaining = {qid: text for qid, text in todo.items() if qid not in done}
     with partial.open("a", encoding="utf-8") as handle, \
             tqdm(total=len(todo), initial=len(done), desc="mining", unit="q",
