@@ -280,6 +280,7 @@ class Trainer:
                     "elapsed_s": time.perf_counter() - began,
                 }
                 _append_csv(metrics_path, row)
+                self._tensorboard(row)
                 self.history.append(row)
                 window = dict.fromkeys(window, 0.0)
                 window_start, since = time.perf_counter(), 0
@@ -299,6 +300,21 @@ class Trainer:
         if ctx.main:
             self._save_final()
         return TrainResult(cfg.max_steps, last_loss, first_loss, self.best, self.history)
+
+    def _tensorboard(self, row: dict[str, Any]) -> None:
+        """Mirror a metrics row to TensorBoard when the package is installed (main rank)."""
+        if not hasattr(self, "_tb"):
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self._tb = SummaryWriter(str(self.out / "tensorboard"))
+            except ImportError:
+                self._tb = None
+        if self._tb is not None:
+            for key, value in row.items():
+                if key != "step" and isinstance(value, float):
+                    self._tb.add_scalar(f"train/{key}", value, row["step"])
+            self._tb.flush()
 
     def _start(self, resume: bool) -> int:
         root = self.out / "checkpoints"
