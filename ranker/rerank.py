@@ -20,6 +20,7 @@ def rerank(
     depth: int = 100,
     batch_size: int = 64,
     progress: bool = True,
+    keep_rest: bool = False,
 ) -> RunDict:
     """Scores of ``model`` for each query's top ``depth`` documents of ``run``.
 
@@ -28,10 +29,13 @@ def rerank(
         queries: query id -> text (queries missing here are skipped, with a warning).
         texts: document id -> text; must cover the reranked documents.
         run: query id -> document id -> score (the ranking to rerank).
-        depth: documents reranked per query; the rest are dropped.
+        depth: documents reranked per query.
+        keep_rest: keep the documents below ``depth`` after the reranked ones, in their
+            original order (scores below the lowest reranked score), so recall at depths
+            beyond ``depth`` is that of the first-stage run; otherwise they are dropped.
 
     Returns:
-        A run holding only the reranked documents, scored by the model.
+        A run with the reranked documents scored by the model (and the rest, if kept).
     """
     out: RunDict = {}
     skipped = [qid for qid in run if qid not in queries]
@@ -44,9 +48,13 @@ def rerank(
     for qid in tqdm(
         [q for q in run if q in queries], desc="rerank", unit="query", disable=not progress
     ):
-        docids = [docid for docid, _ in ranked(run[qid])][:depth]
+        order = [docid for docid, _ in ranked(run[qid])]
+        docids = order[:depth]
         scores = model.score(
             [queries[qid]] * len(docids), [texts[d] for d in docids], batch_size=batch_size
         )
         out[qid] = {d: float(s) for d, s in zip(docids, scores, strict=True)}
+        if keep_rest and len(order) > depth:
+            floor = min(out[qid].values()) if out[qid] else 0.0
+            out[qid].update({d: floor - 1.0 - i for i, d in enumerate(order[depth:])})
     return out
