@@ -24,7 +24,7 @@ import torch
 
 from ranker.training.selection import FeatureEncoder
 from retrievers.errors import InputError
-from retrievers.io.lines import read_jsonl
+from retrievers.mining.negatives import iter_negatives
 
 logger = logging.getLogger(__name__)
 
@@ -57,19 +57,6 @@ class Batch:
         return len(self.qids)
 
 
-def _check_negative(item: object, path: Path, line: int) -> dict:
-    if not isinstance(item, dict) or not isinstance(item.get("docid"), str):
-        raise InputError("each negative must be an object with a string 'docid'", path, line)
-    for key, kind in (("rank", int), ("score", (int, float))):
-        if not isinstance(item.get(key), kind) or isinstance(item.get(key), bool):
-            raise InputError(
-                f"negative {item.get('docid')!r}: {key!r} must be a number", path, line
-            )
-    if not isinstance(item.get("retriever", ""), str):
-        raise InputError(f"negative {item['docid']!r}: 'retriever' must be a string", path, line)
-    return item
-
-
 def read_negatives(path: str | Path) -> tuple[list[Example], list[str]]:
     """Read a negatives file; returns the usable examples and the retriever names seen.
 
@@ -81,28 +68,14 @@ def read_negatives(path: str | Path) -> tuple[list[Example], list[str]]:
     path = Path(path)
     raw: list[tuple[str, str, tuple[str, ...], list[dict]]] = []
     retrievers: set[str] = set()
-    seen: set[str] = set()
     skipped = 0
-    for line, obj in read_jsonl(path):
-        if not isinstance(obj, dict):
-            raise InputError("expected a JSON object", path, line)
-        qid, query = obj.get("qid"), obj.get("query")
-        positives, negatives = obj.get("positives"), obj.get("negatives")
-        if not isinstance(qid, str) or not isinstance(query, str):
-            raise InputError("expected string fields 'qid' and 'query'", path, line)
-        if qid in seen:
-            raise InputError(f"duplicate query {qid!r}", path, line)
-        seen.add(qid)
-        if not isinstance(positives, list) or not all(isinstance(p, str) for p in positives):
-            raise InputError("'positives' must be a list of document ids", path, line)
-        if not isinstance(negatives, list):
-            raise InputError("'negatives' must be a list of objects", path, line)
-        negatives = [_check_negative(n, path, line) for n in negatives]
-        retrievers.update(n.get("retriever", "") for n in negatives)
-        if not positives or not negatives:
+    for record in iter_negatives(path):  # validates each line (file and line named)
+        negatives = [n.to_dict() for n in record.negatives]
+        retrievers.update(n["retriever"] for n in negatives)
+        if not record.positives or not negatives:
             skipped += 1
             continue
-        raw.append((qid, query, tuple(positives), negatives))
+        raw.append((record.qid, record.query, tuple(record.positives), negatives))
     if not raw:
         raise InputError("no query has both a positive and a negative", path)
     encoder = FeatureEncoder(sorted(retrievers))
