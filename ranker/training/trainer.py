@@ -10,10 +10,8 @@ periodic ranx evaluation keeping the best model, checkpoints that resume bit-ide
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,57 +28,21 @@ from ranker.training.cet import WeightStats, cet_weights
 from ranker.training.config import TrainConfig
 from ranker.training.data import Batch, BatchMaker
 from ranker.training.distributed import Context
+from ranker.training.logfiles import (
+    COLUMNS,
+    append_csv,
+    append_jsonl,
+    replace_dir,
+    truncate_csv,
+    truncate_jsonl,
+)
 from ranker.training.losses import make_loss
+from ranker.training.optim import linear_schedule, make_optimizer
 from ranker.training.scorers import BiEncoderModule, BiScorer, CrossScorer, FeatureScorer
 from ranker.training.selection import FeatureSelector
-from retrievers.io.atomic import atomic_write
 
 logger = logging.getLogger(__name__)
 
-COLUMNS = [
-    "step",
-    "lr",
-    "loss",
-    "loss_unweighted",
-    "selection_loss",
-    "w_mean",
-    "w_std",
-    "w_min",
-    "w_max",
-    "w_clipped",
-    "samples_per_s",
-    "elapsed_s",
-]
-
-
-def make_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
-    """AdamW; biases and LayerNorm weights get no weight decay (as the CET code does)."""
-    decay, no_decay = [], []
-    for name, param in model.named_parameters():
-        if param.requires_grad:
-            (
-                no_decay
-                if param.ndim < 2 or "LayerNorm" in name or "norm" in name.lower()
-                else decay
-            ).append(param)
-    return torch.optim.AdamW(
-        [
-            {"params": decay, "weight_decay": weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ],
-        lr=lr,
-    )
-
-
-def linear_schedule(optimizer: torch.optim.Optimizer, warmup: int, total: int):
-    """Linear warm-up over ``warmup`` steps, then linear decay to 0 at ``total``."""
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / (warmup + 1)
-        return max(0.0, (total - step) / max(1, total - warmup))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 @dataclass
@@ -250,9 +212,9 @@ class Trainer:
         start = self._start(resume)
         metrics_path = self.out / "metrics.csv"
         if ctx.main:
-            _truncate_csv(metrics_path, start)
+            truncate_csv(metrics_path, start)
         if cfg.dump_weights and self.selection is not None:
-            _truncate_jsonl(self._weights_path(), start)
+            truncate_jsonl(self._weights_path(), start)
         window = dict.fromkeys(COLUMNS[2:10], 0.0)
         first_loss = last_loss = float("nan")
         began, window_start, since = time.perf_counter(), time.perf_counter(), 0
@@ -279,7 +241,7 @@ class Trainer:
                     "samples_per_s": since * cfg.batch_size * cfg.grad_accum / max(elapsed, 1e-9),
                     "elapsed_s": time.perf_counter() - began,
                 }
-                _append_csv(metrics_path, row)
+                append_csv(metrics_path, row)
                 self._tensorboard(row)
                 self.history.append(row)
                 window = dict.fromkeys(window, 0.0)
@@ -363,69 +325,19 @@ class Trainer:
             scores, _ = self.evaluator(self.relevance)
             value = scores[self.config.eval_metric]
             logger.info("step %d: %s", step, ", ".join(f"{k}={v:.4f}" for k, v in scores.items()))
-            _append_jsonl(self.out / "eval.jsonl", {"step": step, **scores})
+            append_jsonl(self.out / "eval.jsonl", {"step": step, **scores})
             if not self.best or value > self.best["value"]:
                 self.best = {"step": step, "metric": self.config.eval_metric, "value": value}
-                _replace_dir(self.out / "best", self.relevance.save)
+                replace_dir(self.out / "best", self.relevance.save)
         barrier(self.ctx)
 
     def _save_final(self) -> None:
-        _replace_dir(self.out / "model", self.relevance.save)
+        replace_dir(self.out / "model", self.relevance.save)
         if self.selection is not None:
-            _replace_dir(self.out / "selection", self.selection.save)
+            replace_dir(self.out / "selection", self.selection.save)
         summary = {
             "steps": self.config.max_steps,
             "best": self.best,
             "last": self.history[-1] if self.history else {},
         }
         (self.out / "summary.json").write_text(json.dumps(summary, indent=1))
-
-
-def _replace_dir(path: Path, save) -> None:
-    """Save into a fresh folder, then swap it in for ``path`` (our own previous output)."""
-    tmp = path.with_name(f".{path.name}.new")
-    shutil.rmtree(tmp, ignore_errors=True)
-    save(tmp)
-    old = path.with_name(f".{path.name}.old")
-    if path.exists():
-        path.rename(old)
-    tmp.rename(path)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def _append_csv(path: Path, row: dict[str, Any]) -> None:
-    new = not path.exists()
-    with path.open("a", newline="", encoding="utf-8") as out:
-        writer = csv.DictWriter(out, fieldnames=COLUMNS)
-        if new:
-            writer.writeheader()
-        writer.writerow({k: row.get(k, "") for k in COLUMNS})
-
-
-def _append_jsonl(path: Path, row: dict[str, Any]) -> None:
-    with path.open("a", encoding="utf-8") as out:
-        out.write(json.dumps(row) + "\n")
-
-
-def _truncate_csv(path: Path, step: int) -> None:
-    """Drop rows logged after ``step`` (written by a run killed before its next checkpoint)."""
-    if not path.exists():
-        return
-    with path.open(encoding="utf-8") as handle:
-        rows = [r for r in csv.DictReader(handle) if int(r["step"]) <= step]
-    with atomic_write(path) as out:
-        writer = csv.DictWriter(out, fieldnames=COLUMNS)
-        writer.writeheader()
-        writer.writerows({k: r.get(k, "") for k in COLUMNS} for r in rows)
-
-
-def _truncate_jsonl(path: Path, step: int) -> None:
-    if not path.exists():
-        return
-    keep = [
-        line
-        for line in path.read_text(encoding="utf-8").splitlines()
-        if line and json.loads(line)["step"] <= step
-    ]
-    with atomic_write(path) as out:
-        out.write("".join(line + "\n" for line in keep))
