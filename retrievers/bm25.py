@@ -28,7 +28,6 @@ from retrievers.java import anserini_jar, detach_thread, java_cast, java_class
 logger = logging.getLogger(__name__)
 
 Hits = list[tuple[str, float]]
-STORE = ["-storePositions", "-storeDocvectors", "-storeRaw"]
 
 
 def _threads(threads: int | None) -> int:
@@ -79,7 +78,7 @@ def build_bm25_index(dataset: Dataset, index_dir: str | Path, threads: int | Non
         args = _parse_args("io.anserini.index.IndexCollection$Args", [
             "-collection", "JsonCollection", "-generator", "DefaultLuceneDocumentGenerator",
             "-input", staging, "-index", str(tmp_index), "-threads", str(threads),
-            *STORE, "-optimize", "-quiet"])
+            "-storePositions", "-storeDocvectors", "-storeRaw", "-optimize", "-quiet"])
         logger.info("indexing %d documents with Anserini (%d threads)", count, threads)
         indexer = java_class("io.anserini.index.IndexCollection")(args)
         counters = indexer.run()

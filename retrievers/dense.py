@@ -31,6 +31,7 @@ from retrievers.faiss_index import (
 from retrievers.index_meta import read_meta, write_meta
 from retrievers.io.atomic import atomic_write
 from retrievers.io.dataset import Dataset
+from retrievers.io.trec import ranked
 
 logger = logging.getLogger(__name__)
 
@@ -172,10 +173,8 @@ class DenseSearcher:
                 self._recent = {text: vec for (_, text), vec in zip(chunk, vectors, strict=True)}
                 scores, rows = self.index.search(np.ascontiguousarray(vectors), k)
                 for (qid, _), srow, irow in zip(chunk, scores, rows, strict=True):
-                    hits = [(self.docids[i], float(s)) for s, i in zip(srow, irow, strict=True)
-                            if i >= 0]
-                    hits.sort(key=lambda h: (-h[1], h[0]))
-                    yield qid, hits
+                    yield qid, ranked({self.docids[i]: float(s)
+                                       for s, i in zip(srow, irow, strict=True) if i >= 0})
                 bar.update(len(chunk))
 
     def search(self, query: str, k: int = 10) -> Hits:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from retrievers.errors import InputError
-from retrievers.io.trec import RunDict, read_run, write_run
+from retrievers.io.trec import RunDict, ranked, read_run, write_run
 
 logger = logging.getLogger(__name__)
 
@@ -84,8 +84,7 @@ def fuse_files(paths: Sequence[str | Path], out: str | Path, method: str = "rrf"
     runs = [read_run(path) for path in paths]
     fused = fuse_runs(runs, method, norm, params, [str(p) for p in paths])
     if depth is not None:
-        fused = {q: dict(sorted(d.items(), key=lambda i: (-i[1], i[0]))[:depth])
-                 for q, d in fused.items()}
+        fused = {q: dict(ranked(d)[:depth]) for q, d in fused.items()}
     order = list(runs[0])
     write_run(out, ((qid, fused.get(qid, {})) for qid in order), tag=method)
     logger.info("fused %d runs with %s -> %s", len(runs), method, out)

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from retrievers.errors import DatasetUnavailableError, InputError
-from retrievers.io.lines import read_jsonl, read_lines, read_tsv, require_str
-from retrievers.io.trec import QrelsDict, add_judgment
+from retrievers.io.lines import read_jsonl, read_tsv, require_str
+from retrievers.io.trec import QrelsDict, add_judgment, iter_trec_qrels
 
 REPO_DATA = Path(__file__).resolve().parents[2] / "data"
 
@@ -231,12 +231,7 @@ class MsMarcoDataset(_FolderDataset):
         return self.root / f"qrels.{split}.tsv"
 
     def _qrels_lines(self, path: Path) -> Iterator[tuple[int, str, str, str]]:
-        for number, text in read_lines(path):
-            fields = text.split()
-            if len(fields) != 4:
-                raise InputError(f"found {len(fields)} field(s); expected 4: qid iter docid relevance",
-                                 path, number)
-            yield number, fields[0], fields[2], fields[3]
+        return iter_trec_qrels(path)
 
 
 class IrdsDataset(Dataset):

@@ -7,7 +7,7 @@ these helpers read and write the plain dict-of-dicts form with validation ranx d
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from retrievers.errors import InputError
@@ -43,15 +43,21 @@ def read_run(path: str | Path) -> RunDict:
     return run
 
 
-def read_trec_qrels(path: str | Path) -> QrelsDict:
-    """Read TREC qrels (``qid iter docid rel``, whitespace-separated, integer relevance)."""
-    qrels: QrelsDict = {}
+def iter_trec_qrels(path: str | Path) -> Iterator[tuple[int, str, str, str]]:
+    """Yield ``(line_number, qid, docid, relevance)`` for each line of TREC qrels
+    (``qid iter docid rel``, whitespace-separated); the relevance is checked by the caller."""
     for number, text in read_lines(path):
         fields = text.split()
         if len(fields) != 4:
             raise InputError(f"found {len(fields)} field(s); expected 4: qid iter docid relevance",
                              path, number)
-        qid, _, docid, rel = fields
+        yield number, fields[0], fields[2], fields[3]
+
+
+def read_trec_qrels(path: str | Path) -> QrelsDict:
+    """Read TREC qrels (``qid iter docid rel``, whitespace-separated, integer relevance)."""
+    qrels: QrelsDict = {}
+    for number, qid, docid, rel in iter_trec_qrels(path):
         add_judgment(qrels, qid, docid, rel, path, number)
     return qrels
 
