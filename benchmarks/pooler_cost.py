@@ -1,9 +1,9 @@
 """Cost of each pooler relative to mean pooling, on MiniLM (encoder) and SmolLM2 (decoder).
 
 For each backbone, every registered pooler embeds the same documents (inference mode, same
-batches); the time of backbone + pooler is reported relative to mean pooling, together with
-the pooler's parameter count. Multi-layer poolers also make the backbone return every
-layer's hidden states, which is part of their cost.
+batches, poolers timed in alternating rounds, median); the time of backbone + pooler is
+reported relative to mean pooling, together with the pooler's parameter count. Multi-layer
+poolers also make the backbone return every layer's hidden states, which is part of their cost.
 
     PYTHONPATH=. python benchmarks/pooler_cost.py --docs 64 --repeats 3
 """
@@ -77,8 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             backbone = Backbone.from_pretrained(path)
         backbone = backbone.to(args.device).eval()
-        times: dict[str, float] = {}
         params: dict[str, int] = {}
+        encoders = {}
         for mode in ["mean", *sorted(m for m in POOLERS if m != "mean")]:
             torch.manual_seed(0)
             pooler = build_pooler(
@@ -87,15 +87,17 @@ def main(argv: list[str] | None = None) -> int:
                 num_layers=backbone.num_layers,
                 num_heads=backbone.num_heads,
             )
-            encoder = Encoder(backbone, pooler.to(args.device), max_length=args.max_length)
-            encoder.encode(texts[: args.batch_size], batch_size=args.batch_size)  # warm-up
-            runs = []
-            for _ in range(args.repeats):
+            encoders[mode] = Encoder(backbone, pooler.to(args.device), max_length=args.max_length)
+            encoders[mode].encode(texts[: args.batch_size], batch_size=args.batch_size)  # warm-up
+            params[mode] = sum(p.numel() for p in pooler.parameters())
+        # alternating rounds, so that drift in the machine's speed hits every pooler alike
+        runs: dict[str, list[float]] = {mode: [] for mode in encoders}
+        for _ in range(args.repeats):
+            for mode, encoder in encoders.items():
                 start = time.perf_counter()
                 encoder.encode(texts, batch_size=args.batch_size)
-                runs.append(time.perf_counter() - start)
-            times[mode] = statistics.median(runs)
-            params[mode] = sum(p.numel() for p in pooler.parameters())
+                runs[mode].append(time.perf_counter() - start)
+        times = {mode: statistics.median(r) for mode, r in runs.items()}
         base = times["mean"]
         results[name] = {
             m: {"relative": t / base, "seconds": t, "params": params[m]} for m, t in times.items()

@@ -2,12 +2,13 @@
 training throughput against sentence-transformers' trainer with MultipleNegativesRankingLoss.
 
 Both sides use the same model, batch, texts, max length, precision and device, in one process.
-Prints one line per measurement and the ratios. One run (no repetitions): on shared CPUs the
-numbers move by ~10%.
+The CET settings and the single-model baseline are built once and timed in alternating rounds
+(median per step), and ours is timed before and after the sentence-transformers run, so that
+a machine whose speed drifts during the run (shared CPUs do) hits every setting alike.
 
 Usage:
   python benchmarks/train_speed.py --data ../shared/data/scifact --negatives NEG.jsonl \
-      --model MINILM_DIR [--device cuda] [--steps 20] [--batch 32] [--max-length 128]
+      --model MINILM_DIR [--device cuda] [--steps 4] [--rounds 3] [--batch 32] [--max-length 128]
 Needs: sentence-transformers and datasets (for the peer).
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import statistics
 import tempfile
 import time
 
@@ -35,34 +37,42 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def our_steps_per_s(
-    values: dict,
-    batches: BatchMaker,
-    retrievers: list[str],
-    device,
-    steps: int,
-    warmup: int,
-    weight_pass: str = "eval",
-) -> float:
-    """Optimizer steps per second of our Trainer (after ``warmup`` untimed steps)."""
-    config = build_config(values)
+def make_trainer(
+    values: dict, batches: BatchMaker, retrievers: list[str], device, weight_pass: str = "eval"
+) -> Trainer:
+    """One of our Trainers, seeded, ready for ``_step``."""
+    config = build_config({**values, "weight_pass": weight_pass})
     seed_everything(config.seed)
-    trainer = Trainer(
+    return Trainer(
         config,
         Context(0, 1, device),
         batches,
         build_relevance(config),
         build_selection(config, retrievers),
-        weight_pass=weight_pass,
     )
-    for step in range(warmup):
-        trainer._step(step)
-    sync(device)
-    began = time.perf_counter()
-    for step in range(warmup, warmup + steps):
-        trainer._step(step)
-    sync(device)
-    return steps / (time.perf_counter() - began)
+
+
+def interleaved_step_times(
+    trainers: dict[str, Trainer], device, steps: int, warmup: int, rounds: int
+) -> dict[str, float]:
+    """Median seconds per optimizer step of each trainer, measured in alternating rounds
+    (``steps`` timed steps per trainer per round, after ``warmup`` untimed ones), so that a
+    machine getting slower or faster during the run hits every setting alike."""
+    for trainer in trainers.values():
+        for step in range(warmup):
+            trainer._step(step)
+    times: dict[str, list[float]] = {name: [] for name in trainers}
+    position = warmup
+    for _ in range(rounds):
+        for name, trainer in trainers.items():
+            sync(device)
+            began = time.perf_counter()
+            for step in range(position, position + steps):
+                trainer._step(step)
+            sync(device)
+            times[name].append((time.perf_counter() - began) / steps)
+        position += steps
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def st_steps_per_s(
@@ -139,6 +149,7 @@ def main() -> None:
     parser.add_argument("--cross-batch", type=int, default=8)
     parser.add_argument("--negs", type=int, default=3, help="negatives per query (cross-encoder)")
     parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--rounds", type=int, default=3, help="alternating timing rounds")
     parser.add_argument("--skip-st", action="store_true")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -162,7 +173,7 @@ def main() -> None:
     }
     print(f"device={device} steps={args.steps} max_length={args.max_length}")
 
-    # (1) CET step cost, cross-encoder R
+    # (1) CET step cost, cross-encoder R: every setting built once, timed in alternating rounds
     cross = {
         **base,
         "model_type": "cross",
@@ -171,23 +182,30 @@ def main() -> None:
         "batch_size": args.cross_batch,
     }
     cb = BatchMaker(examples, texts, args.negs, args.cross_batch, 42, missing)
-    single = our_steps_per_s(cross, cb, retrievers, device, args.steps, args.warmup)
-    print(f"cross-encoder single-model step: {1 / single * 1000:.1f} ms")
-    for label, extra, wp in (
-        ("CET text S, eval-mode weight pass", "text", "eval"),
-        ("CET text S, shared weight pass", "text", "shared"),
-        ("CET feature S, eval-mode weight pass", "features", "eval"),
-    ):
-        rate = our_steps_per_s(
-            {**cross, "selection": extra}, cb, retrievers, device, args.steps, args.warmup, wp
-        )
-        print(f"{label}: {1 / rate * 1000:.1f} ms  ratio to single = {single / rate:.2f}x")
+    settings = {
+        "single model": ("none", "eval"),
+        "CET text S, eval-mode weight pass (the authors' way)": ("text", "eval"),
+        "CET text S, shared weight pass": ("text", "shared"),
+        "CET feature S, eval-mode weight pass": ("features", "eval"),
+    }
+    trainers = {
+        label: make_trainer({**cross, "selection": sel}, cb, retrievers, device, wp)
+        for label, (sel, wp) in settings.items()
+    }
+    per_step = interleaved_step_times(trainers, device, args.steps, args.warmup, args.rounds)
+    single = per_step["single model"]
+    for label, seconds in per_step.items():
+        print(f"cross-encoder, {label}: {seconds * 1000:.1f} ms/step  ratio = {seconds / single:.2f}x")
+    del trainers
 
-    # (2) bi-encoder throughput vs sentence-transformers
+    # (2) bi-encoder throughput vs sentence-transformers, ours timed before and after the peer
     bi = {**base, "model_type": "bi", "loss": "infonce", "n_negatives": 1, "batch_size": args.batch}
     bb = BatchMaker(examples, texts, 1, args.batch, 42, missing)
-    ours = our_steps_per_s(bi, bb, retrievers, device, args.steps, args.warmup) * args.batch
-    print(f"ours bi-encoder (InfoNCE, in-batch + 1 hard negative): {ours:.1f} samples/s")
+    ours_trainer = {"ours": make_trainer(bi, bb, retrievers, device)}
+    ours_before = args.batch / interleaved_step_times(
+        ours_trainer, device, args.steps, args.warmup, 1
+    )["ours"]
+    print(f"ours bi-encoder (InfoNCE, in-batch + 1 hard negative): {ours_before:.1f} samples/s")
     if not args.skip_st:
         peer = (
             st_steps_per_s(
@@ -196,7 +214,12 @@ def main() -> None:
             * args.batch
         )
         print(f"sentence-transformers trainer (MNRL, same triples): {peer:.1f} samples/s")
-        print(f"ratio ours / sentence-transformers = {ours / peer:.2f}x")
+        ours_after = args.batch / interleaved_step_times(ours_trainer, device, args.steps, 0, 1)[
+            "ours"
+        ]
+        print(f"ours bi-encoder again, after the peer: {ours_after:.1f} samples/s")
+        ours = (ours_before + ours_after) / 2
+        print(f"ratio ours (mean of before/after) / sentence-transformers = {ours / peer:.2f}x")
 
 
 if __name__ == "__main__":

@@ -45,6 +45,7 @@ def partial_dir(index_dir: Path) -> Path:
 
 def build_dense_index(dataset: Dataset, index_dir: str | Path, encoder: Encoder, *,
                       model: str, pooling: str | None = None,
+                      encoder_options: dict[str, Any] | None = None,
                       faiss_config: FaissConfig | None = None, normalize: bool = True,
                       shard_size: int = 4096, seed: int = 0) -> Path:
     """Encode ``dataset``'s corpus with ``encoder`` and write a FAISS index folder.
@@ -58,6 +59,8 @@ def build_dense_index(dataset: Dataset, index_dir: str | Path, encoder: Encoder,
         encoder: Object with ``encode`` (and optionally ``encode_corpus``).
         model: Model name or path, recorded so searchers can load the same encoder.
         pooling: Pooling mode, recorded likewise.
+        encoder_options: Further loader options (e.g. ``{"attention": "bidirectional"}``),
+            recorded likewise; omitted from the record when empty.
         faiss_config: FAISS settings (default: exact flat inner product).
         normalize: L2-normalize vectors (cosine similarity).
         shard_size: Documents encoded per resumable shard.
@@ -70,6 +73,8 @@ def build_dense_index(dataset: Dataset, index_dir: str | Path, encoder: Encoder,
                               "remove it or choose another")
     work = partial_dir(index_dir)
     settings = {"model": model, "pooling": pooling, "dataset": dataset.describe()}
+    if encoder_options:
+        settings["encoder_options"] = dict(encoder_options)
     shards = encode_corpus_shards(encoder, dataset.docs(), work, settings, shard_size, normalize)
     if not shards:
         raise InputError("the corpus is empty; nothing to index", dataset.name)
@@ -99,9 +104,12 @@ def build_dense_index(dataset: Dataset, index_dir: str | Path, encoder: Encoder,
     del embeddings
     with atomic_write(out / "docids.txt") as handle:
         handle.write("".join(f"{docid}\n" for docid in docids))
-    write_meta(out, {"retriever": "dense", "model": model, "pooling": pooling,
-                     "normalize": normalize, "faiss": config.to_dict(), "dim": dim,
-                     "num_docs": len(docids), "dataset": dataset.describe()})
+    meta = {"retriever": "dense", "model": model, "pooling": pooling,
+            "normalize": normalize, "faiss": config.to_dict(), "dim": dim,
+            "num_docs": len(docids), "dataset": dataset.describe()}
+    if encoder_options:
+        meta["encoder_options"] = dict(encoder_options)
+    write_meta(out, meta)
     if index_dir.exists():
         index_dir.rmdir()
     index_dir.parent.mkdir(parents=True, exist_ok=True)

@@ -140,3 +140,56 @@ def test_resume_after_kill_is_bit_identical(toy, tmp_path):
         json.loads(line)["step"] for line in (killed / "weights.jsonl").read_text().splitlines()
     ]
     assert steps == sorted(steps) and len(steps) == 20 * 4 * 2
+
+
+@pytest.mark.parametrize("dropout, expected", [(0.0, "shared"), (0.1, "eval")])
+def test_auto_weight_pass_shares_only_without_dropout(toy, tmp_path, dropout, expected):
+    trainer = make_trainer(
+        toy, tmp_path / "out", "cross", "text", weight_pass="auto", dropout=dropout
+    )
+    assert trainer.weight_pass == expected
+
+
+@pytest.mark.parametrize("model_type, selection", [("cross", "text"), ("bi", "features")])
+def test_without_dropout_shared_and_eval_passes_give_the_same_weights(
+    toy, tmp_path, model_type, selection
+):
+    """The shared pass is only an optimisation when no dropout is active: the same weights as
+    the authors' separate eval-mode pass (to rounding; later steps then differ only by how
+    Adam amplifies rounding, so the first step is compared)."""
+    dumps = {}
+    for mode in ("eval", "shared"):
+        out = tmp_path / mode
+        make_trainer(
+            toy, out, model_type, selection, weight_pass=mode, dropout=0.0, max_steps=1,
+            temperature=10.0,
+        ).train()
+        lines = (out / "weights.jsonl").read_text().splitlines()
+        dumps[mode] = [w for d in map(json.loads, lines) for w in (d["weight"], d["weight_s"])]
+    assert len(dumps["eval"]) == len(dumps["shared"]) > 0
+    assert dumps["eval"] == pytest.approx(dumps["shared"], rel=1e-5)
+    # with dropout the two passes differ, so the switch is not a no-op
+    noisy = {}
+    for mode in ("eval", "shared"):
+        out = tmp_path / f"{mode}-dropout"
+        make_trainer(
+            toy, out, model_type, "text" if model_type == "cross" else selection,
+            weight_pass=mode, dropout=0.5, max_steps=1, temperature=10.0,
+        ).train()
+        lines = (out / "weights.jsonl").read_text().splitlines()
+        noisy[mode] = [w for d in map(json.loads, lines) for w in (d["weight"], d["weight_s"])]
+    assert noisy["eval"] != pytest.approx(noisy["shared"], rel=1e-3)
+
+
+@pytest.mark.parametrize("model_type", ["cross", "bi"])
+def test_negatives_only_scoring_matches_the_full_scores(toy, tmp_path, model_type):
+    trainer = make_trainer(toy, tmp_path / "out", model_type, "features")
+    batch = trainer.batches.batch(0)
+    trainer.relevance.eval()
+    with torch.no_grad():
+        full = trainer.r_scorer(batch).negatives()
+        only = trainer.r_scorer.negatives(batch)
+        features_full = trainer.s_scorer(batch).negatives()
+        features_only = trainer.s_scorer.negatives(batch)
+    torch.testing.assert_close(only, full, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(features_only, features_full)

@@ -43,10 +43,10 @@ class _Bag(nn.Module):
 class TinyCross(nn.Module):
     """Cross-encoder stand-in: tokenize(queries, docs) -> features; forward -> [B] scores."""
 
-    def __init__(self, dim: int = 16):
+    def __init__(self, dim: int = 16, dropout: float = 0.1):
         super().__init__()
         self.dim = dim
-        self.bag = _Bag(dim)
+        self.bag = _Bag(dim, dropout)
         self.head = nn.Linear(dim, 1)
 
     def tokenize(self, queries, docs):

@@ -54,6 +54,7 @@ def make_trainer(
         "seed": 7,
         "device": "cpu",
         "temperature": 1.0,
+        "weight_pass": weight_pass,
         **overrides,
     }
     config = build_config(values)
@@ -70,9 +71,13 @@ def make_trainer(
         config.seed,
         FeatureEncoder(retrievers).missing(),
     )
-    model = TinyBi(dropout=dropout) if model_type == "bi" else TinyCross()
-    sel = {"none": None, "features": FeatureSelector(retrievers), "text": TinyCross()}[selection]
-    trainer = Trainer(config, ctx, batches, model, sel, weight_pass=weight_pass)
+    model = TinyBi(dropout=dropout) if model_type == "bi" else TinyCross(dropout=dropout)
+    sel = {
+        "none": None,
+        "features": FeatureSelector(retrievers),
+        "text": TinyCross(dropout=dropout),
+    }[selection]
+    trainer = Trainer(config, ctx, batches, model, sel)
     trainer.ctx_for_teardown = ctx
     return trainer
 

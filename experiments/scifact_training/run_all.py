@@ -85,7 +85,7 @@ def main(data: str, model: str, work: str, out: str, names: list[str]) -> None:
                     *extra,
                 ],
             )
-            result = train_from_config(config, weight_pass=os.environ.get("WEIGHT_PASS", "eval"))
+            result = train_from_config(config)
             trained = time.perf_counter() - began
             run = test_run(
                 config.model_type, train_dir / "model", dataset, work_dir / "bm25.test.trec"

@@ -33,6 +33,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="pooler name (default: the model's own, else mean for encoders and "
         "last-token for decoders)",
     )
+    parser.add_argument(
+        "--attention",
+        choices=["causal", "bidirectional"],
+        default=None,
+        help="decoder attention (default: the model's own; causal for a plain decoder)",
+    )
     parser.add_argument("--out", required=True, help="output folder (new, empty, or one to resume)")
     parser.add_argument("--batch-size", type=int, default=64, help="texts per forward pass (64)")
     parser.add_argument("--max-length", type=int, default=None, help="token budget per document")
@@ -84,6 +90,8 @@ def run(args: argparse.Namespace) -> int:
         overrides["max_length"] = args.max_length
     if args.doc_prefix is not None:
         overrides["doc_prefix"] = args.doc_prefix
+    if args.attention is not None:
+        overrides["attention"] = args.attention
     model = load_biencoder(args.model, pooling=args.pooling, **overrides)
     encoder = model.doc_encoder
     if args.max_length is not None:
@@ -105,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
         "max_length": encoder.max_length,
         "doc_prefix": encoder.prefix,
         "normalize": encoder.normalize,
+        "attention": encoder.backbone.attention,
         "dtype": args.dtype,
         "limit": args.limit,
         "dataset": dataset.describe(),

@@ -26,6 +26,9 @@ def add_dense_index_args(parser: argparse.ArgumentParser) -> None:
                                        "transformers model")
     group.add_argument("--pooling", default=None,
                        help="pooling mode (default: the model's own, else mean for encoders)")
+    group.add_argument("--attention", choices=["causal", "bidirectional"], default=None,
+                       help="decoder attention (default: the model's own; causal for a plain "
+                            "decoder); recorded in the index")
     group.add_argument("--faiss", choices=["flat", "hnsw", "ivfpq"], default="flat",
                        help="FAISS index: flat (exact), hnsw or ivfpq (default: flat)")
     group.add_argument("--no-normalize", dest="normalize", action="store_false",
@@ -57,12 +60,14 @@ class _Batched:
 
 
 @cache
-def load_encoder(model: str, pooling: str | None, batch_size: int = 64) -> _Batched:
+def load_encoder(model: str, pooling: str | None, batch_size: int = 64,
+                 attention: str | None = None) -> _Batched:
     """Load (once per process) a bi-encoder through :func:`ranker.models.load_biencoder`."""
     from ranker.models import load_biencoder
 
+    options = {"attention": attention} if attention else {}
     try:
-        return _Batched(load_biencoder(model, pooling), batch_size)
+        return _Batched(load_biencoder(model, pooling, **options), batch_size)
     except (OSError, ValueError) as err:
         raise InputError(f"could not load model {model!r}: {err}") from None
 
@@ -76,8 +81,10 @@ def build_dense(args: argparse.Namespace, dataset: Any, index_dir: Path) -> Path
         raise InputError("--retriever dense needs --model")
     config = FaissConfig(kind=args.faiss, hnsw_m=args.hnsw_m, ef_search=args.ef_search,
                          nlist=args.nlist, pq_m=args.pq_m, nprobe=args.nprobe)
-    encoder = load_encoder(args.model, args.pooling, args.batch_size)
+    attention = getattr(args, "attention", None)
+    encoder = load_encoder(args.model, args.pooling, args.batch_size, attention)
     return build_dense_index(dataset, index_dir, encoder, model=args.model, pooling=args.pooling,
+                             encoder_options={"attention": attention} if attention else None,
                              faiss_config=config, normalize=args.normalize,
                              shard_size=args.shard_size)
 
@@ -93,7 +100,9 @@ def open_searcher(index_dir: str | Path, *, k1: float = 0.9, b: float = 0.4,
     if kind == "dense":
         from retrievers.dense import DenseSearcher
 
-        encoder = load_encoder(meta["model"], meta.get("pooling"), batch_size)
+        options = meta.get("encoder_options") or {}
+        encoder = load_encoder(meta["model"], meta.get("pooling"), batch_size,
+                               options.get("attention"))
         return kind, DenseSearcher(index_dir, encoder, gpu=gpu)
     if kind == "bm25":
         from retrievers.bm25 import BM25Searcher

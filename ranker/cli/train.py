@@ -25,13 +25,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--resume", action="store_true", help="continue from the latest checkpoint in output_dir"
     )
-    parser.add_argument(
-        "--weight-pass",
-        choices=["eval", "shared"],
-        default="eval",
-        help="CET: weights from a separate no-grad eval-mode pass (the authors' "
-        "way, default) or from the training forward's detached scores",
-    )
     parser.add_argument("--help-config", action="store_true", help="list every config key and exit")
     parser.set_defaults(func=run)
 
@@ -49,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.overrides)
     from ranker.training.pipeline import train_from_config
 
-    result = train_from_config(config, resume=args.resume, weight_pass=args.weight_pass)
+    result = train_from_config(config, resume=args.resume)
     print(
         json.dumps(
             {

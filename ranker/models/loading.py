@@ -79,6 +79,12 @@ def load_biencoder(model: str | Path, pooling: str | None = None, **kw: Any) -> 
             raise ValueError(
                 f"{path} was saved with pooling {saved!r}; cannot load it as {pooling!r}"
             )
+        attention = loaded.query_encoder.backbone.attention or "bidirectional"
+        if kw.get("attention") not in (None, attention):
+            raise ValueError(
+                f"{path} was saved with {attention} attention; cannot load it with "
+                f"{kw['attention']!r}"
+            )
         return loaded
     settings: dict[str, Any] = {}
     if (path / "modules.json").is_file():

@@ -9,6 +9,7 @@ from torch import nn
 
 from ranker.training.config import TrainConfig
 from ranker.training.selection import FeatureSelector
+from retrievers.errors import InputError
 
 
 def _is_saved(path: str, kind: str) -> bool:
@@ -16,24 +17,47 @@ def _is_saved(path: str, kind: str) -> bool:
     return config.is_file() and f'"{kind}"' in config.read_text(encoding="utf-8")
 
 
+def _check_attention(model: nn.Module, config: TrainConfig, source: str) -> nn.Module:
+    """A saved model keeps the attention it was trained with; asking for another is an error."""
+    from ranker.encoders.backbone import Backbone
+
+    backbones = [m for m in model.modules() if isinstance(m, Backbone)]
+    saved = {b.attention or "bidirectional" for b in backbones}
+    if config.attention and saved and saved != {config.attention}:
+        raise InputError(
+            f"config key 'attention' = {config.attention!r}, but the saved model {source} uses "
+            f"{', '.join(sorted(saved))} attention; leave 'attention' empty to keep it"
+        )
+    return model
+
+
+def _cross(source: str, config: TrainConfig, pooling: str | None) -> nn.Module:
+    from ranker.models import CrossEncoder
+
+    if _is_saved(source, "crossencoder"):
+        return _check_attention(CrossEncoder.load(source), config, source)
+    return CrossEncoder.from_pretrained(
+        source,
+        pooling=pooling,
+        max_length=config.max_length,
+        attention=config.attention or None,
+        gradient_checkpointing=config.gradient_checkpointing,
+    )
+
+
 def build_relevance(config: TrainConfig) -> nn.Module:
     """The relevance model R: a cross-encoder or a bi-encoder, new or from a saved folder."""
-    from ranker.models import CrossEncoder, load_biencoder
+    from ranker.models import load_biencoder
 
     if config.model_type == "cross":
-        if _is_saved(config.model, "crossencoder"):
-            return CrossEncoder.load(config.model)
-        return CrossEncoder.from_pretrained(
-            config.model,
-            pooling=config.pooling or None,
-            max_length=config.max_length,
-            gradient_checkpointing=config.gradient_checkpointing,
-        )
+        return _cross(config.model, config, config.pooling or None)
+    if _is_saved(config.model, "biencoder"):
+        return _check_attention(load_biencoder(config.model), config, config.model)
     kwargs: dict[str, Any] = {"normalize": config.normalize, "max_length": config.max_length}
     if config.gradient_checkpointing:
         kwargs["gradient_checkpointing"] = True
-    if _is_saved(config.model, "biencoder"):
-        return load_biencoder(config.model)
+    if config.attention:
+        kwargs["attention"] = config.attention
     return load_biencoder(config.model, pooling=config.pooling or None, **kwargs)
 
 
@@ -43,11 +67,4 @@ def build_selection(config: TrainConfig, retrievers: list[str]) -> nn.Module | N
         return None
     if config.selection == "features":
         return FeatureSelector(retrievers)
-    from ranker.models import CrossEncoder
-
-    source = config.selection_model or config.model
-    if _is_saved(source, "crossencoder"):
-        return CrossEncoder.load(source)
-    return CrossEncoder.from_pretrained(
-        source, max_length=config.max_length, gradient_checkpointing=config.gradient_checkpointing
-    )
+    return _cross(config.selection_model or config.model, config, None)

@@ -22,6 +22,7 @@ from retrievers.errors import InputError
 MODEL_TYPES = ("cross", "bi")
 LOSSES = ("pairwise", "listwise", "infonce")
 SELECTIONS = ("none", "text", "features")
+WEIGHT_PASSES = ("auto", "eval", "shared")
 
 
 def _f(default: Any, help: str) -> Any:
@@ -45,6 +46,11 @@ class TrainConfig:
         "",
         "pooling mode ('': the model's default; mean for a bi-encoder from a "
         "plain transformer, cls for a cross-encoder)",
+    )
+    attention: str = _f(
+        "",
+        "decoder attention: '' (the model's: causal for a new decoder), 'causal' or "
+        "'bidirectional' (LLM2Vec-style); encoders are always bidirectional",
     )
     normalize: bool = _f(True, "bi-encoder: L2-normalize embeddings (cosine similarity)")
     max_query_length: int = _f(32, "query tokens (bi-encoder)")
@@ -72,6 +78,13 @@ class TrainConfig:
     temperature: float = _f(10.0, "CET temperature T in w = 1 / (1 - sigmoid(score / T))")
     max_weight: float = _f(0.0, "clip CET weights to at most this (0: no clipping)")
     normalize_weights: bool = _f(False, "divide each batch's negative weights by their mean")
+    weight_pass: str = _f(
+        "auto",
+        "where CET's weights come from: 'eval' (a separate no-grad eval-mode pass over the "
+        "negatives, the authors' way), 'shared' (the training forward's detached scores; "
+        "cheaper, but with dropout noise) or 'auto' (shared when neither model has active "
+        "dropout, where both give the same weights, else eval)",
+    )
     dump_weights: bool = _f(True, "write weights.jsonl (qid, docid, weight, step) for audits")
     # optimisation
     batch_size: int = _f(16, "queries per micro-batch (global across processes)")
@@ -101,7 +114,13 @@ class TrainConfig:
             (self.model_type in MODEL_TYPES, "model_type", f"one of {MODEL_TYPES}"),
             (self.loss in LOSSES, "loss", f"one of {LOSSES}"),
             (self.selection in SELECTIONS, "selection", f"one of {SELECTIONS}"),
+            (self.weight_pass in WEIGHT_PASSES, "weight_pass", f"one of {WEIGHT_PASSES}"),
             (self.precision in ("auto", "bf16", "fp32"), "precision", "auto, bf16 or fp32"),
+            (
+                self.attention in ("", "causal", "bidirectional"),
+                "attention",
+                "'', 'causal' or 'bidirectional'",
+            ),
             (self.n_negatives >= 1, "n_negatives", ">= 1"),
             (self.batch_size >= 1, "batch_size", ">= 1"),
             (self.grad_accum >= 1, "grad_accum", ">= 1"),

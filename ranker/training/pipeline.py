@@ -56,9 +56,7 @@ def make_evaluator(config: TrainConfig, dataset):
     return evaluator
 
 
-def train_from_config(
-    config: TrainConfig, resume: bool = False, weight_pass: str = "eval"
-) -> TrainResult:
+def train_from_config(config: TrainConfig, resume: bool = False) -> TrainResult:
     """Train as ``config`` says; under torchrun, every process calls this."""
     ctx = setup(config.device)
     try:
@@ -79,7 +77,7 @@ def train_from_config(
         relevance = build_relevance(config)
         selection = build_selection(config, retrievers)
         evaluator = make_evaluator(config, dataset) if ctx.main else None
-        trainer = Trainer(config, ctx, batches, relevance, selection, evaluator, weight_pass)
+        trainer = Trainer(config, ctx, batches, relevance, selection, evaluator)
         return trainer.train(resume=resume)
     finally:
         teardown(ctx)

@@ -53,6 +53,14 @@ class CrossScorer:
         logits = logits.reshape(len(batch), n + 1)
         return Scores.from_groups(logits[:, 0], logits[:, 1:])
 
+    def negatives(self, batch: Batch) -> torch.Tensor:
+        """``[B, n]`` scores of the hard negatives only (CET's weight pass: no positives)."""
+        n = len(batch.neg_ids[0])
+        queries = [q for q in batch.queries for _ in range(n)]
+        docs = [d for negs in batch.neg_texts for d in negs]
+        logits = self.model(to_device(self.model.tokenize(queries, docs), self.device))
+        return logits.reshape(len(batch), n)
+
 
 class BiScorer:
     """Bi-encoder scores ``scale * q . d`` against every document of the global batch.
@@ -80,6 +88,20 @@ class BiScorer:
         hard = offset + b + rows[:, None] * n + torch.arange(n, device=logits.device)[None, :]
         return Scores(logits, offset + rows, hard)
 
+    def negatives(self, batch: Batch) -> torch.Tensor:
+        """``[B, n]`` scores of each query against its own hard negatives only (CET's weight
+        pass: no positives, no gathering across ranks)."""
+        inner = self.model.module if hasattr(self.model, "module") else self.model
+        b, n = len(batch), len(batch.neg_ids[0])
+        texts = [t for negs in batch.neg_texts for t in negs]
+        q, d = self.model(
+            to_device(inner.encoder.tokenize_queries(batch.queries), self.device),
+            to_device(inner.encoder.tokenize_docs(texts), self.device),
+        )
+        logits = self.scale * q.float() @ d.float().T  # [B, B*n]; the training pass's product
+        rows = torch.arange(b, device=logits.device)
+        return logits[rows[:, None], rows[:, None] * n + torch.arange(n, device=logits.device)]
+
 
 class FeatureScorer:
     """Scores of :class:`~ranker.training.selection.FeatureSelector` on retriever features."""
@@ -91,6 +113,10 @@ class FeatureScorer:
         pos = self.model(batch.pos_features.to(self.device))
         neg = self.model(batch.neg_features.to(self.device))
         return Scores.from_groups(pos, neg)
+
+    def negatives(self, batch: Batch) -> torch.Tensor:
+        """``[B, n]`` scores of the hard negatives only."""
+        return self.model(batch.neg_features.to(self.device))
 
 
 class BiEncoderModule(nn.Module):

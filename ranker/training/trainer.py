@@ -2,7 +2,8 @@
 
 Per micro-batch (CET, following the authors' code): each model scores the batch's negatives
 with no gradient in eval mode, giving the *other* model's weights (``weight_pass: eval``; or
-reuse the training forward's detached scores, ``shared``, which is cheaper); then R and S each
+reuse the training forward's detached scores, ``shared``, which is cheaper and, for models
+without dropout, identical -- ``auto`` picks it then); then R and S each
 take a weighted loss, and both step on the same batch. AdamW (no decay on biases/LayerNorm),
 linear warm-up then linear decay, gradient clipping, accumulation, bf16 autocast on GPU,
 periodic ranx evaluation keeping the best model, checkpoints that resume bit-identically.
@@ -44,6 +45,20 @@ from ranker.training.selection import FeatureSelector
 logger = logging.getLogger(__name__)
 
 
+def has_dropout(model: nn.Module) -> bool:
+    """Whether ``model`` behaves differently in train mode: a dropout module with p > 0, or
+    a float ``*dropout*`` attribute > 0 (attention dropout that transformers passes to its
+    attention functions), or batch norm."""
+    for module in model.modules():
+        if isinstance(module, nn.modules.dropout._DropoutNd) and module.p > 0:
+            return True
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            return True
+        for name, value in vars(module).items():
+            if "dropout" in name and isinstance(value, float) and value > 0:
+                return True
+    return False
+
 
 @dataclass
 class TrainResult:
@@ -76,11 +91,10 @@ class Trainer:
         relevance: nn.Module,
         selection: nn.Module | None = None,
         evaluator=None,
-        weight_pass: str = "eval",
     ):
         self.config, self.ctx, self.batches = config, ctx, batches
         self.out = Path(config.output_dir)
-        self.evaluator, self.weight_pass = evaluator, weight_pass
+        self.evaluator = evaluator
         # loaders hand models back in eval mode; training wants dropout on
         self.relevance, self.selection = relevance.to(ctx.device).train(), None
         self.r_module: nn.Module = (
@@ -111,6 +125,12 @@ class Trainer:
         bf16 = config.precision == "bf16" or (
             config.precision == "auto" and ctx.device.type == "cuda"
         )
+        self.weight_pass = config.weight_pass
+        if self.weight_pass == "auto":
+            models = [relevance] if selection is None else [relevance, selection]
+            self.weight_pass = "eval" if any(map(has_dropout, models)) else "shared"
+            if selection is not None:
+                logger.info("CET weight pass: %s", self.weight_pass)
         self.autocast = torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=bf16)
         self.history: list[dict[str, Any]] = []
         self.best: dict[str, Any] = {}
@@ -129,8 +149,8 @@ class Trainer:
             with torch.no_grad(), self.autocast:
                 self.r_module.eval()
                 self.s_module.eval()
-                r_neg = self.r_scorer(batch).negatives()
-                s_neg = self.s_scorer(batch).negatives()
+                r_neg = self.r_scorer.negatives(batch)
+                s_neg = self.s_scorer.negatives(batch)
                 self.r_module.train()
                 self.s_module.train()
             w_r = cet_weights(s_neg, cfg.temperature, cfg.max_weight, cfg.normalize_weights)
