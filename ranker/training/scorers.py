@@ -98,9 +98,9 @@ class BiScorer:
             to_device(inner.encoder.tokenize_queries(batch.queries), self.device),
             to_device(inner.encoder.tokenize_docs(texts), self.device),
         )
-        logits = self.scale * q.float() @ d.float().T  # [B, B*n]; the training pass's product
-        rows = torch.arange(b, device=logits.device)
-        return logits[rows[:, None], rows[:, None] * n + torch.arange(n, device=logits.device)]
+        # row by row (not a matmul whose blocking depends on the batch), so a query's scores do
+        # not depend on how many queries share its rank
+        return self.scale * (q.float()[:, None, :] * d.float().reshape(b, n, -1)).sum(-1)
 
 
 class FeatureScorer:
