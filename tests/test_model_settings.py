@@ -119,3 +119,13 @@ def test_training_config_turns_on_gradient_checkpointing(tiny_llama, model_type)
     out.float().pow(2).sum().backward()
     grads = [p.grad for p in model.parameters() if p.requires_grad]
     assert grads and all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
+def test_dropout_detection_on_real_architectures(tiny_bert, tiny_llama):
+    """``weight_pass: auto`` shares CET's scores only for models whose train and eval modes
+    agree: Llama (no dropout) yes; BERT (dropout) and the layer-wise pooler (RReLU) no."""
+    from ranker.training.trainer import has_dropout
+
+    assert not has_dropout(load_biencoder(tiny_llama, pooling="last"))
+    assert has_dropout(load_biencoder(tiny_llama, pooling="layerwise"))
+    assert has_dropout(load_biencoder(tiny_bert, pooling="mean"))

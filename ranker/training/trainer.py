@@ -46,13 +46,14 @@ logger = logging.getLogger(__name__)
 
 
 def has_dropout(model: nn.Module) -> bool:
-    """Whether ``model`` behaves differently in train mode: a dropout module with p > 0, or
-    a float ``*dropout*`` attribute > 0 (attention dropout that transformers passes to its
-    attention functions), or batch norm."""
+    """Whether ``model`` behaves differently in train mode: a dropout module with p > 0, a
+    float ``*dropout*`` attribute > 0 (attention dropout that transformers passes to its
+    attention functions), batch norm, or a randomized activation (RReLU, as in the
+    layer-wise attention pooler)."""
     for module in model.modules():
         if isinstance(module, nn.modules.dropout._DropoutNd) and module.p > 0:
             return True
-        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+        if isinstance(module, (nn.modules.batchnorm._BatchNorm, nn.RReLU)):
             return True
         for name, value in vars(module).items():
             if "dropout" in name and isinstance(value, float) and value > 0:
