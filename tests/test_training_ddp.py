@@ -22,6 +22,9 @@ from ranker.training.scorers import BiEncoderModule, BiScorer
 from ranker.training.selection import FeatureEncoder
 from retrievers.io.dataset import load_dataset
 
+# one CET run (bi-encoder R, feature S) for the 2-rank and the 1-process side alike
+RUN = dict(dropout=0.0, batch_size=8, max_steps=3, save_every=0, lr=0.01, selection_lr=1e-4)
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -88,18 +91,7 @@ def _train_worker(rank: int, world: int, port: int, data: str, out: str) -> None
         }
     )
     torch.set_num_threads(1)
-    trainer = make_trainer(
-        Path(data),
-        Path(out),
-        "bi",
-        "features",
-        dropout=0.0,
-        batch_size=8,
-        max_steps=3,
-        save_every=0,
-        lr=0.01,
-        selection_lr=1e-4,
-    )
+    trainer = make_trainer(Path(data), Path(out), "bi", "features", **RUN)
     trainer.train()
     from ranker.training.distributed import teardown
 
@@ -113,18 +105,7 @@ def test_ddp_training_run_matches_one_process(tmp_path):
     reduction-order rounding up to a full step either way, moving every later CET weight."""
     data, _ = write_toy_data(tmp_path / "toy")
     mp.spawn(_train_worker, args=(2, _free_port(), str(data), str(tmp_path / "ddp")), nprocs=2)
-    single = make_trainer(
-        data,
-        tmp_path / "one",
-        "bi",
-        "features",
-        dropout=0.0,
-        batch_size=8,
-        max_steps=3,
-        save_every=0,
-        lr=0.01,
-        selection_lr=1e-4,
-    )
+    single = make_trainer(data, tmp_path / "one", "bi", "features", **RUN)
     single.train()
     with open(tmp_path / "ddp" / "metrics.csv") as a, open(tmp_path / "one" / "metrics.csv") as b:
         ddp_rows, one_rows = list(csv.DictReader(a)), list(csv.DictReader(b))

@@ -18,6 +18,8 @@ from safetensors.torch import load_file
 from training_fakes import write_toy_data
 from training_run import make_trainer
 
+from ranker.training.logfiles import COLUMNS
+
 HERE = Path(__file__).resolve().parent
 
 
@@ -79,19 +81,7 @@ def test_cet_weights_come_from_the_other_model(toy, tmp_path, monkeypatch):
         r_neg = trainer.r_scorer(batch).negatives()
     trainer.selection.train()
     trainer.relevance.train()
-    stats = dict.fromkeys(
-        [
-            "loss",
-            "loss_unweighted",
-            "selection_loss",
-            "w_mean",
-            "w_std",
-            "w_min",
-            "w_max",
-            "w_clipped",
-        ],
-        0.0,
-    )
+    stats = dict.fromkeys(COLUMNS[2:10], 0.0)  # what Trainer._step hands each micro-step
     trainer._micro_step(batch, 1, stats)
     w_r = seen[id(trainer.loss)][0]
     w_s = seen[id(trainer.s_loss)][0]

@@ -18,10 +18,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from training_fakes import TinyBi, TinyCross
 
 from ranker.training.config import build_config
-from ranker.training.data import BatchMaker, load_texts, read_negatives
 from ranker.training.distributed import setup, teardown
-from ranker.training.pipeline import seed_everything
-from ranker.training.selection import FeatureEncoder, FeatureSelector
+from ranker.training.pipeline import make_batches, seed_everything
+from ranker.training.selection import FeatureSelector
 from ranker.training.trainer import Trainer
 from retrievers.io.dataset import load_dataset
 
@@ -60,17 +59,7 @@ def make_trainer(
     config = build_config(values)
     ctx = setup("cpu")
     seed_everything(config.seed)
-    examples, retrievers = read_negatives(config.negatives)
-    wanted = {d for e in examples for d in (*e.positives, *e.negatives)}
-    texts = load_texts(load_dataset(config.dataset).docs(), wanted)
-    batches = BatchMaker(
-        examples,
-        texts,
-        config.n_negatives,
-        config.batch_size,
-        config.seed,
-        FeatureEncoder(retrievers).missing(),
-    )
+    batches, retrievers = make_batches(config, load_dataset(config.dataset))
     model = TinyBi(dropout=dropout) if model_type == "bi" else TinyCross(dropout=dropout)
     sel = {
         "none": None,

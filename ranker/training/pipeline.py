@@ -56,24 +56,31 @@ def make_evaluator(config: TrainConfig, dataset):
     return evaluator
 
 
+def make_batches(config: TrainConfig, dataset) -> tuple[BatchMaker, list[str]]:
+    """The config's deterministic micro-batches over its negatives file (texts read from
+    ``dataset``), and the names of the retrievers that mined the negatives."""
+    examples, retrievers = read_negatives(config.negatives)
+    wanted = {d for e in examples for d in (*e.positives, *e.negatives)}
+    texts = load_texts(dataset.docs(), wanted)
+    batches = BatchMaker(
+        examples,
+        texts,
+        config.n_negatives,
+        config.batch_size,
+        config.seed,
+        FeatureEncoder(retrievers).missing(),
+        config.negative_depth,
+    )
+    return batches, retrievers
+
+
 def train_from_config(config: TrainConfig, resume: bool = False) -> TrainResult:
     """Train as ``config`` says; under torchrun, every process calls this."""
     ctx = setup(config.device)
     try:
         seed_everything(config.seed)
         dataset = load_dataset(config.dataset)
-        examples, retrievers = read_negatives(config.negatives)
-        wanted = {d for e in examples for d in (*e.positives, *e.negatives)}
-        texts = load_texts(dataset.docs(), wanted)
-        batches = BatchMaker(
-            examples,
-            texts,
-            config.n_negatives,
-            config.batch_size,
-            config.seed,
-            FeatureEncoder(retrievers).missing(),
-            config.negative_depth,
-        )
+        batches, retrievers = make_batches(config, dataset)
         relevance = build_relevance(config)
         selection = build_selection(config, retrievers)
         evaluator = make_evaluator(config, dataset) if ctx.main else None
