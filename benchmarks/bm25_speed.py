@@ -64,8 +64,10 @@ def main() -> None:
 
     same = sum(outputs["ranker"][q] == outputs["pyserini"][q] for q in qids)
     ours_t, peer_t = statistics.median(timings["ranker"]), statistics.median(timings["pyserini"])
-    print(f"dataset={dataset.name} split={args.split} queries={len(qids)} k={args.k} "
-          f"threads={args.threads} repeats={args.repeats} (median)")
+    print(
+        f"dataset={dataset.name} split={args.split} queries={len(qids)} k={args.k} "
+        f"threads={args.threads} repeats={args.repeats} (median)"
+    )
     print(f"pyserini LuceneSearcher.batch_search: {peer_t:.3f} s  {len(qids) / peer_t:8.1f} q/s")
     print(f"ranker BM25Searcher.search_batch:     {ours_t:.3f} s  {len(qids) / ours_t:8.1f} q/s")
     print(f"speed-up: {peer_t / ours_t:.2f}x   identical rankings: {same}/{len(qids)} queries")

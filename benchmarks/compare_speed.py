@@ -21,8 +21,10 @@ def synthetic(n_runs: int, n_queries: int, depth: int, seed: int = 0):
     """Binary qrels (1-3 relevant per query) and runs of increasing quality."""
     rng = np.random.default_rng(seed)
     docs = [f"d{i}" for i in range(20_000)]
-    qrels = {f"q{q}": {docs[i]: 1 for i in rng.choice(len(docs), rng.integers(1, 4), False)}
-             for q in range(n_queries)}
+    qrels = {
+        f"q{q}": {docs[i]: 1 for i in rng.choice(len(docs), rng.integers(1, 4), False)}
+        for q in range(n_queries)
+    }
     runs = []
     for r in range(n_runs):
         run = {}
@@ -40,16 +42,31 @@ def ours(qrels, runs, metrics, permutations, all_pairs):
     from ranker.evaluation import compare_runs, evaluate_run
 
     evaluations = [evaluate_run(run, qrels, metrics, name=f"run{r}") for r, run in enumerate(runs)]
-    return compare_runs(evaluations, metrics, baseline=0, all_pairs=all_pairs, test="fisher",
-                        correction="holm", seed=42, n_resamples=permutations)
+    return compare_runs(
+        evaluations,
+        metrics,
+        baseline=0,
+        all_pairs=all_pairs,
+        test="fisher",
+        correction="holm",
+        seed=42,
+        n_resamples=permutations,
+    )
 
 
 def theirs(qrels, runs, metrics, permutations):
     from ranx import Qrels, Run, compare
 
     ranx_runs = [Run(run, name=f"run{r}") for r, run in enumerate(runs)]
-    return compare(Qrels(qrels), ranx_runs, metrics, stat_test="fisher",
-                   n_permutations=permutations, max_p=0.05, random_seed=42)
+    return compare(
+        Qrels(qrels),
+        ranx_runs,
+        metrics,
+        stat_test="fisher",
+        n_permutations=permutations,
+        max_p=0.05,
+        random_seed=42,
+    )
 
 
 def best_of(repeats: int, function, *args) -> float:
@@ -78,13 +95,14 @@ def main() -> None:
     pairs = best_of(args.repeats, ours, qrels, runs, args.metrics, args.permutations, True)
     ranx_time = best_of(1, theirs, qrels, runs, args.metrics, args.permutations)
     n = args.runs
-    print(f"{n} runs x {args.queries} queries, metrics {' '.join(args.metrics)}, Fisher with "
-          f"{args.permutations} permutations (best of {args.repeats} after warm-up)")
+    print(
+        f"{n} runs x {args.queries} queries, metrics {' '.join(args.metrics)}, Fisher with "
+        f"{args.permutations} permutations (best of {args.repeats} after warm-up)"
+    )
     print(f"ours, {n - 1} runs vs baseline (+Holm, effect sizes, bootstrap CIs): {baseline:.3f} s")
     print(f"ours, all {n * (n - 1) // 2} pairs:                                  {pairs:.3f} s")
     print(f"ranx compare, all {n * (n - 1) // 2} pairs:                          {ranx_time:.3f} s")
-    print(f"ratio ranx / ours (all pairs): {ranx_time / pairs:.1f}x; "
-          f"(baseline): {ranx_time / baseline:.1f}x")
+    print(f"ratio ranx / ours (all pairs): {ranx_time / pairs:.1f}x; (baseline): {ranx_time / baseline:.1f}x")
 
 
 if __name__ == "__main__":

@@ -44,9 +44,7 @@ def timed(fn) -> tuple[float, np.ndarray]:
 
 def padding_stats(tokenizer, texts: list[str], order: list[int], batch_size: int, max_length: int):
     """Fraction of computed positions that are real tokens, for a given batch order."""
-    lengths = [
-        len(x) for x in tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
-    ]
+    lengths = [len(x) for x in tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]]
     real = computed = 0
     for start in range(0, len(order), batch_size):
         batch = [lengths[i] for i in order[start : start + batch_size]]
@@ -57,9 +55,7 @@ def padding_stats(tokenizer, texts: list[str], order: list[int], batch_size: int
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--docs", type=int, default=1000, help="first N SciFact docs (0: all 5,183)"
-    )
+    parser.add_argument("--docs", type=int, default=1000, help="first N SciFact docs (0: all 5,183)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=32, help="both sides (ST's default: 32)")
     parser.add_argument(
@@ -70,9 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", default=None, help="also write the numbers to this file")
     parser.add_argument("--model", default=None, help="model folder (default: pip MiniLM)")
-    parser.add_argument(
-        "--corpus", default=None, help="BEIR folder (default: ../shared/data/scifact)"
-    )
+    parser.add_argument("--corpus", default=None, help="BEIR folder (default: ../shared/data/scifact)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--half", action="store_true", help="both models in float16")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -108,9 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     ours.encode(texts[:64], batch_size=ours_bs)
     st_times, our_times = [], []
     for _ in range(args.repeats):
-        t, st_emb = timed(
-            lambda: st.encode(texts, batch_size=args.batch_size, normalize_embeddings=True)
-        )
+        t, st_emb = timed(lambda: st.encode(texts, batch_size=args.batch_size, normalize_embeddings=True))
         st_times.append(t)
         t, our_emb = timed(lambda: ours.encode(texts, batch_size=ours_bs))
         our_times.append(t)

@@ -62,8 +62,7 @@ def _measure(work, trace: bool) -> dict:
     peak = tracemalloc.get_traced_memory()[1] if trace else None
     if trace:
         tracemalloc.stop()
-    return {**info, "seconds": seconds, "cpu_seconds": cpu,
-            "tracemalloc_peak_mb": peak and peak / 2**20}
+    return {**info, "seconds": seconds, "cpu_seconds": cpu, "tracemalloc_peak_mb": peak and peak / 2**20}
 
 
 def contestant(name: str, args: argparse.Namespace) -> dict:
@@ -82,8 +81,10 @@ def contestant(name: str, args: argparse.Namespace) -> dict:
             def encode(self, texts):
                 return model.encode_corpus(texts, batch_size=args.batch_size)
 
-        result = _measure(lambda: build_dense_index(
-            dataset, work_dir / "index", Batched(), model=args.model) and None, args.tracemalloc)
+        result = _measure(
+            lambda: build_dense_index(dataset, work_dir / "index", Batched(), model=args.model) and None,
+            args.tracemalloc,
+        )
     elif name == "ours-mine":
         from ranker.models import load_biencoder
         from retrievers.dense import DenseSearcher
@@ -96,13 +97,15 @@ def contestant(name: str, args: argparse.Namespace) -> dict:
                 return model.encode_queries(texts, batch_size=args.batch_size)
 
         queries, positives = _pairs(dataset, args.split)
-        config = MiningConfig(depth=args.depth, num_negatives=args.num_negatives,
-                              max_relative=args.max_relative)
+        config = MiningConfig(
+            depth=args.depth, num_negatives=args.num_negatives, max_relative=args.max_relative
+        )
 
         def work():
             searcher = DenseSearcher(work_dir / "index", Queries(), gpu=False)
-            stats = mine(queries, positives, {"dense": searcher}, work_dir / "ours.jsonl", config,
-                         progress=False)
+            stats = mine(
+                queries, positives, {"dense": searcher}, work_dir / "ours.jsonl", config, progress=False
+            )
             return {"negatives": stats["negatives"]}
 
         result = _measure(work, args.tracemalloc)
@@ -113,22 +116,33 @@ def contestant(name: str, args: argparse.Namespace) -> dict:
 
         model = SentenceTransformer(args.model, device="cpu")
         queries, positives = _pairs(dataset, args.split)
-        pairs = Dataset.from_dict({
-            "query": [queries[q] for q in positives for _ in positives[q]],
-            "positive_id": [d for q in positives for d in positives[q]]})
+        pairs = Dataset.from_dict(
+            {
+                "query": [queries[q] for q in positives for _ in positives[q]],
+                "positive_id": [d for q in positives for d in positives[q]],
+            }
+        )
 
         def work():
             texts = {doc.id: doc.contents for doc in dataset.docs()}
-            data = pairs.map(lambda row: {"positive": texts[row["positive_id"]]},
-                             remove_columns=["positive_id"])
+            data = pairs.map(
+                lambda row: {"positive": texts[row["positive_id"]]}, remove_columns=["positive_id"]
+            )
             margin = None if args.max_relative is None else 1 - args.max_relative
             mined = mine_hard_negatives(
-                data, model, corpus=list(texts.values()), range_max=args.depth,
-                relative_margin=margin, num_negatives=args.num_negatives,
-                sampling_strategy="top", batch_size=args.batch_size, use_faiss=True,
-                output_format="n-tuple", verbose=False)
-            return {"negatives": sum(1 for row in mined for k in row if k.startswith("negative")
-                                     if row[k])}
+                data,
+                model,
+                corpus=list(texts.values()),
+                range_max=args.depth,
+                relative_margin=margin,
+                num_negatives=args.num_negatives,
+                sampling_strategy="top",
+                batch_size=args.batch_size,
+                use_faiss=True,
+                output_format="n-tuple",
+                verbose=False,
+            )
+            return {"negatives": sum(1 for row in mined for k in row if k.startswith("negative") if row[k])}
 
         result = _measure(work, args.tracemalloc)
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -143,29 +157,52 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default=_default_model())
     parser.add_argument("--depth", type=int, default=100)
     parser.add_argument("--num-negatives", type=int, default=8)
-    parser.add_argument("--max-relative", type=float, default=0.95,
-                        help="TopK-PercPos (ST: relative_margin = 1 - this)")
+    parser.add_argument(
+        "--max-relative", type=float, default=0.95, help="TopK-PercPos (ST: relative_margin = 1 - this)"
+    )
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--tracemalloc", action="store_true",
-                        help="also trace Python/numpy allocations (slows both down)")
+    parser.add_argument(
+        "--tracemalloc", action="store_true", help="also trace Python/numpy allocations (slows both down)"
+    )
     parser.add_argument("--work", default=None, help="scratch folder (default: a temporary one)")
-    parser.add_argument("--contestant", choices=["ours-index", "ours-mine", "st"],
-                        help=argparse.SUPPRESS)
+    parser.add_argument("--contestant", choices=["ours-index", "ours-mine", "st"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.contestant:
         print("RESULT " + json.dumps(contestant(args.contestant, args)))
         return 0
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
-           "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+    }
     results = {}
     with tempfile.TemporaryDirectory(prefix="mine-speed-") as tmp:
         work = args.work or tmp
         for name in ("ours-index", "ours-mine", "st"):
-            cmd = [sys.executable, __file__, "--contestant", name, "--work", work,
-                   "--dataset", args.dataset, "--split", args.split, "--model", args.model,
-                   "--depth", str(args.depth), "--num-negatives", str(args.num_negatives),
-                   "--max-relative", str(args.max_relative), "--batch-size", str(args.batch_size),
-                   *(["--tracemalloc"] if args.tracemalloc else [])]
+            cmd = [
+                sys.executable,
+                __file__,
+                "--contestant",
+                name,
+                "--work",
+                work,
+                "--dataset",
+                args.dataset,
+                "--split",
+                args.split,
+                "--model",
+                args.model,
+                "--depth",
+                str(args.depth),
+                "--num-negatives",
+                str(args.num_negatives),
+                "--max-relative",
+                str(args.max_relative),
+                "--batch-size",
+                str(args.batch_size),
+                *(["--tracemalloc"] if args.tracemalloc else []),
+            ]
             out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
             results[name] = json.loads(out.split("RESULT ", 1)[1])
             print(f"{name:>10}: {json.dumps(results[name])}", flush=True)
@@ -174,19 +211,23 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'':>22} {'seconds':>9} {'CPU s':>9} {'peak RSS MB':>12} {'tracemalloc MB':>15}")
     for label, r in [("ranker mine", ours), ("ranker index", both), ("st mine_hard_negatives", st)]:
         tm = "-" if r["tracemalloc_peak_mb"] is None else f"{r['tracemalloc_peak_mb']:.1f}"
-        print(f"{label:>22} {r['seconds']:>9.2f} {r['cpu_seconds']:>9.2f} "
-              f"{r['peak_rss_mb']:>12.0f} {tm:>15}")
-    print(f"speed-up, mine vs ST:           {st['seconds'] / ours['seconds']:.1f}x "
-          f"(CPU time: {st['cpu_seconds'] / ours['cpu_seconds']:.1f}x)")
+        print(f"{label:>22} {r['seconds']:>9.2f} {r['cpu_seconds']:>9.2f} {r['peak_rss_mb']:>12.0f} {tm:>15}")
+    print(
+        f"speed-up, mine vs ST:           {st['seconds'] / ours['seconds']:.1f}x "
+        f"(CPU time: {st['cpu_seconds'] / ours['cpu_seconds']:.1f}x)"
+    )
     total = ours["seconds"] + both["seconds"]
     cpu_total = ours["cpu_seconds"] + both["cpu_seconds"]
-    print(f"speed-up, index + mine vs ST:   {st['seconds'] / total:.2f}x "
-          f"(CPU time: {st['cpu_seconds'] / cpu_total:.2f}x)")
+    print(
+        f"speed-up, index + mine vs ST:   {st['seconds'] / total:.2f}x "
+        f"(CPU time: {st['cpu_seconds'] / cpu_total:.2f}x)"
+    )
     print(f"peak RSS, mine / ST:            {ours['peak_rss_mb'] / st['peak_rss_mb']:.2f}")
     print(f"peak RSS, index / ST:           {both['peak_rss_mb'] / st['peak_rss_mb']:.2f}")
     if ours["tracemalloc_peak_mb"] is not None:
-        print(f"tracemalloc peak, mine / ST:    "
-              f"{ours['tracemalloc_peak_mb'] / st['tracemalloc_peak_mb']:.3f}")
+        print(
+            f"tracemalloc peak, mine / ST:    {ours['tracemalloc_peak_mb'] / st['tracemalloc_peak_mb']:.3f}"
+        )
     return 0
 
 

@@ -49,9 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--minilm", default=None, help="MiniLM folder (default: pip package)")
     parser.add_argument("--smollm2", default=None, help="SmolLM2 folder or .gguf (default: pip)")
-    parser.add_argument(
-        "--corpus", default=None, help="BEIR folder (default: ../shared/data/scifact)"
-    )
+    parser.add_argument("--corpus", default=None, help="BEIR folder (default: ../shared/data/scifact)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -62,9 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     from retrievers.io.dataset import load_dataset
 
     corpus = args.corpus or REPO.parent / "shared" / "data" / "scifact"
-    texts = [
-        d.contents for _, d in zip(range(args.docs), load_dataset(corpus).docs(), strict=False)
-    ]
+    texts = [d.contents for _, d in zip(range(args.docs), load_dataset(corpus).docs(), strict=False)]
     results = {}
     for name, path in backbones(args.minilm, args.smollm2).items():
         if Path(path).is_dir() and not any(Path(path).glob("*.safetensors")):

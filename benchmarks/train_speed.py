@@ -202,21 +202,17 @@ def main() -> None:
     bi = {**base, "model_type": "bi", "loss": "infonce", "n_negatives": 1, "batch_size": args.batch}
     bb = BatchMaker(examples, texts, 1, args.batch, 42, missing)
     ours_trainer = {"ours": make_trainer(bi, bb, retrievers, device)}
-    ours_before = args.batch / interleaved_step_times(
-        ours_trainer, device, args.steps, args.warmup, 1
-    )["ours"]
+    ours_before = (
+        args.batch / interleaved_step_times(ours_trainer, device, args.steps, args.warmup, 1)["ours"]
+    )
     print(f"ours bi-encoder (InfoNCE, in-batch + 1 hard negative): {ours_before:.1f} samples/s")
     if not args.skip_st:
         peer = (
-            st_steps_per_s(
-                args.model, bb, args.batch, args.max_length, device, args.steps, args.warmup, bf16
-            )
+            st_steps_per_s(args.model, bb, args.batch, args.max_length, device, args.steps, args.warmup, bf16)
             * args.batch
         )
         print(f"sentence-transformers trainer (MNRL, same triples): {peer:.1f} samples/s")
-        ours_after = args.batch / interleaved_step_times(ours_trainer, device, args.steps, 0, 1)[
-            "ours"
-        ]
+        ours_after = args.batch / interleaved_step_times(ours_trainer, device, args.steps, 0, 1)["ours"]
         print(f"ours bi-encoder again, after the peer: {ours_after:.1f} samples/s")
         ours = (ours_before + ours_after) / 2
         print(f"ratio ours (mean of before/after) / sentence-transformers = {ours / peer:.2f}x")

@@ -45,14 +45,10 @@ def rerank(
             len(skipped),
             skipped[0],
         )
-    for qid in tqdm(
-        [q for q in run if q in queries], desc="rerank", unit="query", disable=not progress
-    ):
+    for qid in tqdm([q for q in run if q in queries], desc="rerank", unit="query", disable=not progress):
         order = [docid for docid, _ in ranked(run[qid])]
         docids = order[:depth]
-        scores = model.score(
-            [queries[qid]] * len(docids), [texts[d] for d in docids], batch_size=batch_size
-        )
+        scores = model.score([queries[qid]] * len(docids), [texts[d] for d in docids], batch_size=batch_size)
         out[qid] = {d: float(s) for d, s in zip(docids, scores, strict=True)}
         if keep_rest and len(order) > depth:
             floor = min(out[qid].values()) if out[qid] else 0.0

@@ -34,16 +34,19 @@ def read_qrels_file(path: str | Path) -> QrelsDict:
         elif len(fields) == 3:
             qid, docid, rel = fields
         else:
-            raise InputError(f"found {len(fields)} field(s); expected TREC qrels (qid iter docid "
-                             "rel) or BEIR qrels (query-id corpus-id score)", path, number)
+            raise InputError(
+                f"found {len(fields)} field(s); expected TREC qrels (qid iter docid "
+                "rel) or BEIR qrels (query-id corpus-id score)",
+                path,
+                number,
+            )
         add_judgment(qrels, qid, docid, rel, path, number)
     return qrels
 
 
 def bucket_labels(edges: Sequence[int]) -> list[str]:
     """Labels of the rank buckets ``[edges[i], edges[i+1])``, plus one past the last edge."""
-    labels = [f"{lo}-{hi - 1}" if hi - 1 > lo else str(lo)
-              for lo, hi in itertools.pairwise(edges)]
+    labels = [f"{lo}-{hi - 1}" if hi - 1 > lo else str(lo) for lo, hi in itertools.pairwise(edges)]
     return [*labels, f">={edges[-1]}"]
 
 
@@ -62,8 +65,12 @@ class AuditRow:
         return self.false_negatives / self.negatives if self.negatives else 0.0
 
 
-def audit(records: Iterable[MinedQuery], qrels: QrelsDict, edges: Sequence[int] = DEFAULT_EDGES,
-          min_relevance: int = 1) -> tuple[list[AuditRow], dict[str, int]]:
+def audit(
+    records: Iterable[MinedQuery],
+    qrels: QrelsDict,
+    edges: Sequence[int] = DEFAULT_EDGES,
+    min_relevance: int = 1,
+) -> tuple[list[AuditRow], dict[str, int]]:
     """Count negatives judged relevant (grade >= ``min_relevance``) in ``qrels``.
 
     Negatives of queries absent from ``qrels`` cannot be judged and are left out (counted).
@@ -96,8 +103,10 @@ def audit(records: Iterable[MinedQuery], qrels: QrelsDict, edges: Sequence[int] 
     if not audited:
         raise InputError("no query of the negatives file is in the qrels; is it the right file?")
     order = {label: i for i, label in enumerate([*labels, "all"])}
-    rows = [AuditRow(r, b, n, fn) for (r, b), (n, fn) in
-            sorted(counts.items(), key=lambda kv: (kv[0][0], order[kv[0][1]]))]
+    rows = [
+        AuditRow(r, b, n, fn)
+        for (r, b), (n, fn) in sorted(counts.items(), key=lambda kv: (kv[0][0], order[kv[0][1]]))
+    ]
     return rows, {"queries_audited": audited, "queries_not_in_qrels": unjudged}
 
 
@@ -105,8 +114,10 @@ def format_table(rows: Sequence[AuditRow]) -> str:
     """A plain-text table: retriever, rank bucket, negatives, false negatives, rate."""
     header = f"{'retriever':<16} {'ranks':>10} {'negatives':>10} {'false neg.':>10} {'rate':>7}"
     lines = [header, "-" * len(header)]
-    lines += [f"{r.retriever:<16} {r.bucket:>10} {r.negatives:>10} {r.false_negatives:>10} "
-              f"{r.rate:>7.2%}" for r in rows]
+    lines += [
+        f"{r.retriever:<16} {r.bucket:>10} {r.negatives:>10} {r.false_negatives:>10} {r.rate:>7.2%}"
+        for r in rows
+    ]
     return "\n".join(lines)
 
 

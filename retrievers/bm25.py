@@ -70,26 +70,50 @@ def build_bm25_index(dataset: Dataset, index_dir: str | Path, threads: int | Non
     """
     threads = _threads(threads)
     index_dir = Path(index_dir)
-    with atomic_directory(index_dir) as tmp_index, \
-            tempfile.TemporaryDirectory(prefix="ranker-corpus-") as staging:
+    with (
+        atomic_directory(index_dir) as tmp_index,
+        tempfile.TemporaryDirectory(prefix="ranker-corpus-") as staging,
+    ):
         count = _write_jsonl_shards(dataset, Path(staging), threads)
         if count == 0:
             raise InputError("the corpus has no documents", getattr(dataset, "name", None))
-        args = _parse_args("io.anserini.index.IndexCollection$Args", [
-            "-collection", "JsonCollection", "-generator", "DefaultLuceneDocumentGenerator",
-            "-input", staging, "-index", str(tmp_index), "-threads", str(threads),
-            "-storePositions", "-storeDocvectors", "-storeRaw", "-optimize", "-quiet"])
+        args = _parse_args(
+            "io.anserini.index.IndexCollection$Args",
+            [
+                "-collection",
+                "JsonCollection",
+                "-generator",
+                "DefaultLuceneDocumentGenerator",
+                "-input",
+                staging,
+                "-index",
+                str(tmp_index),
+                "-threads",
+                str(threads),
+                "-storePositions",
+                "-storeDocvectors",
+                "-storeRaw",
+                "-optimize",
+                "-quiet",
+            ],
+        )
         logger.info("indexing %d documents with Anserini (%d threads)", count, threads)
         indexer = java_class("io.anserini.index.IndexCollection")(args)
         counters = indexer.run()
         indexed = int(counters.indexed.get()) if counters is not None else count
         if indexed != count:
             raise RuntimeError(f"Anserini indexed {indexed} of {count} documents")
-        write_meta(tmp_index, {
-            "retriever": "bm25", "dataset": dataset.describe(), "documents": count,
-            "fields": "contents = title + ' ' + text", "analyzer": "Lucene default (English)",
-            "anserini_jar": anserini_jar().name,
-        })
+        write_meta(
+            tmp_index,
+            {
+                "retriever": "bm25",
+                "dataset": dataset.describe(),
+                "documents": count,
+                "fields": "contents = title + ' ' + text",
+                "analyzer": "Lucene default (English)",
+                "anserini_jar": anserini_jar().name,
+            },
+        )
     logger.info("index written to %s", index_dir)
     return index_dir
 
@@ -129,28 +153,31 @@ class BM25Searcher:
         threads: Search threads (default: all cores).
     """
 
-    def __init__(self, index_dir: str | Path, k1: float = 0.9, b: float = 0.4,
-                 threads: int | None = None):
+    def __init__(self, index_dir: str | Path, k1: float = 0.9, b: float = 0.4, threads: int | None = None):
         self.index_dir = Path(index_dir)
         if not self.index_dir.is_dir() or not any(self.index_dir.glob("segments_*")):
-            raise InputError("not a Lucene index (no segments file); build one with `ranker index`",
-                             self.index_dir)
+            raise InputError(
+                "not a Lucene index (no segments file); build one with `ranker index`", self.index_dir
+            )
         meta_file = self.index_dir / "ranker-index.json"
         self.meta = read_meta(self.index_dir) if meta_file.exists() else {"retriever": "bm25"}
         if self.meta["retriever"] != "bm25":
-            raise InputError(f"index was built by retriever {self.meta['retriever']!r}, not bm25",
-                             self.index_dir)
+            raise InputError(
+                f"index was built by retriever {self.meta['retriever']!r}, not bm25", self.index_dir
+            )
         if k1 <= 0 or not 0 <= b <= 1:
-            raise InputError(f"BM25 parameters out of range: k1={k1} (expected > 0), "
-                             f"b={b} (expected 0..1)")
+            raise InputError(f"BM25 parameters out of range: k1={k1} (expected > 0), b={b} (expected 0..1)")
         self.k1, self.b, self.threads = k1, b, _threads(threads)
         directory = java_class("org.apache.lucene.store.FSDirectory").open(
-            java_class("java.nio.file.Paths").get(str(self.index_dir.resolve())))
+            java_class("java.nio.file.Paths").get(str(self.index_dir.resolve()))
+        )
         self._reader = java_class("org.apache.lucene.index.DirectoryReader").open(directory)
         self._searcher = java_class("org.apache.lucene.search.IndexSearcher")(
-            java_cast("org.apache.lucene.index.IndexReader", self._reader))
+            java_cast("org.apache.lucene.index.IndexReader", self._reader)
+        )
         self._searcher.setSimilarity(
-            java_class("org.apache.lucene.search.similarities.BM25Similarity")(float(k1), float(b)))
+            java_class("org.apache.lucene.search.similarities.BM25Similarity")(float(k1), float(b))
+        )
         self._analyzer = java_class("io.anserini.analysis.DefaultEnglishAnalyzer").newDefaultInstance()
         self._generator = java_class("io.anserini.search.query.BagOfWordsQueryGenerator")()
         self._sort = java_class("io.anserini.search.SearchCollection").BREAK_SCORE_TIES_BY_DOCID
@@ -191,8 +218,10 @@ class BM25Searcher:
             finally:
                 detach_thread()
 
-        workers = [threading.Thread(target=work, args=(items[i::self.threads],), daemon=True)
-                   for i in range(min(self.threads, len(items)))]
+        workers = [
+            threading.Thread(target=work, args=(items[i :: self.threads],), daemon=True)
+            for i in range(min(self.threads, len(items)))
+        ]
         for worker in workers:
             worker.start()
         for worker in workers:
@@ -201,8 +230,9 @@ class BM25Searcher:
             raise errors[0]
         return results
 
-    def search_batch(self, queries: Mapping[str, str], k: int = 1000, chunk_size: int = 1000,
-                     progress: bool = True) -> Iterator[tuple[str, Hits]]:
+    def search_batch(
+        self, queries: Mapping[str, str], k: int = 1000, chunk_size: int = 1000, progress: bool = True
+    ) -> Iterator[tuple[str, Hits]]:
         """Yield ``(qid, [(docid, score), ...])`` for each query, in input order.
 
         Hits are ranked by score, ties broken by document id, as Anserini ranks them.
@@ -216,7 +246,7 @@ class BM25Searcher:
         items = list(queries.items())
         with tqdm(total=len(items), desc="BM25 search", unit="q", disable=not progress) as bar:
             for start in range(0, len(items), chunk_size):
-                chunk = items[start:start + chunk_size]
+                chunk = items[start : start + chunk_size]
                 results = self._search_many(chunk, k)
                 for qid, _ in chunk:
                     yield qid, results[qid]

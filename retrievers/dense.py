@@ -43,11 +43,19 @@ def partial_dir(index_dir: Path) -> Path:
     return index_dir.parent / f".{index_dir.name}.partial"
 
 
-def build_dense_index(dataset: Dataset, index_dir: str | Path, encoder: Encoder, *,
-                      model: str, pooling: str | None = None,
-                      encoder_options: dict[str, Any] | None = None,
-                      faiss_config: FaissConfig | None = None, normalize: bool = True,
-                      shard_size: int = 4096, seed: int = 0) -> Path:
+def build_dense_index(
+    dataset: Dataset,
+    index_dir: str | Path,
+    encoder: Encoder,
+    *,
+    model: str,
+    pooling: str | None = None,
+    encoder_options: dict[str, Any] | None = None,
+    faiss_config: FaissConfig | None = None,
+    normalize: bool = True,
+    shard_size: int = 4096,
+    seed: int = 0,
+) -> Path:
     """Encode ``dataset``'s corpus with ``encoder`` and write a FAISS index folder.
 
     Encoding streams the corpus in shards and resumes after an interruption (rerun the
@@ -69,8 +77,9 @@ def build_dense_index(dataset: Dataset, index_dir: str | Path, encoder: Encoder,
     index_dir = Path(index_dir)
     config = faiss_config or FaissConfig()
     if index_dir.exists() and any(index_dir.iterdir()):
-        raise FileExistsError(f"{index_dir}: index folder exists and is not empty; "
-                              "remove it or choose another")
+        raise FileExistsError(
+            f"{index_dir}: index folder exists and is not empty; remove it or choose another"
+        )
     work = partial_dir(index_dir)
     settings = {"model": model, "pooling": pooling, "dataset": dataset.describe()}
     if encoder_options:
@@ -84,12 +93,13 @@ def build_dense_index(dataset: Dataset, index_dir: str | Path, encoder: Encoder,
     dim = int(np.load(shards[0], mmap_mode="r").shape[1])
     out = work / "index"
     out.mkdir(exist_ok=True)
-    embeddings = np.lib.format.open_memmap(out / "embeddings.npy", mode="w+", dtype=np.float32,
-                                           shape=(len(docids), dim))
+    embeddings = np.lib.format.open_memmap(
+        out / "embeddings.npy", mode="w+", dtype=np.float32, shape=(len(docids), dim)
+    )
     row = 0
     for shard in shards:
         array = np.load(shard)
-        embeddings[row:row + len(array)] = array
+        embeddings[row : row + len(array)] = array
         row += len(array)
     embeddings.flush()
     sample = None
@@ -98,15 +108,22 @@ def build_dense_index(dataset: Dataset, index_dir: str | Path, encoder: Encoder,
         rows = np.sort(rng.choice(len(docids), size=min(len(docids), 100_000), replace=False))
         sample = np.asarray(embeddings[rows])
     step = 65536
-    chunks = (np.asarray(embeddings[i:i + step]) for i in range(0, len(docids), step))
+    chunks = (np.asarray(embeddings[i : i + step]) for i in range(0, len(docids), step))
     logger.info("building FAISS %s index over %d vectors (dim %d)", config.kind, len(docids), dim)
     save_index(build_index(config, dim, chunks, sample), out / "index.faiss")
     del embeddings
     with atomic_write(out / "docids.txt") as handle:
         handle.write("".join(f"{docid}\n" for docid in docids))
-    meta = {"retriever": "dense", "model": model, "pooling": pooling,
-            "normalize": normalize, "faiss": config.to_dict(), "dim": dim,
-            "num_docs": len(docids), "dataset": dataset.describe()}
+    meta = {
+        "retriever": "dense",
+        "model": model,
+        "pooling": pooling,
+        "normalize": normalize,
+        "faiss": config.to_dict(),
+        "dim": dim,
+        "num_docs": len(docids),
+        "dataset": dataset.describe(),
+    }
     if encoder_options:
         meta["encoder_options"] = dict(encoder_options)
     write_meta(out, meta)
@@ -129,13 +146,15 @@ class DenseSearcher:
         chunk_size: Queries encoded and searched at a time.
     """
 
-    def __init__(self, index_dir: str | Path, encoder: Encoder, gpu: bool | None = None,
-                 chunk_size: int = 1024):
+    def __init__(
+        self, index_dir: str | Path, encoder: Encoder, gpu: bool | None = None, chunk_size: int = 1024
+    ):
         self.index_dir = Path(index_dir)
         self.meta: dict[str, Any] = read_meta(self.index_dir)
         if self.meta["retriever"] != "dense":
-            raise InputError(f"index was built by retriever {self.meta['retriever']!r}, not dense",
-                             self.index_dir)
+            raise InputError(
+                f"index was built by retriever {self.meta['retriever']!r}, not dense", self.index_dir
+            )
         self.encoder = encoder
         self.normalize = bool(self.meta.get("normalize", True))
         self.config = FaissConfig(**self.meta["faiss"])
@@ -161,8 +180,9 @@ class DenseSearcher:
     def __contains__(self, docid: str) -> bool:
         return docid in self._row
 
-    def search_batch(self, queries: Mapping[str, str], k: int = 1000,
-                     progress: bool = True) -> Iterator[tuple[str, Hits]]:
+    def search_batch(
+        self, queries: Mapping[str, str], k: int = 1000, progress: bool = True
+    ) -> Iterator[tuple[str, Hits]]:
         """Yield ``(qid, [(docid, score), ...])`` per query in input order.
 
         Hits are ranked by score, ties broken by document id; queries are encoded and
@@ -175,14 +195,16 @@ class DenseSearcher:
         items = list(queries.items())
         with tqdm(total=len(items), desc="dense search", unit="q", disable=not progress) as bar:
             for start in range(0, len(items), self.chunk_size):
-                chunk = items[start:start + self.chunk_size]
+                chunk = items[start : start + self.chunk_size]
                 vectors = encode_queries(self.encoder, [text for _, text in chunk], self.normalize)
                 # kept for score_pairs on the same queries (mining scores their positives)
                 self._recent = {text: vec for (_, text), vec in zip(chunk, vectors, strict=True)}
                 scores, rows = self.index.search(np.ascontiguousarray(vectors), k)
                 for (qid, _), srow, irow in zip(chunk, scores, rows, strict=True):
-                    yield qid, ranked({self.docids[i]: float(s)
-                                       for s, i in zip(srow, irow, strict=True) if i >= 0})
+                    yield (
+                        qid,
+                        ranked({self.docids[i]: float(s) for s, i in zip(srow, irow, strict=True) if i >= 0}),
+                    )
                 bar.update(len(chunk))
 
     def search(self, query: str, k: int = 10) -> Hits:
@@ -202,8 +224,11 @@ class DenseSearcher:
         if not len(docids):
             return np.zeros(0, dtype=np.float32)
         missing = list(dict.fromkeys(t for t in query_texts if t not in self._recent))
-        fresh = dict(zip(missing, encode_queries(self.encoder, missing, self.normalize),
-                         strict=True)) if missing else {}
+        fresh = (
+            dict(zip(missing, encode_queries(self.encoder, missing, self.normalize), strict=True))
+            if missing
+            else {}
+        )
         vectors = np.stack([self._recent.get(t, fresh.get(t)) for t in query_texts])
         docs = np.asarray(self._embeddings[[self._row[d] for d in docids]])
         return np.einsum("ij,ij->i", vectors, docs)

@@ -73,9 +73,15 @@ def _batches(docs: Iterable[Document], size: int) -> Iterator[list[Document]]:
         yield batch
 
 
-def encode_corpus_shards(encoder: Encoder, docs: Iterable[Document], work_dir: Path,
-                         settings: dict[str, Any], shard_size: int = 4096,
-                         normalize: bool = True, total: int | None = None) -> list[Path]:
+def encode_corpus_shards(
+    encoder: Encoder,
+    docs: Iterable[Document],
+    work_dir: Path,
+    settings: dict[str, Any],
+    shard_size: int = 4096,
+    normalize: bool = True,
+    total: int | None = None,
+) -> list[Path]:
     """Encode a corpus into ``.npy`` shards under ``work_dir``, resuming a previous attempt.
 
     Each shard (``shard-NNNNN.npy`` + ``shard-NNNNN.ids``) is written atomically, so an
@@ -100,8 +106,11 @@ def encode_corpus_shards(encoder: Encoder, docs: Iterable[Document], work_dir: P
     if settings_path.exists():
         previous = json.loads(settings_path.read_text(encoding="utf-8"))
         if previous != wanted:
-            raise InputError("an interrupted build with different settings is in this folder; "
-                             "delete it or build with the same settings to resume", work_dir)
+            raise InputError(
+                "an interrupted build with different settings is in this folder; "
+                "delete it or build with the same settings to resume",
+                work_dir,
+            )
     else:
         with atomic_write(settings_path) as out:
             json.dump(wanted, out, indent=2, sort_keys=True)
@@ -114,15 +123,17 @@ def encode_corpus_shards(encoder: Encoder, docs: Iterable[Document], work_dir: P
             ids = [doc.id for doc in batch]
             if npy.exists() and ids_path.exists():
                 if ids_path.read_text(encoding="utf-8").split("\n")[:-1] != ids:
-                    raise InputError(f"corpus changed since the interrupted build ({npy.name} "
-                                     "holds other documents); delete the folder to start over",
-                                     work_dir)
+                    raise InputError(
+                        f"corpus changed since the interrupted build ({npy.name} "
+                        "holds other documents); delete the folder to start over",
+                        work_dir,
+                    )
                 resumed += 1
                 bar.update(len(batch))
             else:
                 parts = []
                 for start in range(0, len(batch), PROGRESS_STEP):
-                    part = batch[start:start + PROGRESS_STEP]
+                    part = batch[start : start + PROGRESS_STEP]
                     parts.append(encode_documents(encoder, [d.contents for d in part], normalize))
                     bar.update(len(part))
                 with atomic_write(npy, "wb") as out:

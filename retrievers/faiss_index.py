@@ -55,8 +55,9 @@ class FaissConfig:
 
     def __post_init__(self) -> None:
         if self.kind not in FAISS_KINDS:
-            raise InputError(f"unknown FAISS index kind {self.kind!r}; expected one of "
-                             f"{', '.join(FAISS_KINDS)}")
+            raise InputError(
+                f"unknown FAISS index kind {self.kind!r}; expected one of {', '.join(FAISS_KINDS)}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as recorded in the index metadata."""
@@ -77,8 +78,9 @@ def _pq_m(dim: int, wanted: int) -> int:
     return max(m for m in range(1, max(1, dim // 4) + 1) if dim % m == 0)
 
 
-def build_index(config: FaissConfig, dim: int, chunks: Iterable[np.ndarray],
-                train_sample: np.ndarray | None = None):
+def build_index(
+    config: FaissConfig, dim: int, chunks: Iterable[np.ndarray], train_sample: np.ndarray | None = None
+):
     """Build a CPU FAISS index from embedding chunks (each ``(n, dim)`` float32).
 
     Args:

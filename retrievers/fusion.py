@@ -19,19 +19,47 @@ logger = logging.getLogger(__name__)
 
 # Methods that need no training data, and the parameters ranx accepts for each.
 METHODS: dict[str, tuple[str, ...]] = {
-    "rrf": ("k",), "isr": (), "log_isr": (), "logn_isr": ("sigma",), "rbc": ("phi",),
-    "sum": (), "max": (), "min": (), "med": (), "anz": (), "mnz": (), "gmnz": ("gamma",),
-    "bordafuse": (), "condorcet": (), "wsum": ("weights",), "wmnz": ("weights",),
-    "w_bordafuse": ("weights",), "w_condorcet": ("weights",), "mixed": ("weights",),
+    "rrf": ("k",),
+    "isr": (),
+    "log_isr": (),
+    "logn_isr": ("sigma",),
+    "rbc": ("phi",),
+    "sum": (),
+    "max": (),
+    "min": (),
+    "med": (),
+    "anz": (),
+    "mnz": (),
+    "gmnz": ("gamma",),
+    "bordafuse": (),
+    "condorcet": (),
+    "wsum": ("weights",),
+    "wmnz": ("weights",),
+    "w_bordafuse": ("weights",),
+    "w_condorcet": ("weights",),
+    "mixed": ("weights",),
 }
-RANK_BASED = {"rrf", "isr", "log_isr", "logn_isr", "rbc", "bordafuse", "condorcet",
-              "w_bordafuse", "w_condorcet"}
+RANK_BASED = {
+    "rrf",
+    "isr",
+    "log_isr",
+    "logn_isr",
+    "rbc",
+    "bordafuse",
+    "condorcet",
+    "w_bordafuse",
+    "w_condorcet",
+}
 NORMS = ("min-max", "max", "sum", "zmuv", "rank", "borda")
 
 
-def fuse_runs(runs: Sequence[RunDict], method: str = "rrf", norm: str | None = None,
-              params: Mapping[str, Any] | None = None, names: Sequence[str] | None = None,
-              ) -> RunDict:
+def fuse_runs(
+    runs: Sequence[RunDict],
+    method: str = "rrf",
+    norm: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    names: Sequence[str] | None = None,
+) -> RunDict:
     """Fuse runs (query -> document -> score) into one.
 
     Args:
@@ -54,8 +82,10 @@ def fuse_runs(runs: Sequence[RunDict], method: str = "rrf", norm: str | None = N
         raise InputError(f"unknown fusion method {method!r}; expected one of {', '.join(METHODS)}")
     unknown = set(params) - set(METHODS[method])
     if unknown:
-        raise InputError(f"fusion method {method!r} takes no parameter {sorted(unknown)[0]!r} "
-                         f"(it takes: {', '.join(METHODS[method]) or 'none'})")
+        raise InputError(
+            f"fusion method {method!r} takes no parameter {sorted(unknown)[0]!r} "
+            f"(it takes: {', '.join(METHODS[method]) or 'none'})"
+        )
     if "weights" in METHODS[method] and len(params.get("weights", [])) != len(runs):
         raise InputError(f"fusion method {method!r} needs one weight per run ({len(runs)})")
     if len(runs) < 2:
@@ -66,20 +96,30 @@ def fuse_runs(runs: Sequence[RunDict], method: str = "rrf", norm: str | None = N
     for name, run in zip(names[1:], runs[1:], strict=True):
         if set(run) != first:
             missing = sorted(first ^ set(run))[0]
-            raise InputError(f"runs cover different queries (e.g. {missing!r}); fuse runs over "
-                             "the same queries", name)
+            raise InputError(
+                f"runs cover different queries (e.g. {missing!r}); fuse runs over the same queries", name
+            )
     if norm is None and method not in RANK_BASED:
         norm = "min-max"
-    fused = fuse([Run({q: dict(d) for q, d in run.items()}, name=name)
-                  for name, run in zip(names, runs, strict=True)],
-                 norm=norm, method=method, params=params)
-    return {qid: {docid: float(score) for docid, score in docs.items()}
-            for qid, docs in fused.to_dict().items()}
+    fused = fuse(
+        [Run({q: dict(d) for q, d in run.items()}, name=name) for name, run in zip(names, runs, strict=True)],
+        norm=norm,
+        method=method,
+        params=params,
+    )
+    return {
+        qid: {docid: float(score) for docid, score in docs.items()} for qid, docs in fused.to_dict().items()
+    }
 
 
-def fuse_files(paths: Sequence[str | Path], out: str | Path, method: str = "rrf",
-               norm: str | None = None, params: Mapping[str, Any] | None = None,
-               depth: int | None = None) -> RunDict:
+def fuse_files(
+    paths: Sequence[str | Path],
+    out: str | Path,
+    method: str = "rrf",
+    norm: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    depth: int | None = None,
+) -> RunDict:
     """Read TREC runs, fuse them, and write the fused run atomically (top ``depth`` kept)."""
     runs = [read_run(path) for path in paths]
     fused = fuse_runs(runs, method, norm, params, [str(p) for p in paths])

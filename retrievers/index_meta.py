@@ -19,8 +19,11 @@ def write_meta(index_dir: str | Path, meta: dict[str, Any]) -> None:
         raise ValueError("index metadata needs a 'retriever' key")
     from retrievers import __version__ as version
 
-    record = {**meta, "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-              "toolkit_version": version}
+    record = {
+        **meta,
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "toolkit_version": version,
+    }
     with atomic_write(Path(index_dir) / META_FILE) as out:
         json.dump(record, out, indent=2, sort_keys=True)
         out.write("\n")

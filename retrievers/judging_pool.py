@@ -38,8 +38,9 @@ def judging_pool(runs: Sequence[RunDict], depth: int) -> dict[str, set[str]]:
     return pool
 
 
-def split_qrels(qrels: Mapping[str, Mapping[str, int]],
-                pool: Mapping[str, set[str]]) -> tuple[QrelsDict, QrelsDict]:
+def split_qrels(
+    qrels: Mapping[str, Mapping[str, int]], pool: Mapping[str, set[str]]
+) -> tuple[QrelsDict, QrelsDict]:
     """Split judgments into those inside the pool and the hidden rest."""
     kept: QrelsDict = {}
     hidden: QrelsDict = {}
@@ -65,11 +66,16 @@ def _stats(kept: QrelsDict, hidden: QrelsDict) -> dict[str, int]:
         return sum(rel > 0 for docs in qrels.values() for rel in docs.values())
 
     queries = set(kept) | set(hidden)
-    return {"queries": len(queries), "judgments_kept": sum(map(len, kept.values())),
-            "judgments_hidden": sum(map(len, hidden.values())),
-            "relevant_kept": relevant(kept), "relevant_hidden": relevant(hidden),
-            "queries_without_pooled_relevant": sum(
-                1 for q in queries if not any(r > 0 for r in kept.get(q, {}).values()))}
+    return {
+        "queries": len(queries),
+        "judgments_kept": sum(map(len, kept.values())),
+        "judgments_hidden": sum(map(len, hidden.values())),
+        "relevant_kept": relevant(kept),
+        "relevant_hidden": relevant(hidden),
+        "queries_without_pooled_relevant": sum(
+            1 for q in queries if not any(r > 0 for r in kept.get(q, {}).values())
+        ),
+    }
 
 
 class _Writer:
@@ -86,8 +92,10 @@ class _Writer:
         else:
             with (root / "corpus.jsonl").open("w", encoding="utf-8") as out:
                 for doc in source.docs():
-                    out.write(json.dumps({"_id": doc.id, "title": doc.title, "text": doc.text},
-                                         ensure_ascii=False) + "\n")
+                    out.write(
+                        json.dumps({"_id": doc.id, "title": doc.title, "text": doc.text}, ensure_ascii=False)
+                        + "\n"
+                    )
             self._queries: dict[str, str] = {}
 
     def split(self, name: str, qrels: QrelsDict, queries: Mapping[str, str]) -> None:
@@ -114,9 +122,15 @@ class _Writer:
                     out.write(json.dumps({"_id": qid, "text": text}, ensure_ascii=False) + "\n")
 
 
-def simulate_pool(dataset: Dataset, split: str, run_paths: Sequence[str | Path], depth: int,
-                  out: str | Path, train_fraction: float | None = None,
-                  seed: int = 0) -> dict[str, Any]:
+def simulate_pool(
+    dataset: Dataset,
+    split: str,
+    run_paths: Sequence[str | Path],
+    depth: int,
+    out: str | Path,
+    train_fraction: float | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
     """Write a copy of ``dataset`` whose ``split`` qrels keep only a depth-``depth`` pool.
 
     Args:
@@ -143,8 +157,13 @@ def simulate_pool(dataset: Dataset, split: str, run_paths: Sequence[str | Path],
             raise InputError(f"run shares no query with split {split!r} of {dataset.name}", path)
     pool = judging_pool(runs, depth)
     others = [s for s in dataset.splits() if s != split]
-    summary: dict[str, Any] = {"source": dataset.describe(), "split": split, "depth": depth,
-                               "runs": [str(p) for p in run_paths], "splits": {}}
+    summary: dict[str, Any] = {
+        "source": dataset.describe(),
+        "split": split,
+        "depth": depth,
+        "runs": [str(p) for p in run_paths],
+        "splits": {},
+    }
     with atomic_directory(out) as tmp:
         writer = _Writer(dataset, tmp)
         if train_fraction is None:
@@ -156,8 +175,10 @@ def simulate_pool(dataset: Dataset, split: str, run_paths: Sequence[str | Path],
                 writer.split(other, dataset.qrels(other), dataset.queries(other))
         else:
             if {"train", "test"} & set(others):
-                raise InputError(f"dataset {dataset.name!r} already has splits {others}; "
-                                 "--train-fraction is for collections with a single split")
+                raise InputError(
+                    f"dataset {dataset.name!r} already has splits {others}; "
+                    "--train-fraction is for collections with a single split"
+                )
             train, test = split_queries(list(qrels), train_fraction, seed)
             pooled, hidden = split_qrels({q: qrels[q] for q in train}, pool)
             writer.split("train", pooled, queries)

@@ -17,15 +17,17 @@ def _isolated_environment(tmp_path_factory):
     """Point every cache at a temporary folder and forbid hub downloads."""
     base = tmp_path_factory.mktemp("env")
     saved = dict(os.environ)
-    os.environ.update({
-        "HF_HUB_OFFLINE": "1",
-        "TRANSFORMERS_OFFLINE": "1",
-        "HF_DATASETS_OFFLINE": "1",
-        "IR_DATASETS_HOME": str(base / "ir_datasets"),
-        "MPLCONFIGDIR": str(base / "mpl"),
-        "MPLBACKEND": "Agg",
-        "TOKENIZERS_PARALLELISM": "false",
-    })
+    os.environ.update(
+        {
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            "HF_DATASETS_OFFLINE": "1",
+            "IR_DATASETS_HOME": str(base / "ir_datasets"),
+            "MPLCONFIGDIR": str(base / "mpl"),
+            "MPLBACKEND": "Agg",
+            "TOKENIZERS_PARALLELISM": "false",
+        }
+    )
     yield
     os.environ.clear()
     os.environ.update(saved)
@@ -63,16 +65,19 @@ def tiny_beir(tmp_path: Path) -> Path:
 
     root = tmp_path / "tiny"
     (root / "qrels").mkdir(parents=True)
-    docs = [("d1", "Cats", "cats purr and sleep"), ("d2", "Dogs", "dogs bark at cats"),
-            ("d3", "", "fish swim in water"), ("d4", "Birds", "birds sing and fly")]
+    docs = [
+        ("d1", "Cats", "cats purr and sleep"),
+        ("d2", "Dogs", "dogs bark at cats"),
+        ("d3", "", "fish swim in water"),
+        ("d4", "Birds", "birds sing and fly"),
+    ]
     with (root / "corpus.jsonl").open("w") as out:
         for docid, title, text in docs:
             out.write(json.dumps({"_id": docid, "title": title, "text": text}) + "\n")
     with (root / "queries.jsonl").open("w") as out:
         for qid, text in [("q1", "cats purr"), ("q2", "swimming fish"), ("q3", "singing birds")]:
             out.write(json.dumps({"_id": qid, "text": text}) + "\n")
-    (root / "qrels" / "test.tsv").write_text(
-        "query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td3\t1\nq3\td4\t2\n")
+    (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td3\t1\nq3\td4\t2\n")
     (root / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\n")
     return root
 

@@ -30,8 +30,9 @@ class HashEncoder:
         return out
 
 
-def write_beir(root: Path, docs: dict[str, str], queries: dict[str, str],
-               qrels: dict[str, dict[str, dict[str, int]]]) -> Path:
+def write_beir(
+    root: Path, docs: dict[str, str], queries: dict[str, str], qrels: dict[str, dict[str, dict[str, int]]]
+) -> Path:
     """Write a BEIR-layout dataset; ``qrels`` maps split -> qid -> docid -> relevance."""
     (root / "qrels").mkdir(parents=True, exist_ok=True)
     with (root / "corpus.jsonl").open("w") as out:

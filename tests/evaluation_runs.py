@@ -7,8 +7,14 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 
-def pseudo_run(qrels: Mapping[str, Mapping[str, int]], docids: Sequence[str], seed: int,
-               hit_rate: float = 0.6, depth: int = 100, decimals: int = 1) -> dict:
+def pseudo_run(
+    qrels: Mapping[str, Mapping[str, int]],
+    docids: Sequence[str],
+    seed: int,
+    hit_rate: float = 0.6,
+    depth: int = 100,
+    decimals: int = 1,
+) -> dict:
     """A run that retrieves ``depth`` random documents per judged query plus each relevant
     document with probability ``hit_rate``; scores rounded to ``decimals`` so ties are common.
     """

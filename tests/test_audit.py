@@ -9,9 +9,17 @@ from retrievers.errors import InputError
 from retrievers.mining.negatives import MinedQuery, Negative
 
 RECORDS = [
-    MinedQuery("q1", "x", ["p"], [
-        Negative("a", 1, 9.0, "bm25"), Negative("b", 5, 8.0, "bm25"),
-        Negative("c", 20, 7.0, "dense"), Negative("d", 50, 6.0, "dense")]),
+    MinedQuery(
+        "q1",
+        "x",
+        ["p"],
+        [
+            Negative("a", 1, 9.0, "bm25"),
+            Negative("b", 5, 8.0, "bm25"),
+            Negative("c", 20, 7.0, "dense"),
+            Negative("d", 50, 6.0, "dense"),
+        ],
+    ),
     MinedQuery("q2", "y", ["p"], [Negative("e", 2, 1.0, "bm25")]),
     MinedQuery("q9", "z", ["p"], [Negative("a", 1, 1.0, "bm25")]),  # not in qrels
 ]
@@ -26,8 +34,13 @@ def test_bucket_labels():
 def test_audit_counts_by_bucket_and_retriever():
     rows, info = audit(RECORDS, QRELS, edges=[1, 11, 31])
     got = {(r.retriever, r.bucket): (r.negatives, r.false_negatives) for r in rows}
-    assert got == {("bm25", "1-10"): (3, 2), ("bm25", "all"): (3, 2),
-                   ("dense", "11-30"): (1, 1), ("dense", ">=31"): (1, 0), ("dense", "all"): (2, 1)}
+    assert got == {
+        ("bm25", "1-10"): (3, 2),
+        ("bm25", "all"): (3, 2),
+        ("dense", "11-30"): (1, 1),
+        ("dense", ">=31"): (1, 0),
+        ("dense", "all"): (2, 1),
+    }
     assert info == {"queries_audited": 2, "queries_not_in_qrels": 1}
     rows2, _ = audit(RECORDS, QRELS, edges=[1, 11, 31], min_relevance=2)
     assert {(r.retriever, r.bucket): r.false_negatives for r in rows2}[("bm25", "all")] == 1

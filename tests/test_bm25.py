@@ -18,9 +18,11 @@ def tiny_index(tiny_beir, tmp_path):
 
 
 def test_parse_top_docs_decodes_ids_from_sort_field_bytes():
-    text = ("org.apache.lucene.search.TopFieldDocs@1[fields={<score>,<string_val: \"id\">},"
-            "scoreDocs={doc=4 score=8.5 shardIndex=-1 fields=[8.5, [64 31]],"
-            "doc=0 score=1.25E-4 shardIndex=-1 fields=[1.25E-4, [c3 a9 2d 78]]},totalHits=2 hits]")
+    text = (
+        'org.apache.lucene.search.TopFieldDocs@1[fields={<score>,<string_val: "id">},'
+        "scoreDocs={doc=4 score=8.5 shardIndex=-1 fields=[8.5, [64 31]],"
+        "doc=0 score=1.25E-4 shardIndex=-1 fields=[1.25E-4, [c3 a9 2d 78]]},totalHits=2 hits]"
+    )
     assert parse_top_docs(text) == [("d1", 8.5), ("é-x", 1.25e-4)]
 
 
@@ -33,8 +35,9 @@ def test_index_records_what_built_it(tiny_index, tiny_beir):
 
 def test_search_ranks_matching_document_first(tiny_index):
     with BM25Searcher(tiny_index) as searcher:
-        results = dict(searcher.search_batch({"a": "cats purr", "b": "fish", "c": "zebra"}, k=10,
-                                             progress=False))
+        results = dict(
+            searcher.search_batch({"a": "cats purr", "b": "fish", "c": "zebra"}, k=10, progress=False)
+        )
         assert results["a"][0][0] == "d1"
         assert {d for d, _ in results["a"]} == {"d1", "d2"}  # only documents that mention cats
         assert results["b"] == [("d3", results["b"][0][1])]
@@ -107,8 +110,10 @@ def test_scifact_bm25_matches_pyserini_published_numbers(layout, request, tmp_pa
     dataset = load_dataset(request.getfixturevalue(layout))
     index = build_bm25_index(dataset, tmp_path_factory.mktemp("scifact") / "index")
     with BM25Searcher(index) as searcher:
-        run = {qid: dict(hits) for qid, hits in searcher.search_batch(dataset.queries("test"), k=1000,
-                                                                        progress=False)}
+        run = {
+            qid: dict(hits)
+            for qid, hits in searcher.search_batch(dataset.queries("test"), k=1000, progress=False)
+        }
     scores = ranx.evaluate(ranx.Qrels(dataset.qrels("test")), ranx.Run(run), ["ndcg@10", "recall@100"])
     assert scores["ndcg@10"] == pytest.approx(0.6789, abs=0.0005)
     assert scores["recall@100"] == pytest.approx(0.9253, abs=0.001)

@@ -29,16 +29,18 @@ def cli(capsys):
 def runs(tmp_path):
     """Two runs over the tiny dataset: q3 missing from the first, an unjudged query in it."""
     first = tmp_path / "a.trec"
-    first.write_text("q1 Q0 d1 1 2.0 a\nq1 Q0 d2 2 1.0 a\nq2 Q0 d2 1 3.0 a\n"
-                     "q2 Q0 d3 2 1.0 a\nqX Q0 d1 1 1.0 a\n")
+    first.write_text(
+        "q1 Q0 d1 1 2.0 a\nq1 Q0 d2 2 1.0 a\nq2 Q0 d2 1 3.0 a\nq2 Q0 d3 2 1.0 a\nqX Q0 d1 1 1.0 a\n"
+    )
     second = tmp_path / "b.trec"
     second.write_text("q1 Q0 d1 1 2.0 b\nq2 Q0 d3 1 3.0 b\nq3 Q0 d4 1 1.0 b\n")
     return first, second
 
 
 def test_evaluate_json_is_run_to_metric_to_value(cli, tiny_beir, runs):
-    rc, out, err = cli("evaluate", tiny_beir, "--split", "test", *runs,
-                       "--metrics", "ndcg@10", "mrr@10", "--format", "json")
+    rc, out, err = cli(
+        "evaluate", tiny_beir, "--split", "test", *runs, "--metrics", "ndcg@10", "mrr@10", "--format", "json"
+    )
     assert rc == 0, err
     result = json.loads(out)
     assert list(result) == [str(runs[0]), str(runs[1])]
@@ -50,8 +52,18 @@ def test_evaluate_json_is_run_to_metric_to_value(cli, tiny_beir, runs):
 
 def test_evaluate_table_and_per_query_csv(cli, tiny_beir, runs, tmp_path):
     per_query = tmp_path / "out" / "per_query.csv"
-    rc, out, err = cli("evaluate", tiny_beir, "--split", "test", *runs, "--metrics", "mrr@10",
-                       "recall@100", "--per-query", per_query)
+    rc, out, err = cli(
+        "evaluate",
+        tiny_beir,
+        "--split",
+        "test",
+        *runs,
+        "--metrics",
+        "mrr@10",
+        "recall@100",
+        "--per-query",
+        per_query,
+    )
     assert rc == 0, err
     header, *rows = out.splitlines()
     assert header.split() == ["run", "mrr@10", "recall@100"]
@@ -70,8 +82,7 @@ def test_evaluate_md_and_latex(cli, tiny_beir, runs, fmt, marker):
     assert rc == 0 and marker in out
 
 
-def test_duplicate_run_line_exits_2_naming_the_line_and_writes_nothing(cli, tiny_beir, runs,
-                                                                         tmp_path):
+def test_duplicate_run_line_exits_2_naming_the_line_and_writes_nothing(cli, tiny_beir, runs, tmp_path):
     bad = tmp_path / "dup.trec"
     bad.write_text("q1 Q0 d1 1 2.0 x\nq1 Q0 d2 2 1.0 x\nq1 Q0 d1 3 0.5 x\n")
     per_query = tmp_path / "pq.csv"
@@ -92,9 +103,25 @@ def test_missing_run_file_and_bad_metric_exit_2(cli, tiny_beir, runs, tmp_path):
 
 def test_compare_json_out_file_and_plot(cli, tiny_beir, runs, tmp_path):
     report, plot = tmp_path / "report.json", tmp_path / "plot.png"
-    rc, out, err = cli("compare", tiny_beir, "--baseline", runs[0], runs[1], "--metrics",
-                       "ndcg@10", "--test", "fisher", "--seed", "3", "--format", "json",
-                       "--out", report, "--plot", plot)
+    rc, out, err = cli(
+        "compare",
+        tiny_beir,
+        "--baseline",
+        runs[0],
+        runs[1],
+        "--metrics",
+        "ndcg@10",
+        "--test",
+        "fisher",
+        "--seed",
+        "3",
+        "--format",
+        "json",
+        "--out",
+        report,
+        "--plot",
+        plot,
+    )
     assert rc == 0, err
     assert out == ""
     result = json.loads(report.read_text())
@@ -125,8 +152,21 @@ def test_compare_on_scifact_marks_the_better_run(cli, scifact_dir, tmp_path):
         path = tmp_path / f"run{seed}.trec"
         write_run(path, pseudo_run(qrels, docids, seed=seed, hit_rate=hit_rate), tag=path.stem)
         paths.append(path)
-    argv = ["compare", scifact_dir, "--split", "test", "--baseline", *paths,
-            "--metrics", "ndcg@10", "recall@100", "--test", "fisher", "--seed", "1"]
+    argv = [
+        "compare",
+        scifact_dir,
+        "--split",
+        "test",
+        "--baseline",
+        *paths,
+        "--metrics",
+        "ndcg@10",
+        "recall@100",
+        "--test",
+        "fisher",
+        "--seed",
+        "1",
+    ]
     rc, out, err = cli(*argv, "--format", "json")
     assert rc == 0, err
     result = json.loads(out)

@@ -37,8 +37,10 @@ def test_msmarco_folder(tmp_path):
     (root / "qrels.dev.tsv").write_text("7 0 p1 1\n8\t0\tp2\t1\n")
     ds = load_dataset(root)
     assert isinstance(ds, MsMarcoDataset)
-    assert [(d.id, d.contents) for d in ds.docs()] == [("p1", "first passage"),
-                                                       ("p2", "Title second passage")]
+    assert [(d.id, d.contents) for d in ds.docs()] == [
+        ("p1", "first passage"),
+        ("p2", "Title second passage"),
+    ]
     assert ds.splits() == ["dev"]
     assert ds.queries("dev") == {"7": "what is first", "8": "second?"}
     assert ds.qrels("dev") == {"7": {"p1": 1}, "8": {"p2": 1}}
@@ -74,8 +76,10 @@ def test_irds_dataset_from_local_files(tmp_path):
     (tmp_path / "queries.tsv").write_text("q1\tred fruit\n")
     (tmp_path / "qrels.txt").write_text("q1 0 d1 1\n")
     local = ir_datasets.create_dataset(
-        docs_tsv=str(tmp_path / "docs.tsv"), queries_tsv=str(tmp_path / "queries.tsv"),
-        qrels_trec=str(tmp_path / "qrels.txt"))
+        docs_tsv=str(tmp_path / "docs.tsv"),
+        queries_tsv=str(tmp_path / "queries.tsv"),
+        qrels_trec=str(tmp_path / "qrels.txt"),
+    )
     _register("ranker-test/local", local)
     ds = load_dataset("irds:ranker-test/local")
     assert isinstance(ds, IrdsDataset)
@@ -123,16 +127,29 @@ def _write(path: Path, data: bytes | str) -> Path:
     return path
 
 
-@pytest.mark.parametrize(("file", "content", "line", "message"), [
-    ("corpus.jsonl", '{"_id": "d1", "text": "a"}\n{"_id": "d2", "text": \n', 2, "malformed JSON"),
-    ("corpus.jsonl", '{"_id": "d1", "text": "a"}\n{"_id": "d1", "text": "b"}\n', 2, "duplicate document id"),
-    ("corpus.jsonl", '{"_id": "d1"}\n', 1, "missing field 'text'"),
-    ("corpus.jsonl", b'{"_id": "d1", "text": "ok"}\n{"_id": "d2", "text": "\xff\xfe"}\n', 2, "invalid UTF-8"),
-    ("queries.jsonl", '{"_id": "q1", "text": "   "}\n', 1, "empty"),
-    ("qrels/test.tsv", "query-id\tcorpus-id\tscore\nq1\td1\t1\nq9\td2\t1\n", 3, "query 'q9'"),
-    ("qrels/test.tsv", "q1\td1\n", 1, "expected query-id, corpus-id, score"),
-    ("qrels/test.tsv", "q1\td1\tyes\n", 1, "not an integer"),
-])
+@pytest.mark.parametrize(
+    ("file", "content", "line", "message"),
+    [
+        ("corpus.jsonl", '{"_id": "d1", "text": "a"}\n{"_id": "d2", "text": \n', 2, "malformed JSON"),
+        (
+            "corpus.jsonl",
+            '{"_id": "d1", "text": "a"}\n{"_id": "d1", "text": "b"}\n',
+            2,
+            "duplicate document id",
+        ),
+        ("corpus.jsonl", '{"_id": "d1"}\n', 1, "missing field 'text'"),
+        (
+            "corpus.jsonl",
+            b'{"_id": "d1", "text": "ok"}\n{"_id": "d2", "text": "\xff\xfe"}\n',
+            2,
+            "invalid UTF-8",
+        ),
+        ("queries.jsonl", '{"_id": "q1", "text": "   "}\n', 1, "empty"),
+        ("qrels/test.tsv", "query-id\tcorpus-id\tscore\nq1\td1\t1\nq9\td2\t1\n", 3, "query 'q9'"),
+        ("qrels/test.tsv", "q1\td1\n", 1, "expected query-id, corpus-id, score"),
+        ("qrels/test.tsv", "q1\td1\tyes\n", 1, "not an integer"),
+    ],
+)
 def test_bad_input_names_file_and_line(tiny_beir, file, content, line, message):
     path = _write(tiny_beir / file, content)
     ds = load_dataset(tiny_beir)

@@ -43,8 +43,9 @@ def brute_force(docs, queries, k):
 
 def test_flat_matches_brute_force(corpus, tmp_path):
     root, docs, queries = corpus
-    index = build_dense_index(load_dataset(root), tmp_path / "idx", HashEncoder(),
-                              model="hash", shard_size=64)
+    index = build_dense_index(
+        load_dataset(root), tmp_path / "idx", HashEncoder(), model="hash", shard_size=64
+    )
     meta = read_meta(index)
     assert meta["retriever"] == "dense" and meta["faiss"]["kind"] == "flat"
     assert meta["model"] == "hash" and meta["num_docs"] == 300
@@ -68,12 +69,15 @@ def test_hnsw_and_ivfpq_recall(corpus, tmp_path):
     root, docs, queries = corpus
     expected = brute_force(docs, queries, 10)
     for kind, floor in [("hnsw", 0.9), ("ivfpq", 0.3)]:
-        index = build_dense_index(load_dataset(root), tmp_path / kind, HashEncoder(),
-                                  model="hash", faiss_config=FaissConfig(kind=kind, nprobe=64))
-        got = dict(DenseSearcher(index, HashEncoder(), gpu=False).search_batch(
-            queries, k=10, progress=False))
-        overlap = np.mean([len({d for d, _ in got[q]} & {d for d, _ in expected[q]}) / 10
-                           for q in queries])
+        index = build_dense_index(
+            load_dataset(root),
+            tmp_path / kind,
+            HashEncoder(),
+            model="hash",
+            faiss_config=FaissConfig(kind=kind, nprobe=64),
+        )
+        got = dict(DenseSearcher(index, HashEncoder(), gpu=False).search_batch(queries, k=10, progress=False))
+        overlap = np.mean([len({d for d, _ in got[q]} & {d for d, _ in expected[q]}) / 10 for q in queries])
         assert overlap >= floor, (kind, overlap)
 
 
@@ -98,8 +102,9 @@ def test_encoding_resumes_after_interrupt(corpus, tmp_path):
     second = HashEncoder()
     build_dense_index(load_dataset(root), target, second, model="hash", shard_size=64)
     assert second.calls == 3  # 300 docs / 64 = 5 shards, 2 reused (one call per shard)
-    fresh = build_dense_index(load_dataset(root), tmp_path / "fresh", HashEncoder(),
-                              model="hash", shard_size=64)
+    fresh = build_dense_index(
+        load_dataset(root), tmp_path / "fresh", HashEncoder(), model="hash", shard_size=64
+    )
     a = dict(DenseSearcher(target, HashEncoder(), gpu=False).search_batch(queries, 5, False))
     b = dict(DenseSearcher(fresh, HashEncoder(), gpu=False).search_batch(queries, 5, False))
     assert a == b

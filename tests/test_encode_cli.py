@@ -51,23 +51,16 @@ def test_encode_writes_ids_and_vectors_in_corpus_order(tiny_beir, tiny_bert, tmp
     assert isinstance(vectors, np.memmap) and vectors.shape == (4, 32)
     np.testing.assert_allclose(vectors, want, atol=1e-5)
     # Rerunning a complete encoding is a no-op; other settings are refused.
-    assert (
-        run_encode([str(tiny_beir), "--model", str(tiny_bert), "--out", str(out), "--no-progress"])
-        == 0
-    )
+    assert run_encode([str(tiny_beir), "--model", str(tiny_bert), "--out", str(out), "--no-progress"]) == 0
     with pytest.raises(InputError, match=r"different settings.*pooling"):
-        run_encode(
-            [str(tiny_beir), "--model", str(tiny_bert), "--pooling", "max", "--out", str(out)]
-        )
+        run_encode([str(tiny_beir), "--model", str(tiny_bert), "--pooling", "max", "--out", str(out)])
 
 
 class Interrupted(Exception):
     pass
 
 
-def test_interrupted_encoding_resumes_without_redoing_blocks(
-    tiny_beir, tiny_bert, tmp_path, monkeypatch
-):
+def test_interrupted_encoding_resumes_without_redoing_blocks(tiny_beir, tiny_bert, tmp_path, monkeypatch):
     from ranker.encoders.encoder import Encoder
 
     original = Encoder.encode
@@ -129,6 +122,4 @@ def test_refuses_a_folder_with_other_files(tiny_beir, tiny_bert, tmp_path):
         run_encode([str(tiny_beir), "--model", str(tiny_bert), "--out", str(out)])
     assert (out / "notes.txt").read_text() == "mine"
     with pytest.raises(InputError, match="must be positive"):
-        run_encode(
-            [str(tiny_beir), "--model", str(tiny_bert), "--out", str(out), "--batch-size", "0"]
-        )
+        run_encode([str(tiny_beir), "--model", str(tiny_bert), "--out", str(out), "--batch-size", "0"])

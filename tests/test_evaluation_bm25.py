@@ -55,8 +55,20 @@ def test_cli_evaluate_bm25_run_file(bm25_run, scifact_dir, tmp_path, capsys):
     run, _ = bm25_run
     path = tmp_path / "bm25.trec"
     write_run(path, run, tag="bm25")
-    rc = ranker.cli.main(["evaluate", str(scifact_dir), "--split", "test", str(path),
-                          "--metrics", "ndcg@10", "recall@100", "--format", "json"])
+    rc = ranker.cli.main(
+        [
+            "evaluate",
+            str(scifact_dir),
+            "--split",
+            "test",
+            str(path),
+            "--metrics",
+            "ndcg@10",
+            "recall@100",
+            "--format",
+            "json",
+        ]
+    )
     assert rc == 0
     scores = json.loads(capsys.readouterr().out)[str(path)]
     assert scores["ndcg@10"] == pytest.approx(0.6789, abs=5e-4)

@@ -12,9 +12,14 @@ from retrievers.errors import InputError
 pytrec_eval = pytest.importorskip("pytrec_eval")
 
 # Our metric -> (trec_eval measure, whether the run is cut to the top 10 first).
-TREC_EVAL = {"ndcg@10": ("ndcg_cut_10", False), "mrr@10": ("recip_rank", True),
-             "recall@100": ("recall_100", False), "map": ("map", False),
-             "map@100": ("map_cut_100", False), "precision@10": ("P_10", False)}
+TREC_EVAL = {
+    "ndcg@10": ("ndcg_cut_10", False),
+    "mrr@10": ("recip_rank", True),
+    "recall@100": ("recall_100", False),
+    "map": ("map", False),
+    "map@100": ("map_cut_100", False),
+    "precision@10": ("P_10", False),
+}
 
 
 def trec_eval_scores(run, qrels, queries):
@@ -89,12 +94,13 @@ def test_agrees_with_trec_eval_on_scifact(scifact_dir):
         assert len(ev.queries) == 300 and len(ev.missing) == 1
         reference = trec_eval_scores(run, qrels, ev.queries)
         for metric in TREC_EVAL:
-            np.testing.assert_allclose(ev.scores[metric], reference[metric], atol=1e-6,
-                                       err_msg=metric)
+            np.testing.assert_allclose(ev.scores[metric], reference[metric], atol=1e-6, err_msg=metric)
             assert ev.means[metric] == pytest.approx(reference[metric].mean(), abs=1e-6)
         # Ties are common enough that breaking them by id ascending would disagree.
-        flipped = {q: {d: s - 1e-9 * (sorted(docs).index(d) / len(docs)) for d, s in docs.items()}
-                   for q, docs in run.items()}
+        flipped = {
+            q: {d: s - 1e-9 * (sorted(docs).index(d) / len(docs)) for d, s in docs.items()}
+            for q, docs in run.items()
+        }
         other = evaluate_run(flipped, qrels, ["ndcg@10"])
         assert np.abs(other.scores["ndcg@10"] - reference["ndcg@10"]).max() > 1e-3
 
@@ -110,4 +116,5 @@ def test_tied_scores_do_not_depend_on_input_order():
         ev = evaluate_run(run, qrels, ["mrr", "ndcg@200"])
         assert ev.scores["mrr"][0] == pytest.approx(1 / 150)  # d199 .. d050: rank 150
     assert pytrec_eval.RelevanceEvaluator(qrels, {"recip_rank"}).evaluate(run)["q1"][
-        "recip_rank"] == pytest.approx(1 / 150)
+        "recip_rank"
+    ] == pytest.approx(1 / 150)

@@ -21,11 +21,11 @@ def comparison():
     base = rng.random(200)
     runs = [base, np.clip(base + rng.normal(0, 0.01, 200), 0, 1), np.clip(base + 0.2, 0, 1)]
     queries = tuple(f"q{i}" for i in range(200))
-    evs = [RunEvaluation(name=f"runs/{n}_x.trec", queries=queries,
-                         scores={"ndcg@10": s, "map": s / 2}) for n, s in zip("abc", runs,
-                                                                            strict=True)]
-    return compare_runs(evs, test="student", correction="holm", all_pairs=True, seed=1,
-                        n_resamples=2000)
+    evs = [
+        RunEvaluation(name=f"runs/{n}_x.trec", queries=queries, scores={"ndcg@10": s, "map": s / 2})
+        for n, s in zip("abc", runs, strict=True)
+    ]
+    return compare_runs(evs, test="student", correction="holm", all_pairs=True, seed=1, n_resamples=2000)
 
 
 def test_markers_follow_ranx_letters(comparison):
@@ -51,8 +51,7 @@ def test_json_has_raw_and_corrected_pvalues_and_cis(comparison):
     for item in data["comparisons"]:
         assert item["p_corrected"] >= item["p_value"]
         assert item["ci95"][0] <= item["delta"] <= item["ci95"][1]
-    assert data["runs"]["runs/c_x.trec"]["better_than"]["ndcg@10"] == ["runs/a_x.trec",
-                                                                      "runs/b_x.trec"]
+    assert data["runs"]["runs/c_x.trec"]["better_than"]["ndcg@10"] == ["runs/a_x.trec", "runs/b_x.trec"]
 
 
 def test_letters_go_past_z():
@@ -60,15 +59,15 @@ def test_letters_go_past_z():
 
 
 def test_format_scores_md():
-    ev = RunEvaluation(name="r", queries=("q1", "q2"), scores={"ndcg@10": np.array([1.0, 0.5])},
-                       missing=("q2",))
+    ev = RunEvaluation(
+        name="r", queries=("q1", "q2"), scores={"ndcg@10": np.array([1.0, 0.5])}, missing=("q2",)
+    )
     out = format_scores([ev], "md")
     assert "| r | 0.7500 |" in out and "- r: 2 judged queries evaluated; 1 judged" in out
     assert json.loads(format_scores([ev], "json")) == {"r": {"ndcg@10": 0.75}}
 
 
-@pytest.mark.parametrize("suffix, magic", [(".png", b"\x89PNG"), (".pdf", b"%PDF"),
-                                           (".svg", b"<?xml")])
+@pytest.mark.parametrize("suffix, magic", [(".png", b"\x89PNG"), (".pdf", b"%PDF"), (".svg", b"<?xml")])
 def test_plot_writes_a_figure(comparison, tmp_path, suffix, magic):
     path = plot_comparison(comparison, tmp_path / f"plot{suffix}")
     assert path.read_bytes().startswith(magic)

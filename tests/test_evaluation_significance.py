@@ -22,8 +22,10 @@ def scores(n_queries=300, n_runs=4, seed=0):
 
 def evaluations(runs, metric="ndcg@10"):
     queries = tuple(f"q{i:03d}" for i in range(len(runs[0])))
-    return [RunEvaluation(name=f"run{r}", queries=queries, scores={metric: s, "map": s ** 2})
-            for r, s in enumerate(runs)]
+    return [
+        RunEvaluation(name=f"run{r}", queries=queries, scores={metric: s, "map": s**2})
+        for r, s in enumerate(runs)
+    ]
 
 
 def test_fisher_is_repeatable_and_seeded():
@@ -47,8 +49,9 @@ def test_fisher_matches_scipy_permutation_test():
         a = rng.random(200)
         b = np.clip(a + shift + rng.normal(0, 0.25, 200), 0, 1)
         ours = fisher_pvalues(b - a, 20_000, seed=1)[0]
-        ref = stats.permutation_test((b, a), mean_diff, permutation_type="samples",
-                                     n_resamples=20_000, vectorized=True, rng=5).pvalue
+        ref = stats.permutation_test(
+            (b, a), mean_diff, permutation_type="samples", n_resamples=20_000, vectorized=True, rng=5
+        ).pvalue
         assert ours == pytest.approx(ref, abs=0.012)
 
 
@@ -56,9 +59,13 @@ def test_fisher_exact_for_few_queries_equals_scipy_exact():
     rng = np.random.default_rng(4)
     a, b = rng.random(10), rng.random(10)
     ours = fisher_pvalues(b - a, 10_000, seed=0)[0]
-    ref = stats.permutation_test((b, a), lambda x, y, axis: np.mean(x - y, axis=axis),
-                                 permutation_type="samples", n_resamples=10_000,
-                                 vectorized=True).pvalue
+    ref = stats.permutation_test(
+        (b, a),
+        lambda x, y, axis: np.mean(x - y, axis=axis),
+        permutation_type="samples",
+        n_resamples=10_000,
+        vectorized=True,
+    ).pvalue
     assert ours == pytest.approx(ref, abs=1e-12)
 
 
@@ -87,8 +94,9 @@ def test_bootstrap_test_is_repeatable_and_detects_a_clear_difference():
 def test_bootstrap_interval_matches_scipy():
     a, b = scores(n_runs=2)
     low, high = percentile_interval(bootstrap_means((b - a)[:, None], 20_000, seed=0))
-    ref = stats.bootstrap(((b - a),), np.mean, n_resamples=20_000, method="percentile",
-                          rng=1).confidence_interval
+    ref = stats.bootstrap(
+        ((b - a),), np.mean, n_resamples=20_000, method="percentile", rng=1
+    ).confidence_interval
     width = ref.high - ref.low
     assert low[0] == pytest.approx(ref.low, abs=0.05 * width)
     assert high[0] == pytest.approx(ref.high, abs=0.05 * width)
@@ -156,8 +164,7 @@ def test_compare_runs_effects_markers_and_all_pairs():
 
 def test_tukey_matches_scipy_and_skips_correction():
     runs = scores()
-    result = compare_runs(evaluations(runs), ["ndcg@10"], test="tukey", correction="holm",
-                          all_pairs=True)
+    result = compare_runs(evaluations(runs), ["ndcg@10"], test="tukey", correction="holm", all_pairs=True)
     reference = stats.tukey_hsd(*runs).pvalue
     for pair in result.pairs:
         assert pair.p_value == pytest.approx(reference[pair.a, pair.b])

@@ -57,15 +57,22 @@ def dataset(tmp_path_factory) -> Path:
     """The tiny_beir collection, once per session (step keys include its path)."""
     root = tmp_path_factory.mktemp("data") / "tiny"
     (root / "qrels").mkdir(parents=True)
-    docs = [("d1", "Cats", "cats purr and sleep"), ("d2", "Dogs", "dogs bark at cats"),
-            ("d3", "", "fish swim in water"), ("d4", "Birds", "birds sing and fly")]
-    (root / "corpus.jsonl").write_text("".join(
-        json.dumps({"_id": d, "title": t, "text": x}) + "\n" for d, t, x in docs))
-    (root / "queries.jsonl").write_text("".join(
-        json.dumps({"_id": q, "text": t}) + "\n"
-        for q, t in [("q1", "cats purr"), ("q2", "swimming fish"), ("q3", "singing birds")]))
-    (root / "qrels" / "test.tsv").write_text(
-        "query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td3\t1\nq3\td4\t2\n")
+    docs = [
+        ("d1", "Cats", "cats purr and sleep"),
+        ("d2", "Dogs", "dogs bark at cats"),
+        ("d3", "", "fish swim in water"),
+        ("d4", "Birds", "birds sing and fly"),
+    ]
+    (root / "corpus.jsonl").write_text(
+        "".join(json.dumps({"_id": d, "title": t, "text": x}) + "\n" for d, t, x in docs)
+    )
+    (root / "queries.jsonl").write_text(
+        "".join(
+            json.dumps({"_id": q, "text": t}) + "\n"
+            for q, t in [("q1", "cats purr"), ("q2", "swimming fish"), ("q3", "singing birds")]
+        )
+    )
+    (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td3\t1\nq3\td4\t2\n")
     return root
 
 
@@ -98,8 +105,9 @@ def write_spec(folder: Path, dataset: Path, expected: float = 1.0, **replace: st
 
 
 def run(spec: Path, work: Path, *extra: str) -> int:
-    return main(["run", str(spec), "--work", str(work), "--results",
-                 str(work.parent / "results" / "tiny.md"), *extra])
+    return main(
+        ["run", str(spec), "--work", str(work), "--results", str(work.parent / "results" / "tiny.md"), *extra]
+    )
 
 
 def ran_steps(spec: Path, work: Path, profile: str = "small") -> list[str]:
@@ -147,8 +155,11 @@ def test_changing_an_input_file_reruns_its_readers(done, dataset, tmp_path):
     assert ran_steps(spec, work) == []
     qrels = tmp_path / "qrels.tsv"  # an explicit input of one step
     qrels.write_text("a")
-    write_spec(spec.parent, dataset, **{"    outputs: [scores.json]":
-                                        f"    outputs: [scores.json]\n    inputs: [{qrels}]"})
+    write_spec(
+        spec.parent,
+        dataset,
+        **{"    outputs: [scores.json]": f"    outputs: [scores.json]\n    inputs: [{qrels}]"},
+    )
     assert ran_steps(spec, work) == ["evaluate"]
     before = Runner(load_spec(spec), "small", work).plan()[-1].key
     qrels.write_text("b")  # same size, other content
@@ -226,17 +237,22 @@ def test_unknown_keys_are_rejected_with_file_line_and_key(dataset, tmp_path, cap
     assert "unknown key 'reports' in the spec" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("steps: []\n", "non-empty 'steps'"),
-    ("steps:\n  - {name: a, run: [index], outputs: [x]}\n  - {name: a, run: [index], outputs: [y]}\n",
-     "step name 'a' is used twice"),
-    ("steps:\n  - {name: a, run: index, outputs: [x]}\n", "'run' must be a non-empty list"),
-    ("steps:\n  - {name: a, run: [index, '${nope}'], outputs: [x]}\n", "unknown variable ${nope}"),
-    ("steps:\n  - {name: a, run: [index, '${profile.nope}'], outputs: [x]}\n", "no variable 'nope'"),
-    ("steps:\n  - {name: a, run: [index], outputs: [../x]}\n", "outside the work folder"),
-    ("steps: [\n", "not valid YAML"),
-    ("vars: {a: 1}\nvars: {a: 2}\nsteps: []\n", "key 'vars' appears twice"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("steps: []\n", "non-empty 'steps'"),
+        (
+            "steps:\n  - {name: a, run: [index], outputs: [x]}\n  - {name: a, run: [index], outputs: [y]}\n",
+            "step name 'a' is used twice",
+        ),
+        ("steps:\n  - {name: a, run: index, outputs: [x]}\n", "'run' must be a non-empty list"),
+        ("steps:\n  - {name: a, run: [index, '${nope}'], outputs: [x]}\n", "unknown variable ${nope}"),
+        ("steps:\n  - {name: a, run: [index, '${profile.nope}'], outputs: [x]}\n", "no variable 'nope'"),
+        ("steps:\n  - {name: a, run: [index], outputs: [../x]}\n", "outside the work folder"),
+        ("steps: [\n", "not valid YAML"),
+        ("vars: {a: 1}\nvars: {a: 2}\nsteps: []\n", "key 'vars' appears twice"),
+    ],
+)
 def test_bad_specs(tmp_path, text, message):
     spec = tmp_path / "bad.yaml"
     spec.write_text(text)
@@ -247,12 +263,14 @@ def test_bad_specs(tmp_path, text, message):
 
 def test_list_variables_splice_and_pkg_resolves(tmp_path):
     spec = tmp_path / "vars.yaml"
-    spec.write_text(textwrap.dedent("""\
+    spec.write_text(
+        textwrap.dedent("""\
         vars: {metrics: [ndcg@10, map], base: "${pkg.ranker}", nested: "${profile.base}/x"}
         steps:
           - {name: a, run: [evaluate, d, r, --metrics, "${profile.metrics}", "${profile.nested}"],
              outputs: [out]}
-        """))
+        """)
+    )
     (item,) = Runner(load_spec(spec), "default", tmp_path / "work").plan()
     package = Path(__file__).resolve().parents[1] / "ranker"
     assert item.argv == ["evaluate", "d", "r", "--metrics", "ndcg@10", "map", f"{package}/x"]
@@ -266,7 +284,8 @@ def _run_file(path: Path) -> dict:
 
 def test_matrix_steps_each_arguments_and_merge_keys(tmp_path):
     spec = tmp_path / "matrix.yaml"
-    spec.write_text(textwrap.dedent("""\
+    spec.write_text(
+        textwrap.dedent("""\
         vars:
           a: &a {name: a, k: 1}
           b: &b {name: b, k: 2}
@@ -287,7 +306,8 @@ def test_matrix_steps_each_arguments_and_merge_keys(tmp_path):
             outputs: [o.json]
         report:
           - {title: "${m.c.name}", matrix: {c: "${profile.sets}"}, text: "k=${m.c.k}"}
-        """))
+        """)
+    )
     loaded = load_spec(spec)
     small = Runner(loaded, "small", tmp_path / "work").plan()
     assert [p.step.name for p in small] == ["s-a-base", "s-a-x", "t-b-z", "all"]
@@ -296,8 +316,7 @@ def test_matrix_steps_each_arguments_and_merge_keys(tmp_path):
     assert small[3].argv == ["evaluate", "d", "a.x.trec", "--out", "o.json"]
     assert small[3].upstream == {"s-a-x": small[1].key}  # reads s-a-x's output
     full = Runner(loaded, "full", tmp_path / "work").plan()
-    assert [p.step.name for p in full][:6] == ["s-a-base", "s-a-x", "s-a-y", "s-b-base", "s-b-x",
-                                               "s-b-y"]
+    assert [p.step.name for p in full][:6] == ["s-a-base", "s-a-x", "s-a-y", "s-b-base", "s-b-x", "s-b-y"]
     assert full[-1].argv == ["evaluate", "d", "a.x.trec", "a.y.trec", "--out", "o.json"]
 
     from ranker.experiments.report import write_results
@@ -311,8 +330,9 @@ def test_matrix_steps_each_arguments_and_merge_keys(tmp_path):
 
 def test_matrix_names_must_be_unique_once_expanded(tmp_path):
     spec = tmp_path / "dup.yaml"
-    spec.write_text("steps:\n  - {name: s, matrix: {p: [1, 2]}, run: [index, '${m.p}'], "
-                    "outputs: ['${m.p}']}\n")
+    spec.write_text(
+        "steps:\n  - {name: s, matrix: {p: [1, 2]}, run: [index, '${m.p}'], outputs: ['${m.p}']}\n"
+    )
     with pytest.raises(InputError, match="not a valid, unique step name"):
         Runner(load_spec(spec), "default", tmp_path / "work")
 
@@ -337,8 +357,10 @@ def test_the_shipped_specs_plan_under_every_profile(name, profile, tmp_path, mon
 
 def test_a_folder_holding_the_steps_own_output_is_not_an_input(tmp_path):
     spec = tmp_path / "own.yaml"
-    spec.write_text("steps:\n  - {name: t, run: [train, --set, output_dir=ce], outputs: [ce/model]}\n"
-                    "  - {name: r, run: [rerank, --model, ce/model], outputs: [r.trec]}\n")
+    spec.write_text(
+        "steps:\n  - {name: t, run: [train, --set, output_dir=ce], outputs: [ce/model]}\n"
+        "  - {name: r, run: [rerank, --model, ce/model], outputs: [r.trec]}\n"
+    )
     work = tmp_path / "work"
     before = [p.key for p in Runner(load_spec(spec), "default", work).plan()]
     (work / "ce" / "checkpoints").mkdir(parents=True)  # what an interrupted training leaves

@@ -72,9 +72,7 @@ def test_smollm2_biencoder_causal_and_bidirectional(smollm2):
     _, folder = smollm2
     texts = ["The cell divides.", "Proteins fold into stable shapes in water."]
     causal = BiEncoder.from_pretrained(folder, pooling="mean", max_length=32)
-    bidir = BiEncoder.from_pretrained(
-        folder, pooling="mean", max_length=32, attention="bidirectional"
-    )
+    bidir = BiEncoder.from_pretrained(folder, pooling="mean", max_length=32, attention="bidirectional")
     a, b = causal.encode(texts), bidir.encode(texts)
     assert np.isfinite(a).all() and np.isfinite(b).all()
     assert (np.sum(a * b, axis=1) < 0.9999).all()  # the switch changes the representation

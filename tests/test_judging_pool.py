@@ -43,17 +43,19 @@ def test_split_queries_is_seeded_and_ordered():
 def deep(tmp_path):
     docs = {d: f"text {d}" for d in "abcdefgh"}
     queries = {"q1": "one", "q2": "two", "q3": "three", "q4": "four"}
-    qrels = {"test": {"q1": {"a": 1, "c": 2}, "q2": {"h": 1, "g": 1},
-                      "q3": {"b": 1}, "q4": {"e": 3}}}
+    qrels = {"test": {"q1": {"a": 1, "c": 2}, "q2": {"h": 1, "g": 1}, "q3": {"b": 1}, "q4": {"e": 3}}}
     return write_beir(tmp_path / "deep", docs, queries, qrels)
 
 
 def test_simulate_pool_writes_same_layout(deep, tmp_path):
-    run = {"q1": {"a": 3.0, "b": 2.0, "c": 1.0}, "q2": {"h": 1.0, "a": 0.5}, "q3": {"c": 1.0},
-           "q4": {"e": 1.0}}
+    run = {
+        "q1": {"a": 3.0, "b": 2.0, "c": 1.0},
+        "q2": {"h": 1.0, "a": 0.5},
+        "q3": {"c": 1.0},
+        "q4": {"e": 1.0},
+    }
     write_run(tmp_path / "bm25.trec", run)
-    summary = simulate_pool(load_dataset(deep), "test", [tmp_path / "bm25.trec"], 2,
-                            tmp_path / "pooled")
+    summary = simulate_pool(load_dataset(deep), "test", [tmp_path / "bm25.trec"], 2, tmp_path / "pooled")
     pooled = load_dataset(tmp_path / "pooled")
     assert pooled.qrels("test") == {"q1": {"a": 1}, "q2": {"h": 1}, "q4": {"e": 3}}
     assert pooled.qrels("test-hidden") == {"q1": {"c": 2}, "q2": {"g": 1}, "q3": {"b": 1}}
@@ -67,8 +69,9 @@ def test_simulate_pool_writes_same_layout(deep, tmp_path):
 def test_simulate_pool_train_fraction(deep, tmp_path):
     run = {q: {d: 1.0 for d in "abcdefgh"} for q in ["q1", "q2", "q3", "q4"]}
     write_run(tmp_path / "r.trec", run)
-    simulate_pool(load_dataset(deep), "test", [tmp_path / "r.trec"], 1, tmp_path / "p",
-                  train_fraction=0.5, seed=3)
+    simulate_pool(
+        load_dataset(deep), "test", [tmp_path / "r.trec"], 1, tmp_path / "p", train_fraction=0.5, seed=3
+    )
     pooled = load_dataset(tmp_path / "p")
     assert pooled.splits() == ["test", "train", "train-hidden"]
     train, test = pooled.qrels("train") | pooled.qrels("train-hidden"), pooled.qrels("test")

@@ -63,23 +63,26 @@ def test_output_format_and_stats(tmp_path):
 
 
 def test_same_seed_same_file_and_resume_without_duplicates(tmp_path):
-    config = MiningConfig(depth=30, min_rank=3, num_negatives=5, sampling="random", seed=3,
-                          chunk_size=3)
+    config = MiningConfig(depth=30, min_rank=3, num_negatives=5, sampling="random", seed=3, chunk_size=3)
     full = tmp_path / "full.jsonl"
     mine(QUERIES, POSITIVES, {"bm25": FakeSearcher()}, full, config, progress=False)
     again = tmp_path / "again.jsonl"
     mine(QUERIES, POSITIVES, {"bm25": FakeSearcher()}, again, config, progress=False)
     assert full.read_bytes() == again.read_bytes()
     other = tmp_path / "other.jsonl"
-    mine(QUERIES, POSITIVES, {"bm25": FakeSearcher()}, other, MiningConfig(
-        depth=30, min_rank=3, num_negatives=5, sampling="random", seed=4, chunk_size=3),
-         progress=False)
+    mine(
+        QUERIES,
+        POSITIVES,
+        {"bm25": FakeSearcher()},
+        other,
+        MiningConfig(depth=30, min_rank=3, num_negatives=5, sampling="random", seed=4, chunk_size=3),
+        progress=False,
+    )
     assert other.read_bytes() != full.read_bytes()
 
     resumed = tmp_path / "resumed.jsonl"
     with pytest.raises(KeyboardInterrupt):  # dies on the 3rd chunk: 6 queries written
-        mine(QUERIES, POSITIVES, {"bm25": FakeSearcher(fail_on_call=3)}, resumed, config,
-             progress=False)
+        mine(QUERIES, POSITIVES, {"bm25": FakeSearcher(fail_on_call=3)}, resumed, config, progress=False)
     assert not resumed.exists()
     partial = tmp_path / ".resumed.jsonl.partial"
     assert len(partial.read_text().splitlines()) == 6
@@ -95,24 +98,48 @@ def test_same_seed_same_file_and_resume_without_duplicates(tmp_path):
 def test_resume_with_other_settings_is_refused(tmp_path):
     out = tmp_path / "neg.jsonl"
     with pytest.raises(KeyboardInterrupt):
-        mine(QUERIES, POSITIVES, {"bm25": FakeSearcher(fail_on_call=2)}, out,
-             MiningConfig(depth=10, chunk_size=3), progress=False)
+        mine(
+            QUERIES,
+            POSITIVES,
+            {"bm25": FakeSearcher(fail_on_call=2)},
+            out,
+            MiningConfig(depth=10, chunk_size=3),
+            progress=False,
+        )
     with pytest.raises(InputError, match="other settings"):
-        mine(QUERIES, POSITIVES, {"bm25": FakeSearcher()}, out,
-             MiningConfig(depth=11, chunk_size=3), progress=False)
+        mine(
+            QUERIES,
+            POSITIVES,
+            {"bm25": FakeSearcher()},
+            out,
+            MiningConfig(depth=11, chunk_size=3),
+            progress=False,
+        )
 
 
 def test_two_retrievers_and_relative_filter(tmp_path):
     out = tmp_path / "neg.jsonl"
     config = MiningConfig(depth=5, num_negatives=20, max_relative=0.97)
-    mine({"q0": "x"}, {"q0": ["d01"]}, {"bm25": FakeSearcher(), "dense": FakeSearcher(shift=10)},
-         out, config, progress=False)
+    mine(
+        {"q0": "x"},
+        {"q0": ["d01"]},
+        {"bm25": FakeSearcher(), "dense": FakeSearcher(shift=10)},
+        out,
+        config,
+        progress=False,
+    )
     rec = read_negatives(out)[0]
     # bm25: positive d01 scores 99; keep scores <= 96.03: only rank 5 (score 96)
     # dense: positive not retrieved -> its score unknown -> all 5 kept
     got = [(n.docid, n.rank, n.retriever) for n in rec.negatives]
-    assert got == [("d10", 1, "dense"), ("d11", 2, "dense"), ("d12", 3, "dense"),
-                   ("d13", 4, "dense"), ("d04", 5, "bm25"), ("d14", 5, "dense")]
+    assert got == [
+        ("d10", 1, "dense"),
+        ("d11", 2, "dense"),
+        ("d12", 3, "dense"),
+        ("d13", 4, "dense"),
+        ("d04", 5, "bm25"),
+        ("d14", 5, "dense"),
+    ]
 
 
 def test_dense_candidates_use_exact_positive_scores(tmp_path):
@@ -120,16 +147,22 @@ def test_dense_candidates_use_exact_positive_scores(tmp_path):
     words = [f"w{i}" for i in range(40)]
     docs = {f"d{i}": " ".join(rng.choice(words, 6)) for i in range(50)}
     queries = {f"q{i}": docs[f"d{i}"].split(" ", 3)[-1] for i in range(5)}
-    root = write_beir(tmp_path / "data", docs, queries,
-                      {"train": {q: {f"d{q[1:]}": 1} for q in queries}})
+    root = write_beir(tmp_path / "data", docs, queries, {"train": {q: {f"d{q[1:]}": 1} for q in queries}})
     dataset = load_dataset(root)
     index = build_dense_index(dataset, tmp_path / "idx", HashEncoder(), model="hash")
     searcher = DenseSearcher(index, HashEncoder(), gpu=False)
-    positives = positives_from_qrels(dataset.queries("train"), dataset.qrels("train"),
-                                     corpus=searcher.__contains__)
+    positives = positives_from_qrels(
+        dataset.queries("train"), dataset.qrels("train"), corpus=searcher.__contains__
+    )
     out = tmp_path / "neg.jsonl"
-    mine(queries, positives, {"dense": searcher}, out,
-         MiningConfig(depth=20, num_negatives=3, margin=0.05), progress=False)
+    mine(
+        queries,
+        positives,
+        {"dense": searcher},
+        out,
+        MiningConfig(depth=20, num_negatives=3, margin=0.05),
+        progress=False,
+    )
     for rec in read_negatives(out):
         pos = searcher.score_pairs([rec.query], rec.positives)[0]
         assert all(n.score <= pos - 0.05 + 1e-6 for n in rec.negatives)
@@ -138,18 +171,30 @@ def test_dense_candidates_use_exact_positive_scores(tmp_path):
 
 def test_exports(tmp_path):
     out = tmp_path / "neg.jsonl"
-    mine({"q0": "find"}, {"q0": ["d01"]}, {"bm25": FakeSearcher()}, out,
-         MiningConfig(depth=5, num_negatives=2), progress=False)
+    mine(
+        {"q0": "find"},
+        {"q0": ["d01"]},
+        {"bm25": FakeSearcher()},
+        out,
+        MiningConfig(depth=5, num_negatives=2),
+        progress=False,
+    )
     docs = {d: Document(d, f"text {d}", f"T{d}") for d in DOCS}
     recs = read_negatives(out)
     st = tmp_path / "st.jsonl"
     assert export_negatives(recs, "sentence-transformers", docs, st) == 2
     assert json.loads(st.read_text().splitlines()[0]) == {
-        "query": "find", "positive": "Td01 text d01", "negative": "Td00 text d00"}
+        "query": "find",
+        "positive": "Td01 text d01",
+        "negative": "Td00 text d00",
+    }
     fe = tmp_path / "fe.jsonl"
     export_negatives(recs, "flagembedding", docs, fe)
-    assert json.loads(fe.read_text()) == {"query": "find", "pos": ["Td01 text d01"],
-                                          "neg": ["Td00 text d00", "Td02 text d02"]}
+    assert json.loads(fe.read_text()) == {
+        "query": "find",
+        "pos": ["Td01 text d01"],
+        "neg": ["Td00 text d00", "Td02 text d02"],
+    }
     tev = tmp_path / "tev.jsonl"
     export_negatives(recs, "tevatron", docs, tev)
     row = json.loads(tev.read_text())
@@ -170,8 +215,7 @@ def test_bad_input(tmp_path):
         positives_from_qrels({"q1": "x"}, {"q9": {"d1": 1}})
     with pytest.raises(InputError, match="not in the index"):
         positives_from_qrels({"q1": "x"}, {"q1": {"nope": 1}}, corpus=set(DOCS).__contains__)
-    assert positives_from_qrels({"q1": "x", "q2": "y"}, {"q1": {"d1": 0}, "q2": {"d2": 2}}) == {
-        "q2": ["d2"]}
+    assert positives_from_qrels({"q1": "x", "q2": "y"}, {"q1": {"d1": 0}, "q2": {"d2": 2}}) == {"q2": ["d2"]}
     with pytest.raises(InputError, match="rank window"):
         MiningConfig(depth=10, min_rank=20)
     with pytest.raises(InputError):
@@ -189,20 +233,32 @@ def test_empty_candidate_lists_are_left_out_and_counted(tmp_path):
                 yield qid, [] if qid == "q1" else [("d01", 1.0), ("d05", 0.5)]
 
     out = tmp_path / "neg.jsonl"
-    stats = mine({"q0": "a", "q1": "b", "q2": "c"}, {"q0": ["d01"], "q1": ["d01"]},
-                 {"bm25": Empty()}, out, MiningConfig(depth=5), progress=False)
+    stats = mine(
+        {"q0": "a", "q1": "b", "q2": "c"},
+        {"q0": ["d01"], "q1": ["d01"]},
+        {"bm25": Empty()},
+        out,
+        MiningConfig(depth=5),
+        progress=False,
+    )
     assert [r.qid for r in read_negatives(out)] == ["q0"]
     assert stats["queries_without_negatives"] == 1 and stats["queries_without_positives"] == 1
 
 
-@pytest.mark.parametrize(("line", "message"), [
-    ('{"qid": "q", "query": "x", "positives": []}', "missing field 'negatives'"),
-    ('{"qid": "q", "query": "x", "positives": [], "negatives": [{"docid": "d"}]}', "missing rank"),
-    ('{"qid": "q", "query": "x", "positives": [1], "negatives": []}', "list of document ids"),
-    ('{"qid": "q", "query": "x", "positives": [], "negatives": [{"docid": "d", "rank": 0, '
-     '"score": 1, "retriever": "r"}]}', "positive integer"),
-    ("not json", "malformed JSON"),
-])
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('{"qid": "q", "query": "x", "positives": []}', "missing field 'negatives'"),
+        ('{"qid": "q", "query": "x", "positives": [], "negatives": [{"docid": "d"}]}', "missing rank"),
+        ('{"qid": "q", "query": "x", "positives": [1], "negatives": []}', "list of document ids"),
+        (
+            '{"qid": "q", "query": "x", "positives": [], "negatives": [{"docid": "d", "rank": 0, '
+            '"score": 1, "retriever": "r"}]}',
+            "positive integer",
+        ),
+        ("not json", "malformed JSON"),
+    ],
+)
 def test_read_negatives_rejects_bad_lines(tmp_path, line, message):
     path = tmp_path / "bad.jsonl"
     good = '{"qid": "a", "query": "x", "positives": ["d"], "negatives": []}'

@@ -65,17 +65,21 @@ def test_cross_encoder_denoise_drops_above_threshold():
 
 
 def test_apply_filters_counts_each_drop():
-    kept, dropped = apply_filters([ExcludePositives(), RankWindow(1, 6), PercentOfPositive(0.75)],
-                                  CTX, CANDS)
+    kept, dropped = apply_filters([ExcludePositives(), RankWindow(1, 6), PercentOfPositive(0.75)], CTX, CANDS)
     assert ids(kept) == ["d4", "d5", "d6"]
     assert dropped == {"known_positive": 1, "rank_window": 2, "perc_pos": 2}
 
 
 def test_merge_hits_keeps_best_rank_and_orders():
-    merged = merge_hits({"bm25": [("a", 5.0), ("b", 4.0), ("c", 3.0)],
-                         "dense": [("c", 0.9), ("a", 0.8), ("d", 0.7)]})
+    merged = merge_hits(
+        {"bm25": [("a", 5.0), ("b", 4.0), ("c", 3.0)], "dense": [("c", 0.9), ("a", 0.8), ("d", 0.7)]}
+    )
     assert [(c.docid, c.rank, c.retriever) for c in merged] == [
-        ("a", 1, "bm25"), ("c", 1, "dense"), ("b", 2, "bm25"), ("d", 3, "dense")]
+        ("a", 1, "bm25"),
+        ("c", 1, "dense"),
+        ("b", 2, "bm25"),
+        ("d", 3, "dense"),
+    ]
 
 
 def test_positive_score_from_hits():

@@ -20,9 +20,7 @@ from retrievers.io.dataset import load_dataset
 
 
 def _config(model, **extra):
-    return build_config(
-        {"dataset": "d", "negatives": "n", "output_dir": "o", "model": str(model), **extra}
-    )
+    return build_config({"dataset": "d", "negatives": "n", "output_dir": "o", "model": str(model), **extra})
 
 
 def _attention(model) -> set[str | None]:
@@ -66,13 +64,43 @@ def test_dense_index_records_attention_and_search_uses_it(tiny_beir, tiny_llama,
     runs = {}
     for attention in ("causal", "bidirectional"):
         index = tmp_path / f"idx-{attention}"
-        assert main(["index", str(tiny_beir), "--retriever", "dense", "--model", str(tiny_llama),
-                     "--attention", attention, "--index", str(index)]) == 0
+        assert (
+            main(
+                [
+                    "index",
+                    str(tiny_beir),
+                    "--retriever",
+                    "dense",
+                    "--model",
+                    str(tiny_llama),
+                    "--attention",
+                    attention,
+                    "--index",
+                    str(index),
+                ]
+            )
+            == 0
+        )
         meta = json.loads((index / "ranker-index.json").read_text())
         assert meta["encoder_options"] == {"attention": attention}
         run = tmp_path / f"{attention}.trec"
-        assert main(["search", str(tiny_beir), "--split", "test", "--index", str(index),
-                     "--k", "3", "--out", str(run)]) == 0
+        assert (
+            main(
+                [
+                    "search",
+                    str(tiny_beir),
+                    "--split",
+                    "test",
+                    "--index",
+                    str(index),
+                    "--k",
+                    "3",
+                    "--out",
+                    str(run),
+                ]
+            )
+            == 0
+        )
         runs[attention] = run.read_text()
     # search loaded each index's own encoder, so the two rankings' scores differ
     assert runs["causal"] != runs["bidirectional"]
@@ -83,8 +111,24 @@ def test_encode_cli_attention(tiny_beir, tiny_llama, tmp_path):
     docs = [d.contents for d in load_dataset(tiny_beir).docs()]
     for attention in ("causal", "bidirectional"):
         out = tmp_path / attention
-        assert main(["encode", str(tiny_beir), "--model", str(tiny_llama), "--attention",
-                     attention, "--out", str(out), "--no-progress", "--device", "cpu"]) == 0
+        assert (
+            main(
+                [
+                    "encode",
+                    str(tiny_beir),
+                    "--model",
+                    str(tiny_llama),
+                    "--attention",
+                    attention,
+                    "--out",
+                    str(out),
+                    "--no-progress",
+                    "--device",
+                    "cpu",
+                ]
+            )
+            == 0
+        )
         _, vectors = read_embeddings(out)
         expected = load_biencoder(tiny_llama, attention=attention).encode_corpus(docs)
         np.testing.assert_allclose(np.asarray(vectors), expected, atol=1e-5)
@@ -99,8 +143,12 @@ def test_training_config_turns_on_gradient_checkpointing(tiny_llama, model_type)
 
     from ranker.encoders.backbone import Backbone
 
-    config = _config(tiny_llama, model_type=model_type, selection="text" if model_type == "cross"
-                     else "none", gradient_checkpointing=True)
+    config = _config(
+        tiny_llama,
+        model_type=model_type,
+        selection="text" if model_type == "cross" else "none",
+        gradient_checkpointing=True,
+    )
     models = [build_relevance(config)]
     if model_type == "cross":
         models.append(build_selection(config, ["bm25"]))
@@ -108,9 +156,7 @@ def test_training_config_turns_on_gradient_checkpointing(tiny_llama, model_type)
         backbones = [m for m in model.modules() if isinstance(m, Backbone)]
         assert backbones and all(b.model.is_gradient_checkpointing for b in backbones)
     plain = build_relevance(_config(tiny_llama, model_type=model_type))
-    assert not any(
-        m.model.is_gradient_checkpointing for m in plain.modules() if isinstance(m, Backbone)
-    )
+    assert not any(m.model.is_gradient_checkpointing for m in plain.modules() if isinstance(m, Backbone))
     model = models[0].train()
     if model_type == "bi":
         out = model.embed_docs(model.tokenize_docs(["alpha beta", "gamma"]))

@@ -114,10 +114,7 @@ def test_save_refuses_to_overwrite(tiny_bert, tmp_path):
 def test_load_biencoder_defaults_by_architecture(tiny_bert, tiny_llama):
     assert load_biencoder(tiny_bert).query_encoder.pooler.mode == "mean"
     assert load_biencoder(tiny_llama).query_encoder.pooler.mode == "last"
-    assert (
-        load_biencoder(tiny_llama, pooling="mltp", num_latents=3).query_encoder.pooler.num_latents
-        == 3
-    )
+    assert load_biencoder(tiny_llama, pooling="mltp", num_latents=3).query_encoder.pooler.num_latents == 3
 
 
 def test_decoders_append_eos_and_encoders_do_not(tiny_bert, tiny_llama):
@@ -211,8 +208,6 @@ def test_crossencoder_scores_and_round_trip(tiny, tmp_path, mode):
     model.save(tmp_path / "ce")
     again = CrossEncoder.load(tmp_path / "ce")
     np.testing.assert_array_equal(again.score(queries, docs, batch_size=2), scores)
-    assert (
-        json.loads((tmp_path / "ce" / "ranker_config.json").read_text())["type"] == "crossencoder"
-    )
+    assert json.loads((tmp_path / "ce" / "ranker_config.json").read_text())["type"] == "crossencoder"
     with pytest.raises(ValueError, match="queries but"):
         model.tokenize(["a"], ["b", "c"])

@@ -13,12 +13,7 @@ ALL_MODES = sorted(POOLERS)
 TRAINABLE = [
     m
     for m in ALL_MODES
-    if any(
-        True
-        for _ in build_pooler(
-            m, hidden_size=HIDDEN, num_layers=LAYERS, num_heads=HEADS
-        ).parameters()
-    )
+    if any(True for _ in build_pooler(m, hidden_size=HIDDEN, num_layers=LAYERS, num_heads=HEADS).parameters())
 ]
 
 
@@ -93,9 +88,7 @@ def test_gradients_reach_every_trainable_parameter(mode):
     mask = torch.tensor([[1, 1, 1, 0, 0, 0], [1, 1, 1, 1, 1, 1], [0, 0, 1, 1, 1, 1]])
     pooler(hidden, mask).pow(2).sum().backward()
     for name, param in pooler.named_parameters():
-        assert param.grad is not None and param.grad.abs().sum() > 0, (
-            f"{mode}: no gradient for {name}"
-        )
+        assert param.grad is not None and param.grad.abs().sum() > 0, f"{mode}: no gradient for {name}"
 
 
 @pytest.mark.parametrize("mode", ALL_MODES)

@@ -37,9 +37,7 @@ def test_trainable_poolers_load_in_sentence_transformers(tiny, tmp_path, mode):
     np.testing.assert_allclose(
         st.encode(TEXTS, prompt_name="document"), model.encode_corpus(TEXTS), atol=1e-5
     )
-    np.testing.assert_allclose(
-        st.encode(TEXTS, prompt_name="query"), model.encode_queries(TEXTS), atol=1e-5
-    )
+    np.testing.assert_allclose(st.encode(TEXTS, prompt_name="query"), model.encode_queries(TEXTS), atol=1e-5)
 
 
 def test_layer_selection_with_a_native_mode_uses_the_ranker_module(tiny_bert, tmp_path):

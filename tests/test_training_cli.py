@@ -47,9 +47,7 @@ def test_unknown_key_is_named(tmp_path):
 
 
 def test_overrides_types_and_required_keys(tmp_path):
-    config = write_config(
-        tmp_path / "c.yaml", dataset="d", negatives="n", output_dir="o", model="m", lr=1e-5
-    )
+    config = write_config(tmp_path / "c.yaml", dataset="d", negatives="n", output_dir="o", model="m", lr=1e-5)
     loaded = load_config(config, ["lr=3e-6", "loss=pairwise", "normalize_weights=true"])
     assert loaded.lr == 3e-6 and loaded.loss == "pairwise" and loaded.normalize_weights is True
     with pytest.raises(InputError, match=r"'batch_size'.*expected int"):
@@ -113,9 +111,7 @@ def test_train_cross_with_text_cet_then_rerank(tiny_beir, tiny_bert, toy_negativ
     assert cli("train", str(config), "--set", "max_weight=4") == 0
     saved = yaml.safe_load((out / "config.yaml").read_text())
     assert saved["max_weight"] == 4.0 and saved["selection"] == "text"
-    assert (
-        json.loads((out / "checkpoints" / "step-3" / "config.json").read_text())["max_weight"] == 4
-    )
+    assert json.loads((out / "checkpoints" / "step-3" / "config.json").read_text())["max_weight"] == 4
     run = tmp_path / "bm25.trec"
     write_run(run, {"q1": {"d1": 3.0, "d2": 2.0, "d3": 1.0}, "q2": {"d3": 1.0, "d4": 0.5}})
     assert (

@@ -58,9 +58,7 @@ def _loss_and_grads(data: Path, rank: int, world: int):
 
 
 def _grad_worker(rank: int, world: int, port: int, data: str, out: str) -> None:
-    dist.init_process_group(
-        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world
-    )
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
     torch.set_num_threads(1)
     loss, grads = _loss_and_grads(Path(data), rank, world)
     torch.save({"loss": torch.tensor(loss), **grads}, f"{out}/rank{rank}.pt")

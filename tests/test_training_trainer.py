@@ -52,9 +52,7 @@ def test_cet_run_logs_and_dumps_weights(toy, tmp_path, selection):
     out = tmp_path / "out"
     make_trainer(toy, out, "cross", selection, max_steps=6, max_weight=3.0).train()
     rows = _rows(out)
-    assert all(
-        1.0 <= float(r["w_min"]) <= float(r["w_mean"]) <= float(r["w_max"]) <= 3.0 for r in rows
-    )
+    assert all(1.0 <= float(r["w_min"]) <= float(r["w_mean"]) <= float(r["w_max"]) <= 3.0 for r in rows)
     dumped = [json.loads(line) for line in (out / "weights.jsonl").read_text().splitlines()]
     assert len(dumped) == 6 * 4 * 2  # steps x queries x negatives
     assert {"qid", "docid", "weight", "weight_s", "step"} <= set(dumped[0])
@@ -115,9 +113,7 @@ def test_resume_after_kill_is_bit_identical(toy, tmp_path):
     assert not (killed / "model").exists(), "the run finished before it was killed"
     killed_at = json.loads(latest.read_text())["step"]
     assert 10 <= killed_at < 20
-    subprocess.run(
-        _script(str(toy), str(killed), "cross", "features", "--resume"), check=True, env=env
-    )
+    subprocess.run(_script(str(toy), str(killed), "cross", "features", "--resume"), check=True, env=env)
     for name in ("relevance", "selection"):
         a = load_file(str(full / "checkpoints" / "step-20" / f"{name}.safetensors"))
         b = load_file(str(killed / "checkpoints" / "step-20" / f"{name}.safetensors"))
@@ -126,24 +122,18 @@ def test_resume_after_kill_is_bit_identical(toy, tmp_path):
     rows = _rows(killed)
     assert [int(r["step"]) for r in rows] == list(range(1, 21))
     assert [r["loss"] for r in rows] == [r["loss"] for r in _rows(full)]
-    steps = [
-        json.loads(line)["step"] for line in (killed / "weights.jsonl").read_text().splitlines()
-    ]
+    steps = [json.loads(line)["step"] for line in (killed / "weights.jsonl").read_text().splitlines()]
     assert steps == sorted(steps) and len(steps) == 20 * 4 * 2
 
 
 @pytest.mark.parametrize("dropout, expected", [(0.0, "shared"), (0.1, "eval")])
 def test_auto_weight_pass_shares_only_without_dropout(toy, tmp_path, dropout, expected):
-    trainer = make_trainer(
-        toy, tmp_path / "out", "cross", "text", weight_pass="auto", dropout=dropout
-    )
+    trainer = make_trainer(toy, tmp_path / "out", "cross", "text", weight_pass="auto", dropout=dropout)
     assert trainer.weight_pass == expected
 
 
 @pytest.mark.parametrize("model_type, selection", [("cross", "text"), ("bi", "features")])
-def test_without_dropout_shared_and_eval_passes_give_the_same_weights(
-    toy, tmp_path, model_type, selection
-):
+def test_without_dropout_shared_and_eval_passes_give_the_same_weights(toy, tmp_path, model_type, selection):
     """The shared pass is only an optimisation when no dropout is active: the same weights as
     the authors' separate eval-mode pass (to rounding; later steps then differ only by how
     Adam amplifies rounding, so the first step is compared)."""
@@ -151,7 +141,13 @@ def test_without_dropout_shared_and_eval_passes_give_the_same_weights(
     for mode in ("eval", "shared"):
         out = tmp_path / mode
         make_trainer(
-            toy, out, model_type, selection, weight_pass=mode, dropout=0.0, max_steps=1,
+            toy,
+            out,
+            model_type,
+            selection,
+            weight_pass=mode,
+            dropout=0.0,
+            max_steps=1,
             temperature=10.0,
         ).train()
         lines = (out / "weights.jsonl").read_text().splitlines()
@@ -163,8 +159,14 @@ def test_without_dropout_shared_and_eval_passes_give_the_same_weights(
     for mode in ("eval", "shared"):
         out = tmp_path / f"{mode}-dropout"
         make_trainer(
-            toy, out, model_type, "text" if model_type == "cross" else selection,
-            weight_pass=mode, dropout=0.5, max_steps=1, temperature=10.0,
+            toy,
+            out,
+            model_type,
+            "text" if model_type == "cross" else selection,
+            weight_pass=mode,
+            dropout=0.5,
+            max_steps=1,
+            temperature=10.0,
         ).train()
         lines = (out / "weights.jsonl").read_text().splitlines()
         noisy[mode] = [w for d in map(json.loads, lines) for w in (d["weight"], d["weight_s"])]

@@ -29,10 +29,13 @@ def test_duplicate_run_line_is_an_error(tmp_path):
         read_run(path)
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("q1 Q0 d1 1 2.0\n", "expected 6"),
-    ("q1 Q0 d1 1 high t\n", "not a number"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("q1 Q0 d1 1 2.0\n", "expected 6"),
+        ("q1 Q0 d1 1 high t\n", "not a number"),
+    ],
+)
 def test_malformed_run(tmp_path, text, message):
     path = tmp_path / "run.trec"
     path.write_text(text)

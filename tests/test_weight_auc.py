@@ -21,9 +21,13 @@ def row(qid, docid, weight, weight_s, step):
 
 def test_perfect_inverse_and_chance_separation(tmp_path):
     # hidden positives (d1, d2) get the lowest selection weights and the highest relevance ones
-    rows = [row("q1", "d1", 1.0, 9.0, 1), row("q1", "d2", 1.5, 8.0, 1),
-            row("q1", "d3", 3.0, 2.0, 1), row("q1", "d4", 4.0, 1.0, 1),
-            row("q2", "d9", 0.5, 0.5, 1)]  # q2 has no full judgments: ignored
+    rows = [
+        row("q1", "d1", 1.0, 9.0, 1),
+        row("q1", "d2", 1.5, 8.0, 1),
+        row("q1", "d3", 3.0, 2.0, 1),
+        row("q1", "d4", 4.0, 1.0, 1),
+        row("q2", "d9", 0.5, 0.5, 1),
+    ]  # q2 has no full judgments: ignored
     weights = last_weights(write_weights(tmp_path / "w.jsonl", rows))
     result = weight_auc(weights, {"q1": {"d1": 1, "d2": 2, "d5": 1}})
     assert result["negatives"] == 4 and result["hidden_positives"] == 2

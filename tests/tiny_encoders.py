@@ -59,9 +59,7 @@ def tiny_tokenizer(decoder: bool):
     from tokenizers.models import WordLevel
     from transformers import PreTrainedTokenizerFast
 
-    specials = (
-        ["[PAD]", "[UNK]", "[CLS]", "[SEP]"] if not decoder else ["<pad>", "<unk>", "<s>", "</s>"]
-    )
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"] if not decoder else ["<pad>", "<unk>", "<s>", "</s>"]
     vocab = {tok: i for i, tok in enumerate([*specials, *WORDS])}
     tok = Tokenizer(WordLevel(vocab, unk_token=specials[1]))
     tok.normalizer = normalizers.Lowercase()

@@ -18,10 +18,7 @@ VOCAB = 257
 
 
 def _ids(texts: list[str], length: int = 12) -> dict[str, torch.Tensor]:
-    rows = [
-        [zlib.crc32(w.encode()) % (VOCAB - 1) + 1 for w in t.lower().split()][:length]
-        for t in texts
-    ]
+    rows = [[zlib.crc32(w.encode()) % (VOCAB - 1) + 1 for w in t.lower().split()][:length] for t in texts]
     width = max(1, max(len(r) for r in rows))
     ids = torch.tensor([r + [0] * (width - len(r)) for r in rows])
     return {"input_ids": ids, "attention_mask": (ids > 0).long()}
@@ -116,9 +113,7 @@ class TinyBi(nn.Module):
     save = TinyCross.save
 
 
-def write_toy_data(
-    root: Path, n_queries: int = 24, n_docs: int = 60, seed: int = 0
-) -> tuple[Path, Path]:
+def write_toy_data(root: Path, n_queries: int = 24, n_docs: int = 60, seed: int = 0) -> tuple[Path, Path]:
     """A BEIR-layout toy corpus and a negatives file; returns (dataset dir, negatives path).
 
     Query i is about topic word ``t{i}``; its positive doc repeats that word; negatives are
@@ -136,9 +131,7 @@ def write_toy_data(
             out.write(json.dumps({"_id": f"d{d}", "title": "", "text": " ".join(words)}) + "\n")
     with (root / "queries.jsonl").open("w") as out:
         for q in range(n_queries):
-            out.write(
-                json.dumps({"_id": f"q{q}", "text": f"about t{q} {rng.choice(filler)}"}) + "\n"
-            )
+            out.write(json.dumps({"_id": f"q{q}", "text": f"about t{q} {rng.choice(filler)}"}) + "\n")
     with (root / "qrels" / "train.tsv").open("w") as out:
         out.write("query-id\tcorpus-id\tscore\n")
         for q in range(n_queries):

@@ -15,10 +15,20 @@ from scipy.stats import ttest_rel
 from retrievers.io.dataset import load_dataset
 from retrievers.io.trec import read_run
 
-BASELINES = {"bi": "zeroshot-bi", "bi-cet-text": "zeroshot-bi", "bi-cet-features": "zeroshot-bi",
-             "cross": "bm25", "cross-cet-text": "bm25", "cross-cet-features": "bm25"}
-PAIRS = [("bi-cet-text", "bi"), ("bi-cet-features", "bi"), ("cross-cet-text", "cross"),
-         ("cross-cet-features", "cross")]
+BASELINES = {
+    "bi": "zeroshot-bi",
+    "bi-cet-text": "zeroshot-bi",
+    "bi-cet-features": "zeroshot-bi",
+    "cross": "bm25",
+    "cross-cet-text": "bm25",
+    "cross-cet-features": "bm25",
+}
+PAIRS = [
+    ("bi-cet-text", "bi"),
+    ("bi-cet-features", "bi"),
+    ("cross-cet-text", "cross"),
+    ("cross-cet-features", "cross"),
+]
 
 
 def per_query(qrels: Qrels, run: dict, metric: str) -> dict[str, float]:
@@ -57,8 +67,10 @@ def main(data: str, runs_dir: str, bm25: str) -> None:
     train_qrels = load_dataset(data).qrels("train")
     train_docs = {d for q in train_qrels for d in train_qrels[q]}
     fresh = [q for q in qids if not any(d in train_docs for d in qrels_dict[q])]
-    print(f"\nTest queries whose relevant documents are never a train positive: {len(fresh)} "
-          f"of {len(qids)}; nDCG@10 on them:")
+    print(
+        f"\nTest queries whose relevant documents are never a train positive: {len(fresh)} "
+        f"of {len(qids)}; nDCG@10 on them:"
+    )
     for name in ["bm25", "zeroshot-bi", *BASELINES]:
         if name in per:
             line = f"  {name}: {sum(per[name].get(q, 0.0) for q in fresh) / len(fresh):.4f}"
@@ -73,8 +85,10 @@ def main(data: str, runs_dir: str, bm25: str) -> None:
         if cet in per and plain in per:
             a = [per[cet].get(q, 0.0) for q in qids]
             b = [per[plain].get(q, 0.0) for q in qids]
-            print(f"{cet} vs {plain}: {scores[cet]['ndcg@10'] - scores[plain]['ndcg@10']:+.4f} "
-                  f"nDCG@10, p = {ttest_rel(a, b).pvalue:.2g}")
+            print(
+                f"{cet} vs {plain}: {scores[cet]['ndcg@10'] - scores[plain]['ndcg@10']:+.4f} "
+                f"nDCG@10, p = {ttest_rel(a, b).pvalue:.2g}"
+            )
 
 
 if __name__ == "__main__":

@@ -42,8 +42,10 @@ CONDITIONS = {
     "cross-cet-features": ("cross.yaml", ["selection=features"]),
     # a longer cross-encoder profile (second GPU call)
     "cross-long": ("cross.yaml", ["max_steps=800", "warmup_steps=80", "lr=5e-5"]),
-    "cross-cet-features-long": ("cross.yaml", ["max_steps=800", "warmup_steps=80", "lr=5e-5",
-                                               "selection=features"]),
+    "cross-cet-features-long": (
+        "cross.yaml",
+        ["max_steps=800", "warmup_steps=80", "lr=5e-5", "selection=features"],
+    ),
 }
 
 
@@ -87,9 +89,7 @@ def main(data: str, model: str, work: str, out: str, names: list[str]) -> None:
             )
             result = train_from_config(config)
             trained = time.perf_counter() - began
-            run = test_run(
-                config.model_type, train_dir / "model", dataset, work_dir / "bm25.test.trec"
-            )
+            run = test_run(config.model_type, train_dir / "model", dataset, work_dir / "bm25.test.trec")
             logs = out_dir / "logs" / name
             logs.mkdir(parents=True, exist_ok=True)
             for f in ("metrics.csv", "config.yaml", "summary.json"):

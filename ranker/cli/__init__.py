@@ -18,8 +18,22 @@ from retrievers.errors import InputError
 logger = logging.getLogger("ranker")
 
 # Subcommand modules, in the order --help lists them.
-COMMANDS = ["index", "search", "evaluate", "compare", "encode", "convert-gguf", "train", "rerank", "fuse",
-            "mine", "pool", "audit", "cet-auc", "run"]
+COMMANDS = [
+    "index",
+    "search",
+    "evaluate",
+    "compare",
+    "encode",
+    "convert-gguf",
+    "train",
+    "rerank",
+    "fuse",
+    "mine",
+    "pool",
+    "audit",
+    "cet-auc",
+    "run",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ranker",
         description="Retrieve, mine hard negatives, train rankers with pooling-bias correction "
-                    "(CET), and evaluate them.")
+        "(CET), and evaluate them.",
+    )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -39,8 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
 def configure_logging(verbose: int, quiet: bool) -> None:
     """Log to stderr; INFO by default."""
     level = logging.WARNING if quiet else logging.DEBUG if verbose > 1 else logging.INFO
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        datefmt="%H:%M:%S", stream=sys.stderr, force=True)
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+        force=True,
+    )
     if verbose < 2:
         for noisy in ("numba", "urllib3", "filelock", "matplotlib", "jnius", "faiss"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -69,5 +89,3 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"ranker {args.command}: error: {err}", file=sys.stderr)
             return 2
         raise
-
-

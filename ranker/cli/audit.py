@@ -19,18 +19,23 @@ def _edges(text: str) -> list[int]:
 def register(subparsers) -> None:
     """Add the ``audit`` subcommand."""
     p = subparsers.add_parser(
-        "audit", help="false negatives among mined negatives, by rank bucket and retriever",
+        "audit",
+        help="false negatives among mined negatives, by rank bucket and retriever",
         description="Count the mined negatives that the full qrels judge relevant. Several "
-                    "negatives files are shown side by side (a retriever name found in more "
-                    "than one file is prefixed with the file's name).")
+        "negatives files are shown side by side (a retriever name found in more "
+        "than one file is prefixed with the file's name).",
+    )
     p.add_argument("negatives", nargs="+", help="negatives JSONL written by `ranker mine`")
     p.add_argument("--qrels", required=True, help="full qrels (TREC or BEIR TSV)")
     p.add_argument("--plot", help="write a bar chart (PNG, SVG or PDF)")
     p.add_argument("--json", dest="json_out", help="write the table as JSON")
-    p.add_argument("--buckets", type=_edges, default=[1, 11, 31, 101, 1001],
-                   help="rank bucket edges (default: 1,11,31,101,1001)")
-    p.add_argument("--min-relevance", type=int, default=1,
-                   help="lowest grade counted as relevant (1)")
+    p.add_argument(
+        "--buckets",
+        type=_edges,
+        default=[1, 11, 31, 101, 1001],
+        help="rank bucket edges (default: 1,11,31,101,1001)",
+    )
+    p.add_argument("--min-relevance", type=int, default=1, help="lowest grade counted as relevant (1)")
     p.set_defaults(func=run)
 
 
@@ -45,25 +50,34 @@ def run(args: argparse.Namespace) -> int:
     if args.min_relevance < 1:
         raise InputError("--min-relevance must be at least 1")
     qrels = read_qrels_file(args.qrels)
-    results = [audit(iter_negatives(path), qrels, args.buckets, args.min_relevance)
-               for path in args.negatives]
+    results = [
+        audit(iter_negatives(path), qrels, args.buckets, args.min_relevance) for path in args.negatives
+    ]
     seen: dict[str, int] = {}
     for rows, _ in results:
         for name in {r.retriever for r in rows}:
             seen[name] = seen.get(name, 0) + 1
-    rows = [replace(r, retriever=f"{Path(path).stem}:{r.retriever}")
-            if seen[r.retriever] > 1 else r
-            for path, (file_rows, _) in zip(args.negatives, results, strict=True)
-            for r in file_rows]
+    rows = [
+        replace(r, retriever=f"{Path(path).stem}:{r.retriever}") if seen[r.retriever] > 1 else r
+        for path, (file_rows, _) in zip(args.negatives, results, strict=True)
+        for r in file_rows
+    ]
     print(format_table(rows))
     for path, (_, info) in zip(args.negatives, results, strict=True):
-        print(f"{path}: queries audited: {info['queries_audited']}; not in qrels: "
-              f"{info['queries_not_in_qrels']}")
+        print(
+            f"{path}: queries audited: {info['queries_audited']}; not in qrels: "
+            f"{info['queries_not_in_qrels']}"
+        )
     if args.plot:
         plot_audit(rows, args.plot)
     if args.json_out:
         with atomic_write(args.json_out) as out:
-            json.dump({"files": {str(p): info for p, (_, info) in
-                                 zip(args.negatives, results, strict=True)},
-                       "rows": [{**vars(r), "rate": r.rate} for r in rows]}, out, indent=2)
+            json.dump(
+                {
+                    "files": {str(p): info for p, (_, info) in zip(args.negatives, results, strict=True)},
+                    "rows": [{**vars(r), "rate": r.rate} for r in rows],
+                },
+                out,
+                indent=2,
+            )
     return 0

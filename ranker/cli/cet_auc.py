@@ -8,15 +8,16 @@ import json
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "cet-auc", help="ROC AUC of CET weights: hidden positives vs true negatives",
+        "cet-auc",
+        help="ROC AUC of CET weights: hidden positives vs true negatives",
         description="Read the weights.jsonl a CET run of `ranker train` dumped and the full qrels "
-                    "of its training queries; report how well the selection model's weights "
-                    "(lower for hidden positives) and the relevance model's (higher) separate "
-                    "hidden positives from true negatives, as ROC AUC (0.5: no separation).")
+        "of its training queries; report how well the selection model's weights "
+        "(lower for hidden positives) and the relevance model's (higher) separate "
+        "hidden positives from true negatives, as ROC AUC (0.5: no separation).",
+    )
     parser.add_argument("weights", help="weights.jsonl from `ranker train` (selection != none)")
     parser.add_argument("--qrels", required=True, help="full qrels (TREC or BEIR TSV)")
-    parser.add_argument("--min-relevance", type=int, default=1,
-                        help="lowest grade counted as relevant (1)")
+    parser.add_argument("--min-relevance", type=int, default=1, help="lowest grade counted as relevant (1)")
     parser.add_argument("--out", help="also write the result as JSON here")
     parser.set_defaults(func=run)
 

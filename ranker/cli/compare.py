@@ -18,29 +18,47 @@ logger = logging.getLogger(__name__)
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``compare`` subcommand."""
     parser = subparsers.add_parser(
-        "compare", help="significance tests between runs, with correction, CIs and plots",
+        "compare",
+        help="significance tests between runs, with correction, CIs and plots",
         description="Compare TREC runs with paired significance tests, corrected for "
-                    "multiple testing per metric.")
+        "multiple testing per metric.",
+    )
     add_run_arguments(parser)
-    parser.add_argument("--baseline", metavar="RUN",
-                        help="baseline run; every other run is tested against it "
-                             "(required unless --all-pairs)")
+    parser.add_argument(
+        "--baseline",
+        metavar="RUN",
+        help="baseline run; every other run is tested against it (required unless --all-pairs)",
+    )
     parser.add_argument("runs", nargs="+", metavar="RUN", help="TREC run files to compare")
-    parser.add_argument("--test", default="student",
-                        choices=["student", "fisher", "wilcoxon", "tukey", "bootstrap"],
-                        help="paired test (default: %(default)s)")
-    parser.add_argument("--correction", default="holm", choices=["holm", "bonferroni", "none"],
-                        help="multiple-testing correction, per metric (default: %(default)s)")
+    parser.add_argument(
+        "--test",
+        default="student",
+        choices=["student", "fisher", "wilcoxon", "tukey", "bootstrap"],
+        help="paired test (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--correction",
+        default="holm",
+        choices=["holm", "bonferroni", "none"],
+        help="multiple-testing correction, per metric (default: %(default)s)",
+    )
     parser.add_argument("--alpha", type=float, default=0.05, help="significance level (0.05)")
-    parser.add_argument("--seed", type=int, default=42,
-                        help="seed of permutations and bootstrap resamples (default: 42)")
-    parser.add_argument("--resamples", type=int, default=10_000,
-                        help="Fisher permutations and bootstrap resamples (default: 10000)")
+    parser.add_argument(
+        "--seed", type=int, default=42, help="seed of permutations and bootstrap resamples (default: 42)"
+    )
+    parser.add_argument(
+        "--resamples",
+        type=int,
+        default=10_000,
+        help="Fisher permutations and bootstrap resamples (default: 10000)",
+    )
     parser.add_argument("--all-pairs", action="store_true", help="test every pair of runs")
-    parser.add_argument("--format", default="md", choices=["table", "md", "latex", "json"],
-                        help="report format (default: md)")
-    parser.add_argument("--plot", metavar="FILE",
-                        help="write bars with 95%% CIs and p-value matrices (.png/.pdf/.svg)")
+    parser.add_argument(
+        "--format", default="md", choices=["table", "md", "latex", "json"], help="report format (default: md)"
+    )
+    parser.add_argument(
+        "--plot", metavar="FILE", help="write bars with 95%% CIs and p-value matrices (.png/.pdf/.svg)"
+    )
     parser.add_argument("--out", metavar="FILE", help="write the report here instead of stdout")
     parser.set_defaults(func=run)
 
@@ -61,9 +79,16 @@ def run(args: argparse.Namespace) -> int:
     paths = ([args.baseline] if args.baseline else []) + list(args.runs)
     evaluations = load_evaluations(args.dataset, args.split, paths, args.metrics)
     comparison = compare_runs(
-        evaluations, args.metrics, baseline=0 if args.baseline else None,
-        all_pairs=args.all_pairs, test=args.test, correction=args.correction, alpha=args.alpha,
-        seed=args.seed, n_resamples=args.resamples)
+        evaluations,
+        args.metrics,
+        baseline=0 if args.baseline else None,
+        all_pairs=args.all_pairs,
+        test=args.test,
+        correction=args.correction,
+        alpha=args.alpha,
+        seed=args.seed,
+        n_resamples=args.resamples,
+    )
     for note in comparison.notes:
         logger.warning("%s", note)
     emit(format_comparison(comparison, args.format), args.out)

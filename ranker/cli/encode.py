@@ -30,8 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--pooling",
         default=None,
-        help="pooler name (default: the model's own, else mean for encoders and "
-        "last-token for decoders)",
+        help="pooler name (default: the model's own, else mean for encoders and last-token for decoders)",
     )
     parser.add_argument(
         "--attention",

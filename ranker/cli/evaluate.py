@@ -24,29 +24,42 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments shared by ``evaluate`` and ``compare``: dataset, split, metrics."""
     parser.add_argument("dataset", help="BEIR or MS MARCO folder, irds:<id>, or a dataset name")
     parser.add_argument("--split", default="test", help="split whose qrels to use (default: test)")
-    parser.add_argument("--metrics", nargs="+", default=DEFAULT_METRICS, metavar="METRIC",
-                        help="ranx metric names, e.g. ndcg@10 recall@100 mrr@10 map map@100 "
-                             "precision@10 (default: %(default)s)")
+    parser.add_argument(
+        "--metrics",
+        nargs="+",
+        default=DEFAULT_METRICS,
+        metavar="METRIC",
+        help="ranx metric names, e.g. ndcg@10 recall@100 mrr@10 map map@100 "
+        "precision@10 (default: %(default)s)",
+    )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``evaluate`` subcommand."""
     parser = subparsers.add_parser(
-        "evaluate", help="score TREC runs (ranx metrics, trec_eval conventions)",
+        "evaluate",
+        help="score TREC runs (ranx metrics, trec_eval conventions)",
         description="Score TREC runs against a dataset's qrels. Queries in a run but not in "
-                    "the qrels are ignored; judged queries missing from a run score 0.")
+        "the qrels are ignored; judged queries missing from a run score 0.",
+    )
     add_run_arguments(parser)
     parser.add_argument("runs", nargs="+", metavar="RUN", help="TREC run files")
-    parser.add_argument("--format", default="table", choices=["table", "md", "latex", "json"],
-                        help="output format (default: table); json prints {run: {metric: value}}")
-    parser.add_argument("--per-query", metavar="CSV",
-                        help="also write per-query scores to CSV (run,query,<metrics>)")
+    parser.add_argument(
+        "--format",
+        default="table",
+        choices=["table", "md", "latex", "json"],
+        help="output format (default: table); json prints {run: {metric: value}}",
+    )
+    parser.add_argument(
+        "--per-query", metavar="CSV", help="also write per-query scores to CSV (run,query,<metrics>)"
+    )
     parser.add_argument("--out", metavar="FILE", help="write the report here instead of stdout")
     parser.set_defaults(func=run)
 
 
-def load_evaluations(dataset: str, split: str, runs: Sequence[str],
-                     metrics: Sequence[str]) -> list[RunEvaluation]:
+def load_evaluations(
+    dataset: str, split: str, runs: Sequence[str], metrics: Sequence[str]
+) -> list[RunEvaluation]:
     """Read the qrels and each run, and score every run on every metric."""
     from ranker.evaluation.metrics import canonical_metric, evaluate_run
     from retrievers.errors import InputError

@@ -19,19 +19,34 @@ def _param(text: str) -> tuple[str, float]:
 
 def register(subparsers) -> None:
     """Add the ``fuse`` subcommand."""
-    p = subparsers.add_parser("fuse", help="fuse TREC runs (RRF and other ranx methods)",
-                              description="Fuse two or more TREC runs over the same queries.")
+    p = subparsers.add_parser(
+        "fuse",
+        help="fuse TREC runs (RRF and other ranx methods)",
+        description="Fuse two or more TREC runs over the same queries.",
+    )
     p.add_argument("runs", nargs="+", metavar="RUN", help="TREC run files")
     p.add_argument("--out", required=True, help="fused TREC run to write")
-    p.add_argument("--method", default="rrf",
-                   help="rrf (default), isr, log_isr, logn_isr, rbc, sum, max, min, med, anz, "
-                        "mnz, gmnz, bordafuse, condorcet, wsum, wmnz, w_bordafuse, w_condorcet, "
-                        "mixed")
-    p.add_argument("--norm", default=None,
-                   help="score normalization: min-max, max, sum, zmuv, rank, borda (default: "
-                        "none for rank-based methods, min-max otherwise)")
-    p.add_argument("--param", action="append", type=_param, default=[], metavar="NAME=VALUE",
-                   help="method parameter, e.g. k=60 for rrf (repeatable)")
+    p.add_argument(
+        "--method",
+        default="rrf",
+        help="rrf (default), isr, log_isr, logn_isr, rbc, sum, max, min, med, anz, "
+        "mnz, gmnz, bordafuse, condorcet, wsum, wmnz, w_bordafuse, w_condorcet, "
+        "mixed",
+    )
+    p.add_argument(
+        "--norm",
+        default=None,
+        help="score normalization: min-max, max, sum, zmuv, rank, borda (default: "
+        "none for rank-based methods, min-max otherwise)",
+    )
+    p.add_argument(
+        "--param",
+        action="append",
+        type=_param,
+        default=[],
+        metavar="NAME=VALUE",
+        help="method parameter, e.g. k=60 for rrf (repeatable)",
+    )
     p.add_argument("--weights", nargs="+", type=float, help="one weight per run (weighted methods)")
     p.add_argument("--depth", type=int, default=1000, help="documents kept per query (1000)")
     p.set_defaults(func=run)

@@ -12,12 +12,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     from ranker.cli.retrieval import add_dense_index_args
 
     parser = subparsers.add_parser(
-        "index", help="build a BM25 (Lucene) or dense (FAISS) index of a corpus",
+        "index",
+        help="build a BM25 (Lucene) or dense (FAISS) index of a corpus",
         description="Build an index of DATASET's corpus in --index DIR. The folder records what "
-                    "built it (ranker-index.json), so `ranker search` needs only the folder. "
-                    "Dense encoding is resumable: rerun the same command after an interruption.")
-    parser.add_argument("dataset", help="folder (BEIR or MS MARCO layout), irds:<id>, or a name "
-                                        "under $RANKER_DATA or data/")
+        "built it (ranker-index.json), so `ranker search` needs only the folder. "
+        "Dense encoding is resumable: rerun the same command after an interruption.",
+    )
+    parser.add_argument(
+        "dataset", help="folder (BEIR or MS MARCO layout), irds:<id>, or a name under $RANKER_DATA or data/"
+    )
     parser.add_argument("--index", required=True, help="output folder (must not exist or be empty)")
     parser.add_argument("--retriever", choices=["bm25", "dense"], default="bm25", help="index type")
     parser.add_argument("--threads", type=int, default=None, help="indexing threads (default: all)")

@@ -13,39 +13,68 @@ from retrievers.errors import InputError
 def register(subparsers) -> None:
     """Add the ``mine`` subcommand."""
     p = subparsers.add_parser(
-        "mine", help="mine hard negatives from BM25 and/or dense indexes",
+        "mine",
+        help="mine hard negatives from BM25 and/or dense indexes",
         description="Retrieve candidates for each query of SPLIT, filter them, sample "
-                    "negatives (seeded) and write the toolkit's negatives JSONL. Rerun the "
-                    "same command to resume an interrupted run.")
+        "negatives (seeded) and write the toolkit's negatives JSONL. Rerun the "
+        "same command to resume an interrupted run.",
+    )
     p.add_argument("dataset", help="BEIR or MS MARCO folder, irds:<id>, or a name under data/")
     p.add_argument("--split", default="train", help="split whose queries are mined (train)")
-    p.add_argument("--index", action="append", required=True, metavar="DIR",
-                   help="index folder from `ranker index` (repeatable: candidates are merged)")
+    p.add_argument(
+        "--index",
+        action="append",
+        required=True,
+        metavar="DIR",
+        help="index folder from `ranker index` (repeatable: candidates are merged)",
+    )
     p.add_argument("--out", required=True, help="negatives JSONL to write")
     p.add_argument("--depth", type=int, default=100, help="candidates per query and index (100)")
     p.add_argument("--min-rank", type=int, default=1, help="best rank a negative may have (1)")
-    p.add_argument("--max-rank", type=int, default=None,
-                   help="worst rank a negative may have (default: --depth)")
+    p.add_argument(
+        "--max-rank", type=int, default=None, help="worst rank a negative may have (default: --depth)"
+    )
     p.add_argument("--num-negatives", type=int, default=8, help="negatives per query (8)")
-    p.add_argument("--sampling", choices=["top", "random"], default="top",
-                   help="keep the top-ranked or a random sample of the candidates (top)")
+    p.add_argument(
+        "--sampling",
+        choices=["top", "random"],
+        default="top",
+        help="keep the top-ranked or a random sample of the candidates (top)",
+    )
     p.add_argument("--seed", type=int, default=42, help="seed of the random sampler (42)")
-    p.add_argument("--max-relative", type=float, default=None, metavar="FRACTION",
-                   help="TopK-PercPos: drop candidates scoring above FRACTION x the "
-                        "positive's score (e.g. 0.95)")
-    p.add_argument("--margin", type=float, default=None,
-                   help="TopK-MarginPos: drop candidates scoring above the positive's score "
-                        "minus MARGIN")
-    p.add_argument("--cross-encoder", default=None, metavar="MODEL",
-                   help="rescore candidates with this cross-encoder (RocketQA denoising)")
-    p.add_argument("--ce-threshold", type=float, default=None,
-                   help="drop candidates the cross-encoder scores above this")
-    p.add_argument("--min-relevance", type=int, default=1,
-                   help="lowest qrels grade that counts as a positive (1)")
+    p.add_argument(
+        "--max-relative",
+        type=float,
+        default=None,
+        metavar="FRACTION",
+        help="TopK-PercPos: drop candidates scoring above FRACTION x the positive's score (e.g. 0.95)",
+    )
+    p.add_argument(
+        "--margin",
+        type=float,
+        default=None,
+        help="TopK-MarginPos: drop candidates scoring above the positive's score minus MARGIN",
+    )
+    p.add_argument(
+        "--cross-encoder",
+        default=None,
+        metavar="MODEL",
+        help="rescore candidates with this cross-encoder (RocketQA denoising)",
+    )
+    p.add_argument(
+        "--ce-threshold", type=float, default=None, help="drop candidates the cross-encoder scores above this"
+    )
+    p.add_argument(
+        "--min-relevance", type=int, default=1, help="lowest qrels grade that counts as a positive (1)"
+    )
     p.add_argument("--chunk-size", type=int, default=256, help="queries retrieved at a time")
-    p.add_argument("--export", action="append", default=[],
-                   choices=["sentence-transformers", "flagembedding", "tevatron"],
-                   help="also write OUT_STEM.<format>.jsonl in this trainer's layout (repeatable)")
+    p.add_argument(
+        "--export",
+        action="append",
+        default=[],
+        choices=["sentence-transformers", "flagembedding", "tevatron"],
+        help="also write OUT_STEM.<format>.jsonl in this trainer's layout (repeatable)",
+    )
     p.add_argument("--k1", type=float, default=0.9, help="BM25 k1 for BM25 indexes (0.9)")
     p.add_argument("--b", type=float, default=0.4, help="BM25 b for BM25 indexes (0.4)")
     p.add_argument("--batch-size", type=int, default=64, help="encoding batch size (64)")
@@ -70,11 +99,19 @@ def run(args: argparse.Namespace) -> int:
     from retrievers.io.dataset import load_dataset
     from retrievers.mining import MiningConfig
 
-    config = MiningConfig(depth=args.depth, min_rank=args.min_rank, max_rank=args.max_rank,
-                          num_negatives=args.num_negatives, sampling=args.sampling,
-                          seed=args.seed, max_relative=args.max_relative, margin=args.margin,
-                          ce_threshold=args.ce_threshold, min_relevance=args.min_relevance,
-                          chunk_size=args.chunk_size)
+    config = MiningConfig(
+        depth=args.depth,
+        min_rank=args.min_rank,
+        max_rank=args.max_rank,
+        num_negatives=args.num_negatives,
+        sampling=args.sampling,
+        seed=args.seed,
+        max_relative=args.max_relative,
+        margin=args.margin,
+        ce_threshold=args.ce_threshold,
+        min_relevance=args.min_relevance,
+        chunk_size=args.chunk_size,
+    )
     if (args.cross_encoder is None) != (args.ce_threshold is None):
         raise InputError("--cross-encoder and --ce-threshold go together")
     out = Path(args.out)
@@ -102,8 +139,9 @@ def _mine(args, config, dataset, queries, qrels, searchers, out) -> int:
     else:
         ids = set(docs) if docs is not None else {doc.id for doc in dataset.docs()}
         known = ids.__contains__
-    positives = positives_from_qrels(queries, qrels, args.min_relevance, known,
-                                     f"{dataset.name} ({args.split} qrels)")
+    positives = positives_from_qrels(
+        queries, qrels, args.min_relevance, known, f"{dataset.name} ({args.split} qrels)"
+    )
     scorer = None
     if args.cross_encoder is not None:
         model = _cross_encoder(args.cross_encoder)
@@ -111,8 +149,15 @@ def _mine(args, config, dataset, queries, qrels, searchers, out) -> int:
         def scorer(qs, ds):
             return model.score(qs, ds, batch_size=args.batch_size)
 
-    stats = mine(queries, positives, searchers, out, config, scorer=scorer,
-                 doc_text=(lambda d: docs[d].contents) if docs is not None else None)
+    stats = mine(
+        queries,
+        positives,
+        searchers,
+        out,
+        config,
+        scorer=scorer,
+        doc_text=(lambda d: docs[d].contents) if docs is not None else None,
+    )
     for fmt in args.export:
         target = out.with_name(f"{out.stem}.{fmt}.jsonl")
         rows = export_negatives(iter_negatives(out), fmt, docs, target)

@@ -9,18 +9,29 @@ import json
 def register(subparsers) -> None:
     """Add the ``pool`` subcommand."""
     p = subparsers.add_parser(
-        "pool", help="keep only the judgments a depth-D pool would find (pooling-bias simulator)",
+        "pool",
+        help="keep only the judgments a depth-D pool would find (pooling-bias simulator)",
         description="Write a copy of DATASET whose SPLIT qrels keep only the judgments inside a "
-                    "depth-D pool of the given runs; the rest go to SPLIT-hidden.")
+        "depth-D pool of the given runs; the rest go to SPLIT-hidden.",
+    )
     p.add_argument("dataset", help="BEIR or MS MARCO folder, irds:<id>, or a name under data/")
     p.add_argument("--split", default="test", help="split to pool (default: test)")
-    p.add_argument("--pool-run", action="append", required=True, metavar="RUN",
-                   help="TREC run contributing to the pool (repeatable)")
+    p.add_argument(
+        "--pool-run",
+        action="append",
+        required=True,
+        metavar="RUN",
+        help="TREC run contributing to the pool (repeatable)",
+    )
     p.add_argument("--depth", type=int, required=True, help="pool depth per run")
     p.add_argument("--out", required=True, help="new dataset folder")
-    p.add_argument("--train-fraction", type=float, default=None,
-                   help="for single-split collections: this fraction of queries becomes a "
-                        "pooled train split; the rest a test split with full judgments")
+    p.add_argument(
+        "--train-fraction",
+        type=float,
+        default=None,
+        help="for single-split collections: this fraction of queries becomes a "
+        "pooled train split; the rest a test split with full judgments",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the query split (0)")
     p.set_defaults(func=run)
 
@@ -30,7 +41,14 @@ def run(args: argparse.Namespace) -> int:
     from retrievers.io.dataset import load_dataset
     from retrievers.judging_pool import simulate_pool
 
-    summary = simulate_pool(load_dataset(args.dataset), args.split, args.pool_run, args.depth,
-                            args.out, args.train_fraction, args.seed)
+    summary = simulate_pool(
+        load_dataset(args.dataset),
+        args.split,
+        args.pool_run,
+        args.depth,
+        args.out,
+        args.train_fraction,
+        args.seed,
+    )
     print(json.dumps(summary["splits"], indent=2))
     return 0

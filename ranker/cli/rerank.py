@@ -6,18 +6,19 @@ import argparse
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "rerank", help="rerank a run's top documents with a cross-encoder"
-    )
+    parser = subparsers.add_parser("rerank", help="rerank a run's top documents with a cross-encoder")
     parser.add_argument("dataset", help="dataset spec (folder, irds:<id>, or name)")
     parser.add_argument("--split", required=True, help="split whose queries the run answers")
     parser.add_argument("--run", required=True, help="TREC run to rerank")
     parser.add_argument("--model", required=True, help="saved cross-encoder folder")
     parser.add_argument("--depth", type=int, default=100, help="documents reranked per query")
     parser.add_argument("--batch-size", type=int, default=64, help="pairs scored per batch")
-    parser.add_argument("--keep-rest", action="store_true",
-                        help="keep the documents below --depth after the reranked ones, in their "
-                             "original order (default: drop them)")
+    parser.add_argument(
+        "--keep-rest",
+        action="store_true",
+        help="keep the documents below --depth after the reranked ones, in their "
+        "original order (default: drop them)",
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--out", required=True, help="output TREC run (written atomically)")
     parser.add_argument("--tag", default="rerank", help="run tag in the output")
@@ -46,12 +47,12 @@ def run(args: argparse.Namespace) -> int:
     missing = wanted - texts.keys()
     if missing:
         raise InputError(
-            f"{len(missing)} document(s) of the run are not in the dataset, "
-            f"e.g. {sorted(missing)[0]!r}",
+            f"{len(missing)} document(s) of the run are not in the dataset, e.g. {sorted(missing)[0]!r}",
             args.run,
         )
     model = CrossEncoder.load(args.model).to(pick_device(args.device))
-    reranked = rerank(model, queries, texts, run_in, depth=args.depth, batch_size=args.batch_size,
-                      keep_rest=args.keep_rest)
+    reranked = rerank(
+        model, queries, texts, run_in, depth=args.depth, batch_size=args.batch_size, keep_rest=args.keep_rest
+    )
     write_run(args.out, reranked, tag=args.tag)
     return 0

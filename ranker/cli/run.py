@@ -12,23 +12,30 @@ logger = logging.getLogger(__name__)
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "run", help="run an experiment spec (experiments/*.yaml) with cached, resumable steps",
+        "run",
+        help="run an experiment spec (experiments/*.yaml) with cached, resumable steps",
         description="Run the steps of an experiment spec, skipping those already done with the "
-                    "same command, settings and inputs; check the expected scores; write "
-                    "experiments/results/NAME.md. Exits 1 when a score drifts beyond its "
-                    "tolerance. An interrupted run continues when given the same command again. "
-                    "See docs/experiments.md.")
+        "same command, settings and inputs; check the expected scores; write "
+        "experiments/results/NAME.md. Exits 1 when a score drifts beyond its "
+        "tolerance. An interrupted run continues when given the same command again. "
+        "See docs/experiments.md.",
+    )
     parser.add_argument("spec", help="experiment spec (YAML)")
-    parser.add_argument("--profile", default=None,
-                        help="which profile's settings to use (default: the spec's, usually small)")
-    parser.add_argument("--work", default=None,
-                        help="work folder (default: SPEC_DIR/work/NAME/PROFILE)")
-    parser.add_argument("--results", default=None,
-                        help="results file (default: SPEC_DIR/results/NAME.md)")
-    parser.add_argument("--force", action="append", default=[], metavar="STEP",
-                        help="rerun this step even if cached (repeatable; 'all' for every step)")
-    parser.add_argument("--list", action="store_true",
-                        help="print the steps and whether each is cached, then exit")
+    parser.add_argument(
+        "--profile", default=None, help="which profile's settings to use (default: the spec's, usually small)"
+    )
+    parser.add_argument("--work", default=None, help="work folder (default: SPEC_DIR/work/NAME/PROFILE)")
+    parser.add_argument("--results", default=None, help="results file (default: SPEC_DIR/results/NAME.md)")
+    parser.add_argument(
+        "--force",
+        action="append",
+        default=[],
+        metavar="STEP",
+        help="rerun this step even if cached (repeatable; 'all' for every step)",
+    )
+    parser.add_argument(
+        "--list", action="store_true", help="print the steps and whether each is cached, then exit"
+    )
     parser.set_defaults(func=run)
 
 
@@ -67,14 +74,18 @@ def run(args: argparse.Namespace) -> int:
     print(f"ran {len(result.ran)} step(s), {len(result.skipped)} cached; results: {out}")
     for check in checks:
         if check.status == "unpinned" and check.measured is not None:
-            print(f"  measured (not pinned): {check.expectation.run} {check.expectation.metric} "
-                  f"= {check.measured:.4f}")
+            print(
+                f"  measured (not pinned): {check.expectation.run} {check.expectation.metric} "
+                f"= {check.measured:.4f}"
+            )
     drifted = [c for c in checks if c.failed]
     for check in drifted:
         print(f"DRIFT {check.describe()}", file=sys.stderr)
     if drifted:
-        print(f"ranker run: {len(drifted)} score(s) drifted beyond their tolerance "
-              f"(profile {profile})", file=sys.stderr)
+        print(
+            f"ranker run: {len(drifted)} score(s) drifted beyond their tolerance (profile {profile})",
+            file=sys.stderr,
+        )
         return 1
     ok = sum(c.status == "ok" for c in checks)
     print(f"all {ok} pinned score(s) within tolerance")

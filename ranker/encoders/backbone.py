@@ -47,11 +47,7 @@ def set_attention(model: nn.Module, attention: str) -> None:
     for config in {id(c): c for c in _configs(model)}.values():
         config.is_causal = causal
     for module in model.modules():
-        if (
-            module is not model
-            and hasattr(module, "is_causal")
-            and isinstance(module.is_causal, bool)
-        ):
+        if module is not model and hasattr(module, "is_causal") and isinstance(module.is_causal, bool):
             module.is_causal = causal
 
 
@@ -184,9 +180,7 @@ class Backbone(nn.Module):
     # -- training helpers ----------------------------------------------------------------------
     def enable_gradient_checkpointing(self) -> None:
         """Recompute activations in the backward pass instead of storing them."""
-        self.model.gradient_checkpointing_enable(
-            gradient_checkpointing_kwargs={"use_reentrant": False}
-        )
+        self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         if hasattr(self.model.config, "use_cache"):
             self.model.config.use_cache = False
 
@@ -216,9 +210,7 @@ class Backbone(nn.Module):
         return self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
 
     # -- tokenization and forward --------------------------------------------------------------
-    def tokenize(
-        self, texts: Sequence[str], max_length: int, *, pad: bool = True
-    ) -> dict[str, Any]:
+    def tokenize(self, texts: Sequence[str], max_length: int, *, pad: bool = True) -> dict[str, Any]:
         """Tokenize (truncating to ``max_length`` tokens, EOS included when appended).
 
         With ``pad=False`` returns lists of ids (for length-sorted batching); otherwise tensors.

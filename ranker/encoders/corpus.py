@@ -61,18 +61,14 @@ def _check_config(out: Path, config: dict[str, Any]) -> None:
     if path.is_file():
         existing = json.loads(path.read_text(encoding="utf-8"))
         if existing != config:
-            changed = sorted(
-                k for k in set(existing) | set(config) if existing.get(k) != config.get(k)
-            )
+            changed = sorted(k for k in set(existing) | set(config) if existing.get(k) != config.get(k))
             raise InputError(
                 f"holds an encoding made with different settings ({', '.join(changed)}); "
                 "resume with the same settings or choose another --out",
                 path,
             )
         return
-    if out.exists() and any(
-        p.name != CONFIG_NAME and not p.name.startswith("shard-") for p in out.iterdir()
-    ):
+    if out.exists() and any(p.name != CONFIG_NAME and not p.name.startswith("shard-") for p in out.iterdir()):
         raise InputError("exists and holds other files; choose an empty or new folder", out)
     out.mkdir(parents=True, exist_ok=True)
     _write_json(path, config)
@@ -177,9 +173,7 @@ def read_embeddings(directory: str | Path, mmap: bool = True) -> tuple[list[str]
         stem = directory / shard_stem(rank, world)
         progress_file = stem.with_suffix(".json")
         if not progress_file.is_file():
-            raise InputError(
-                f"shard {rank} of {world} is missing; run the encoding for it", directory
-            )
+            raise InputError(f"shard {rank} of {world} is missing; run the encoding for it", directory)
         progress = json.loads(progress_file.read_text(encoding="utf-8"))
         if not progress.get("complete"):
             raise InputError(
@@ -190,13 +184,9 @@ def read_embeddings(directory: str | Path, mmap: bool = True) -> tuple[list[str]
         rows = progress["stop"] - progress["start"]
         shard_ids = stem.with_suffix(".ids.txt").read_text(encoding="utf-8").splitlines()
         if len(shard_ids) != rows:
-            raise InputError(
-                f"expected {rows} ids, found {len(shard_ids)}", stem.with_suffix(".ids.txt")
-            )
+            raise InputError(f"expected {rows} ids, found {len(shard_ids)}", stem.with_suffix(".ids.txt"))
         ids.extend(shard_ids)
-        array = np.memmap(
-            stem.with_suffix(".f32"), dtype=np.float32, mode="r", shape=(max(rows, 1), dim)
-        )
+        array = np.memmap(stem.with_suffix(".f32"), dtype=np.float32, mode="r", shape=(max(rows, 1), dim))
         parts.append(array[:rows])
     if len(ids) != count:
         raise InputError(f"shards hold {len(ids)} documents, expected {count}", directory)

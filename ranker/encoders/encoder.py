@@ -112,8 +112,7 @@ class Encoder(nn.Module):
                         features = self.backbone.pad([ids[i] for i in rows])
                         if pin:
                             features = {
-                                k: v.pin_memory().to(device, non_blocking=True)
-                                for k, v in features.items()
+                                k: v.pin_memory().to(device, non_blocking=True) for k, v in features.items()
                             }
                         pending.append(self(features).float())
                         bar.update(len(rows))

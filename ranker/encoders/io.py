@@ -136,11 +136,7 @@ def load_tower(folder: Path, config: dict[str, Any], **backbone_kwargs: Any) -> 
         append_eos=config.get("append_eos"),
         **backbone_kwargs,
     )
-    name = (
-        RANKER_POOLER_CONFIG
-        if (folder / POOLING_DIR / RANKER_POOLER_CONFIG).is_file()
-        else "config.json"
-    )
+    name = RANKER_POOLER_CONFIG if (folder / POOLING_DIR / RANKER_POOLER_CONFIG).is_file() else "config.json"
     pooler_config = json.loads((folder / POOLING_DIR / name).read_text(encoding="utf-8"))
     pooler = pooler_from_config(pooler_config)
     weights = folder / POOLING_DIR / "model.safetensors"

@@ -97,10 +97,18 @@ def _pairs(n_runs: int, baseline: int | None, all_pairs: bool) -> list[tuple[int
     return [(baseline, j) for j in range(n_runs) if j != baseline]
 
 
-def compare_runs(evaluations: Sequence[RunEvaluation], metrics: Sequence[str] | None = None, *,
-                 baseline: int | None = 0, all_pairs: bool = False,
-                 test: str | PairedTest = "student", correction: str = "holm",
-                 alpha: float = 0.05, seed: int = 42, n_resamples: int = 10_000) -> Comparison:
+def compare_runs(
+    evaluations: Sequence[RunEvaluation],
+    metrics: Sequence[str] | None = None,
+    *,
+    baseline: int | None = 0,
+    all_pairs: bool = False,
+    test: str | PairedTest = "student",
+    correction: str = "holm",
+    alpha: float = 0.05,
+    seed: int = 42,
+    n_resamples: int = 10_000,
+) -> Comparison:
     """Test the differences between runs evaluated on the same queries.
 
     Args:
@@ -130,13 +138,17 @@ def compare_runs(evaluations: Sequence[RunEvaluation], metrics: Sequence[str] | 
     queries = evaluations[0].queries
     for evaluation in evaluations[1:]:
         if evaluation.queries != queries:
-            raise InputError(f"{evaluation.name}: evaluated on other queries than "
-                             f"{evaluations[0].name}; use the same qrels for every run")
+            raise InputError(
+                f"{evaluation.name}: evaluated on other queries than "
+                f"{evaluations[0].name}; use the same qrels for every run"
+            )
     metrics = tuple(metrics or evaluations[0].scores)
     notes = []
     if test == "tukey" and correction != "none":
-        notes.append("Tukey HSD p-values are already adjusted for all pairs of runs; "
-                     f"the {correction} correction was not applied on top")
+        notes.append(
+            "Tukey HSD p-values are already adjusted for all pairs of runs; "
+            f"the {correction} correction was not applied on top"
+        )
         correction = "none"
     pairs = _pairs(len(evaluations), baseline, all_pairs)
     n_runs, n_pairs = len(evaluations), len(pairs)
@@ -153,11 +165,11 @@ def compare_runs(evaluations: Sequence[RunEvaluation], metrics: Sequence[str] | 
     b = scores[:, :, second].reshape(len(queries), -1)
     boot_diffs = (boot[:, :, second] - boot[:, :, first]).reshape(boot.shape[0], -1)
     if test == "tukey":
-        pvalues = np.concatenate([tukey_pvalues([scores[:, k, r] for r in range(n_runs)], pairs)
-                                  for k in range(len(metrics))])
+        pvalues = np.concatenate(
+            [tukey_pvalues([scores[:, k, r] for r in range(n_runs)], pairs) for k in range(len(metrics))]
+        )
     else:
-        pvalues = paired_pvalues(test, a, b, seed=seed, n_resamples=n_resamples,
-                                 boot_diffs=boot_diffs)
+        pvalues = paired_pvalues(test, a, b, seed=seed, n_resamples=n_resamples, boot_diffs=boot_diffs)
     d_low, d_high = percentile_interval(boot_diffs)
     effects = effect_sizes(a, b)
     deltas = b.mean(axis=0) - a.mean(axis=0)
@@ -167,15 +179,34 @@ def compare_runs(evaluations: Sequence[RunEvaluation], metrics: Sequence[str] | 
         reject, corrected = correct(pvalues[family], correction, alpha)
         for offset, (i, j) in enumerate(pairs):
             c = k * n_pairs + offset
-            results.append(PairResult(
-                metric=metric, a=i, b=j, delta=float(deltas[c]), ci_low=float(d_low[c]),
-                ci_high=float(d_high[c]), effect_size=float(effects[c]),
-                p_value=float(pvalues[c]), p_corrected=float(corrected[offset]),
-                significant=bool(reject[offset])))
+            results.append(
+                PairResult(
+                    metric=metric,
+                    a=i,
+                    b=j,
+                    delta=float(deltas[c]),
+                    ci_low=float(d_low[c]),
+                    ci_high=float(d_high[c]),
+                    effect_size=float(effects[c]),
+                    p_value=float(pvalues[c]),
+                    p_corrected=float(corrected[offset]),
+                    significant=bool(reject[offset]),
+                )
+            )
     name = test if isinstance(test, str) else getattr(test, "__name__", "custom")
     return Comparison(
-        runs=tuple(ev.name for ev in evaluations), metrics=metrics, means=means, ci=ci,
-        pairs=tuple(results), test=name, correction=correction, alpha=alpha, seed=seed,
-        n_resamples=n_resamples, baseline=baseline,
-        n_queries=len(queries), query_notes=tuple(ev.describe_queries() for ev in evaluations),
-        notes=tuple(notes))
+        runs=tuple(ev.name for ev in evaluations),
+        metrics=metrics,
+        means=means,
+        ci=ci,
+        pairs=tuple(results),
+        test=name,
+        correction=correction,
+        alpha=alpha,
+        seed=seed,
+        n_resamples=n_resamples,
+        baseline=baseline,
+        n_queries=len(queries),
+        query_notes=tuple(ev.describe_queries() for ev in evaluations),
+        notes=tuple(notes),
+    )

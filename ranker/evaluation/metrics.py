@@ -34,10 +34,26 @@ from retrievers.errors import InputError
 logger = logging.getLogger(__name__)
 
 # ranx metric names we expose (a ``@k`` cut-off is allowed on each).
-RANX_METRICS = ("ndcg", "ndcg_burges", "map", "mrr", "recall", "precision", "r-precision",
-                "hit_rate", "hits", "f1")
-ALIASES = {"p": "precision", "r": "recall", "recip_rank": "mrr", "ap": "map",
-           "rprec": "r-precision", "success": "hit_rate"}
+RANX_METRICS = (
+    "ndcg",
+    "ndcg_burges",
+    "map",
+    "mrr",
+    "recall",
+    "precision",
+    "r-precision",
+    "hit_rate",
+    "hits",
+    "f1",
+)
+ALIASES = {
+    "p": "precision",
+    "r": "recall",
+    "recip_rank": "mrr",
+    "ap": "map",
+    "rprec": "r-precision",
+    "success": "hit_rate",
+}
 _METRIC = re.compile(r"^(?P<name>[a-z_\-]+?)(?:@(?P<k>\d+))?$")
 
 
@@ -49,12 +65,14 @@ def canonical_metric(name: str) -> str:
     """
     match = _METRIC.match(name.strip().lower())
     if match is None:
-        raise InputError(f"metric {name!r} is malformed; expected NAME or NAME@K, "
-                         f"e.g. ndcg@10, recall@100, map")
+        raise InputError(
+            f"metric {name!r} is malformed; expected NAME or NAME@K, e.g. ndcg@10, recall@100, map"
+        )
     base = ALIASES.get(match["name"], match["name"])
     if base not in RANX_METRICS:
-        raise InputError(f"unknown metric {name!r}; expected one of {', '.join(RANX_METRICS)} "
-                         f"(optionally @K)")
+        raise InputError(
+            f"unknown metric {name!r}; expected one of {', '.join(RANX_METRICS)} (optionally @K)"
+        )
     k = match["k"]
     if k is not None and int(k) < 1:
         raise InputError(f"metric {name!r}: the cut-off must be a positive integer")
@@ -100,9 +118,11 @@ class RunEvaluation:
 
     def describe_queries(self) -> str:
         """One line stating how many queries were evaluated, missing and ignored."""
-        return (f"{self.name}: {len(self.queries)} judged queries evaluated; "
-                f"{len(self.missing)} judged queries missing from the run (scored 0); "
-                f"{len(self.unjudged)} run queries without judgments (ignored)")
+        return (
+            f"{self.name}: {len(self.queries)} judged queries evaluated; "
+            f"{len(self.missing)} judged queries missing from the run (scored 0); "
+            f"{len(self.unjudged)} run queries without judgments (ignored)"
+        )
 
 
 def judged_queries(qrels: Mapping[str, Mapping[str, int]]) -> tuple[str, ...]:
@@ -113,8 +133,12 @@ def judged_queries(qrels: Mapping[str, Mapping[str, int]]) -> tuple[str, ...]:
     return tuple(sorted(qrels))
 
 
-def evaluate_run(run: Mapping[str, Mapping[str, float]], qrels: Mapping[str, Mapping[str, int]],
-                 metrics: Sequence[str], name: str = "run") -> RunEvaluation:
+def evaluate_run(
+    run: Mapping[str, Mapping[str, float]],
+    qrels: Mapping[str, Mapping[str, int]],
+    metrics: Sequence[str],
+    name: str = "run",
+) -> RunEvaluation:
     """Score one run on each metric, per judged query, with ranx.
 
     Args:
@@ -136,8 +160,7 @@ def evaluate_run(run: Mapping[str, Mapping[str, float]], qrels: Mapping[str, Map
     missing = tuple(q for q in queries if q not in run or len(run[q]) == 0)
     unjudged = tuple(sorted(q for q in run if q not in qrels))
     if missing:
-        logger.info("%s: %d judged queries are missing from the run; they score 0", name,
-                    len(missing))
+        logger.info("%s: %d judged queries are missing from the run; they score 0", name, len(missing))
     if unjudged:
         logger.info("%s: ignoring %d run queries without judgments", name, len(unjudged))
     scores = {m: np.zeros(len(queries), dtype=np.float64) for m in metrics}
@@ -148,11 +171,15 @@ def evaluate_run(run: Mapping[str, Mapping[str, float]], qrels: Mapping[str, Map
         # ranx 0.3.21 raises KeyError for a single metric with return_mean=False: ask twice.
         with warnings.catch_warnings():  # numba's uint64 -> int64 cast notice on hashed ids
             warnings.filterwarnings("ignore", message="unsafe cast from uint64 to int64")
-            result = evaluate(sub_qrels, sub_run, wanted * 2 if len(wanted) == 1 else wanted,
-                              return_mean=False, save_results_in_run=False)
+            result = evaluate(
+                sub_qrels,
+                sub_run,
+                wanted * 2 if len(wanted) == 1 else wanted,
+                return_mean=False,
+                save_results_in_run=False,
+            )
         position = {q: i for i, q in enumerate(queries)}
         index = np.array([position[q] for q in present], dtype=np.int64)
         for metric, ranx_name in canonical.items():
             scores[metric][index] = np.asarray(result[ranx_name], dtype=np.float64)
-    return RunEvaluation(name=name, queries=queries, scores=scores, missing=missing,
-                         unjudged=unjudged)
+    return RunEvaluation(name=name, queries=queries, scores=scores, missing=missing, unjudged=unjudged)

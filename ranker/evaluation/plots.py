@@ -42,16 +42,16 @@ def plot_comparison(comparison: Comparison, path: str | Path, dpi: int = 150) ->
     metrics, runs = comparison.metrics, comparison.runs
     labels = [letter(r) for r in range(len(runs))]
     width = max(4.0, 0.5 * len(runs) + 2.5)
-    fig, axes = plt.subplots(2, len(metrics), figsize=(width * len(metrics), 2 * width - 1),
-                             squeeze=False)
+    fig, axes = plt.subplots(2, len(metrics), figsize=(width * len(metrics), 2 * width - 1), squeeze=False)
     for k, metric in enumerate(metrics):
         _bars(axes[0, k], comparison, metric, labels)
         _matrix(fig, axes[1, k], comparison, metric, labels)
-    legend = "  ".join(f"{label}: {Path(name).name}" for label, name in zip(labels, runs,
-                                                                              strict=True))
-    fig.suptitle(f"{comparison.test} test, {comparison.correction} correction, "
-                 f"alpha={comparison.alpha}, {comparison.n_queries} queries\n{legend}",
-                 fontsize=9)
+    legend = "  ".join(f"{label}: {Path(name).name}" for label, name in zip(labels, runs, strict=True))
+    fig.suptitle(
+        f"{comparison.test} test, {comparison.correction} correction, "
+        f"alpha={comparison.alpha}, {comparison.n_queries} queries\n{legend}",
+        fontsize=9,
+    )
     fig.tight_layout()
     with atomic_write(path, "wb") as out:
         fig.savefig(out, format=fmt, dpi=dpi)
@@ -85,7 +85,14 @@ def _matrix(fig, ax, comparison: Comparison, metric: str, labels: list[str]) -> 
                 continue
             significant = matrix[i, j] <= comparison.alpha
             value = matrix[i, j]
-            ax.text(j, i, "<.001" if value < 1e-3 else f"{value:.3f}", ha="center",
-                    va="center", fontsize=7, color="black" if value < 0.5 else "white",
-                    fontweight="bold" if significant else "normal")
+            ax.text(
+                j,
+                i,
+                "<.001" if value < 1e-3 else f"{value:.3f}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="black" if value < 0.5 else "white",
+                fontweight="bold" if significant else "normal",
+            )
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)

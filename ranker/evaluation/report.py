@@ -22,8 +22,9 @@ from ranker.evaluation.metrics import RunEvaluation
 from retrievers.io.atomic import atomic_write
 
 FORMATS = ("table", "md", "latex", "json")
-_SUPERSCRIPT = dict(zip("abcdefghijklmnoprstuvwxyz0123456789",
-                        "ᵃᵇᶜᵈᵉᶠᵍʰⁱʲᵏˡᵐⁿᵒᵖʳˢᵗᵘᵛʷˣʸᶻ⁰¹²³⁴⁵⁶⁷⁸⁹", strict=True))
+_SUPERSCRIPT = dict(
+    zip("abcdefghijklmnoprstuvwxyz0123456789", "ᵃᵇᶜᵈᵉᶠᵍʰⁱʲᵏˡᵐⁿᵒᵖʳˢᵗᵘᵛʷˣʸᶻ⁰¹²³⁴⁵⁶⁷⁸⁹", strict=True)
+)
 
 
 def letter(index: int) -> str:
@@ -45,9 +46,18 @@ def _marker(labels: Sequence[str], latex: bool) -> str:
 
 
 def _latex_escape(text: str) -> str:
-    for char, escaped in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("$", r"\$"),
-                          ("#", r"\#"), ("_", r"\_"), ("{", r"\{"), ("}", r"\}"),
-                          ("~", r"\textasciitilde{}"), ("^", r"\textasciicircum{}")):
+    for char, escaped in (
+        ("\\", r"\textbackslash{}"),
+        ("&", r"\&"),
+        ("%", r"\%"),
+        ("$", r"\$"),
+        ("#", r"\#"),
+        ("_", r"\_"),
+        ("{", r"\{"),
+        ("}", r"\}"),
+        ("~", r"\textasciitilde{}"),
+        ("^", r"\textasciicircum{}"),
+    ):
         text = text.replace(char, escaped)
     return text
 
@@ -70,16 +80,16 @@ def _grid(header: list[str], rows: list[list[str]], fmt: str) -> str:
         return "\n".join(lines)
     if fmt == "latex":
         spec = "l" * 1 + "r" * (len(header) - 1)
-        lines = [rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
-                 " & ".join(header) + r" \\", r"\midrule"]
+        lines = [rf"\begin{{tabular}}{{{spec}}}", r"\toprule", " & ".join(header) + r" \\", r"\midrule"]
         lines += [" & ".join(row) + r" \\" for row in rows]
         lines += [r"\bottomrule", r"\end{tabular}"]
         return "\n".join(lines)
     widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=True)]
-    line = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip(),
-            "  ".join("-" * w for w in widths)]
-    line += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-             for row in rows]
+    line = [
+        "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip(),
+        "  ".join("-" * w for w in widths),
+    ]
+    line += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     return "\n".join(line)
 
 
@@ -103,28 +113,46 @@ def format_scores(evaluations: Sequence[RunEvaluation], fmt: str = "table") -> s
 
 def comparison_json(comparison: Comparison) -> dict[str, Any]:
     """Everything in a comparison as plain JSON types (NaN becomes null)."""
+
     def clean(value: float) -> float | None:
         return None if math.isnan(value) else value
 
     names = comparison.runs
     return {
-        "test": comparison.test, "correction": comparison.correction,
-        "alpha": comparison.alpha, "seed": comparison.seed,
-        "n_resamples": comparison.n_resamples, "n_queries": comparison.n_queries,
+        "test": comparison.test,
+        "correction": comparison.correction,
+        "alpha": comparison.alpha,
+        "seed": comparison.seed,
+        "n_resamples": comparison.n_resamples,
+        "n_queries": comparison.n_queries,
         "baseline": None if comparison.baseline is None else names[comparison.baseline],
-        "runs": {name: {"label": letter(r),
-                        "scores": {m: float(comparison.means[m][r]) for m in comparison.metrics},
-                        "ci95": {m: [float(x) for x in comparison.ci[m][r]]
-                                 for m in comparison.metrics},
-                        "better_than": {m: [names[o] for o in comparison.better_than(m, r)]
-                                        for m in comparison.metrics}}
-                 for r, name in enumerate(names)},
-        "comparisons": [{"metric": p.metric, "run": names[p.b], "against": names[p.a],
-                         "delta": p.delta, "ci95": [p.ci_low, p.ci_high],
-                         "effect_size": clean(p.effect_size), "p_value": p.p_value,
-                         "p_corrected": p.p_corrected, "significant": p.significant}
-                        for p in comparison.pairs],
-        "queries": list(comparison.query_notes), "notes": list(comparison.notes),
+        "runs": {
+            name: {
+                "label": letter(r),
+                "scores": {m: float(comparison.means[m][r]) for m in comparison.metrics},
+                "ci95": {m: [float(x) for x in comparison.ci[m][r]] for m in comparison.metrics},
+                "better_than": {
+                    m: [names[o] for o in comparison.better_than(m, r)] for m in comparison.metrics
+                },
+            }
+            for r, name in enumerate(names)
+        },
+        "comparisons": [
+            {
+                "metric": p.metric,
+                "run": names[p.b],
+                "against": names[p.a],
+                "delta": p.delta,
+                "ci95": [p.ci_low, p.ci_high],
+                "effect_size": clean(p.effect_size),
+                "p_value": p.p_value,
+                "p_corrected": p.p_corrected,
+                "significant": p.significant,
+            }
+            for p in comparison.pairs
+        ],
+        "queries": list(comparison.query_notes),
+        "notes": list(comparison.notes),
     }
 
 
@@ -144,18 +172,29 @@ def format_comparison(comparison: Comparison, fmt: str = "md") -> str:
             cells.append(_number(comparison.means[metric][r]) + _marker(labels, latex))
         rows.append([letter(r), esc(name), *cells])
     scores = _grid(header, rows, fmt)
-    test_header = ["metric", "run", "vs", "delta", "95% CI", "effect d", "p", "p corrected",
-                   "sig."]
-    test_rows = [[esc(p.metric), letter(p.b), letter(p.a), f"{p.delta:+.4f}",
-                  f"[{p.ci_low:+.4f}, {p.ci_high:+.4f}]", _number(p.effect_size, 3),
-                  _pvalue(p.p_value), _pvalue(p.p_corrected), "yes" if p.significant else "no"]
-                 for p in comparison.pairs]
+    test_header = ["metric", "run", "vs", "delta", "95% CI", "effect d", "p", "p corrected", "sig."]
+    test_rows = [
+        [
+            esc(p.metric),
+            letter(p.b),
+            letter(p.a),
+            f"{p.delta:+.4f}",
+            f"[{p.ci_low:+.4f}, {p.ci_high:+.4f}]",
+            _number(p.effect_size, 3),
+            _pvalue(p.p_value),
+            _pvalue(p.p_corrected),
+            "yes" if p.significant else "no",
+        ]
+        for p in comparison.pairs
+    ]
     tests = _grid([esc(h) for h in test_header], test_rows, fmt)
-    legend = (f"Test: {comparison.test}; correction: {comparison.correction} per metric; "
-              f"alpha = {comparison.alpha}; seed = {comparison.seed}; "
-              f"{comparison.n_queries} queries. A superscript letter marks a run significantly "
-              "better than the run with that letter. CIs: paired bootstrap, "
-              f"{comparison.n_resamples} resamples. Effect d: mean difference / its SD.")
+    legend = (
+        f"Test: {comparison.test}; correction: {comparison.correction} per metric; "
+        f"alpha = {comparison.alpha}; seed = {comparison.seed}; "
+        f"{comparison.n_queries} queries. A superscript letter marks a run significantly "
+        "better than the run with that letter. CIs: paired bootstrap, "
+        f"{comparison.n_resamples} resamples. Effect d: mean difference / its SD."
+    )
     prefix = {"latex": "% ", "md": "- "}.get(fmt, "")
     notes = [legend, *comparison.notes, *comparison.query_notes]
     return "\n\n".join([scores, tests, "\n".join(prefix + esc(n) for n in notes)])

@@ -42,7 +42,7 @@ def sign_flips(n_queries: int, n_permutations: int, seed: int) -> Iterator[np.nd
 
 def all_sign_flips(n_queries: int) -> np.ndarray:
     """Every one of the ``2**n_queries`` sign vectors (for an exact test on few queries)."""
-    codes = np.arange(2 ** n_queries, dtype=np.int64)[:, None]
+    codes = np.arange(2**n_queries, dtype=np.int64)[:, None]
     bits = (codes >> np.arange(n_queries, dtype=np.int64)[None, :]) & 1
     return 1.0 - 2.0 * bits
 
@@ -71,7 +71,7 @@ def fisher_pvalues(diffs: np.ndarray, n_permutations: int = 10_000, seed: int = 
     # Rounding differs between mean() and a matrix product: allow a relative slack.
     slack = 1e-9 * (np.abs(diffs).mean(axis=0) + 1e-300)
     threshold = observed - slack
-    if n_queries <= 20 and 2 ** n_queries <= n_permutations:
+    if n_queries <= 20 and 2**n_queries <= n_permutations:
         null = np.abs(all_sign_flips(n_queries) @ diffs) / n_queries
         pvalues = (null >= threshold).mean(axis=0)
     else:
@@ -105,8 +105,7 @@ def bootstrap_means(scores: np.ndarray, n_resamples: int = 10_000, seed: int = 4
     """
     scores = np.asarray(scores, dtype=np.float64)
     n_queries = scores.shape[0]
-    blocks = [weights @ scores / n_queries
-              for weights in bootstrap_weights(n_queries, n_resamples, seed)]
+    blocks = [weights @ scores / n_queries for weights in bootstrap_weights(n_queries, n_resamples, seed)]
     return np.concatenate(blocks, axis=0)
 
 

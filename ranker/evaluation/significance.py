@@ -73,8 +73,9 @@ def wilcoxon_pvalues(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def callable_pvalues(test: PairedTest, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Apply a user-supplied ``test(a, b)`` (shaped like ``ttest_rel``) column by column."""
     identical = np.all(a == b, axis=0)
-    pvalues = np.array([1.0 if identical[c] else pvalue_of(test(a[:, c], b[:, c]))
-                        for c in range(a.shape[1])])
+    pvalues = np.array(
+        [1.0 if identical[c] else pvalue_of(test(a[:, c], b[:, c])) for c in range(a.shape[1])]
+    )
     return _clean(pvalues, b - a)
 
 
@@ -99,8 +100,15 @@ def tukey_pvalues(scores: Sequence[np.ndarray], pairs: Sequence[tuple[int, int]]
     return np.where(np.isnan(pvalues), 1.0, np.clip(pvalues, 0.0, 1.0))
 
 
-def paired_pvalues(test: str | PairedTest, a: np.ndarray, b: np.ndarray, *, seed: int = 42,
-                   n_resamples: int = 10_000, boot_diffs: np.ndarray | None = None) -> np.ndarray:
+def paired_pvalues(
+    test: str | PairedTest,
+    a: np.ndarray,
+    b: np.ndarray,
+    *,
+    seed: int = 42,
+    n_resamples: int = 10_000,
+    boot_diffs: np.ndarray | None = None,
+) -> np.ndarray:
     """Two-sided p-values of paired tests, one per column of ``a`` and ``b``.
 
     Args:
@@ -129,8 +137,10 @@ def paired_pvalues(test: str | PairedTest, a: np.ndarray, b: np.ndarray, *, seed
 
             boot_diffs = bootstrap_means(b - a, n_resamples, seed)
         return _clean(bootstrap_pvalues(b - a, boot_diffs), b - a)
-    raise InputError(f"unknown test {test!r}; expected one of {', '.join(TESTS)} "
-                     "or a function shaped like scipy.stats.ttest_rel")
+    raise InputError(
+        f"unknown test {test!r}; expected one of {', '.join(TESTS)} "
+        "or a function shaped like scipy.stats.ttest_rel"
+    )
 
 
 def effect_sizes(a: np.ndarray, b: np.ndarray) -> np.ndarray:

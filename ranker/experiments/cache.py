@@ -38,8 +38,11 @@ class Fingerprints:
         self._cache: dict[str, list] = {}
         if cache_file.is_file():
             with contextlib.suppress(ValueError, OSError):
-                self._cache = {k: v for k, v in json.loads(cache_file.read_text()).items()
-                               if isinstance(v, list) and len(v) == 4}
+                self._cache = {
+                    k: v
+                    for k, v in json.loads(cache_file.read_text()).items()
+                    if isinstance(v, list) and len(v) == 4
+                }
         self._dirty = False
 
     def of(self, path: Path) -> str:
@@ -140,8 +143,9 @@ def work_lock(work: Path) -> Iterator[None]:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise InputError("another `ranker run` is using this work folder; wait for it or "
-                             "pass another --work", work) from None
+            raise InputError(
+                "another `ranker run` is using this work folder; wait for it or pass another --work", work
+            ) from None
         handle.write(f"{os.getpid()} {time.time():.0f}\n")
         handle.flush()
         yield

@@ -33,8 +33,10 @@ class Check:
         where = f"{e.scores} [{e.run}] {e.metric}"
         if self.status == "missing":
             return f"{where}: no such score was written"
-        return (f"{where}: measured {self.measured:.4f}, expected {self.expected:.4f} "
-                f"± {e.tolerance:g} (off by {self.measured - self.expected:+.4f})")
+        return (
+            f"{where}: measured {self.measured:.4f}, expected {self.expected:.4f} "
+            f"± {e.tolerance:g} (off by {self.measured - self.expected:+.4f})"
+        )
 
 
 def _lookup(scores: Path, run: str, metric: str) -> float | None:

@@ -20,10 +20,22 @@ STATUS = {"ok": "ok", "drift": "**DRIFT**", "missing": "**MISSING**", "unpinned"
 
 def _git_commit(folder: Path) -> str:
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=folder, text=True,
-                             capture_output=True, check=False, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=folder, text=True, capture_output=True, check=False, timeout=10)
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=folder,
+            text=True,
+            capture_output=True,
+            check=False,
+            timeout=10,
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=folder,
+            text=True,
+            capture_output=True,
+            check=False,
+            timeout=10,
+        )
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     commit = out.stdout.strip() or "unknown"
@@ -63,8 +75,10 @@ def json_table(data: Any) -> str:
         columns += [c for c in row if c not in columns]
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in rows:
-        cells = [_number(row.get(c, "")) if not isinstance(row.get(c), dict | list)
-                 else json.dumps(row.get(c)) for c in columns]
+        cells = [
+            _number(row.get(c, "")) if not isinstance(row.get(c), dict | list) else json.dumps(row.get(c))
+            for c in columns
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -78,28 +92,36 @@ def _table(path: Path) -> str:
 
 
 def _checks_table(checks: list[Check]) -> list[str]:
-    lines = ["| scores | run | metric | expected | measured | tolerance | status |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| scores | run | metric | expected | measured | tolerance | status |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for c in checks:
         e = c.expectation
-        lines.append(f"| {e.scores} | {e.run} | {e.metric} | "
-                     f"{'' if c.expected is None else f'{c.expected:.4f}'} | "
-                     f"{'' if c.measured is None else f'{c.measured:.4f}'} | ±{e.tolerance:g} | "
-                     f"{STATUS[c.status]} |")
+        lines.append(
+            f"| {e.scores} | {e.run} | {e.metric} | "
+            f"{'' if c.expected is None else f'{c.expected:.4f}'} | "
+            f"{'' if c.measured is None else f'{c.measured:.4f}'} | ±{e.tolerance:g} | "
+            f"{STATUS[c.status]} |"
+        )
     return lines
 
 
-def write_results(spec: Spec, context: Context, result: RunResult, checks: list[Check],
-                  out: Path, command: str) -> Path:
+def write_results(
+    spec: Spec, context: Context, result: RunResult, checks: list[Check], out: Path, command: str
+) -> Path:
     """Write the results file and copy its plots beside it (``NAME.<plot file name>``)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     total = sum(p.seconds or 0 for p in result.steps)
     lines = [f"# {spec.name}", ""]
     if spec.description:
         lines += [spec.description, ""]
-    lines += [f"Produced with profile **{context.profile}** by `{command}` on "
-              f"{time.strftime('%Y-%m-%d %H:%M %Z')} (commit {_git_commit(spec.path.parent)}; "
-              f"{total:.0f} s of step time). Every table below comes from this profile.", ""]
+    lines += [
+        f"Produced with profile **{context.profile}** by `{command}` on "
+        f"{time.strftime('%Y-%m-%d %H:%M %Z')} (commit {_git_commit(spec.path.parent)}; "
+        f"{total:.0f} s of step time). Every table below comes from this profile.",
+        "",
+    ]
     settings = {k: _brief(v) for k, v in context.settings.items()}
     if settings:
         lines += ["Profile settings: " + ", ".join(f"`{k}={v}`" for k, v in settings.items()), ""]
@@ -114,8 +136,7 @@ def write_results(spec: Spec, context: Context, result: RunResult, checks: list[
     for p in result.steps:
         argv = " ".join(a.replace(str(context.work) + "/", "") for a in p.argv)
         seconds = "" if p.seconds is None else f"{p.seconds:.1f}"
-        lines.append(f"| {p.step.name} | `ranker {argv}` | {seconds} | "
-                     f"{'cached' if p.cached else 'ran'} |")
+        lines.append(f"| {p.step.name} | `ranker {argv}` | {seconds} | {'cached' if p.cached else 'ran'} |")
     with atomic_write(out) as handle:
         handle.write("\n".join(lines).rstrip() + "\n")
     return out

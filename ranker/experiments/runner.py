@@ -31,8 +31,10 @@ class StepFailed(RuntimeError):
 
     def __init__(self, step: str, message: str, log_file: Path):
         self.step, self.log_file = step, log_file
-        super().__init__(f"step {step!r} {message} (log: {log_file}); fix it and rerun the same "
-                         "command: finished steps are skipped")
+        super().__init__(
+            f"step {step!r} {message} (log: {log_file}); fix it and rerun the same "
+            "command: finished steps are skipped"
+        )
 
 
 @dataclass
@@ -106,8 +108,13 @@ class Runner:
         self.profile = profile
         self.work = work.resolve()
         self.quiet = quiet
-        self.context = Context(work=self.work, spec_dir=spec.path.resolve().parent, profile=profile,
-                               settings=spec.settings(profile), spec_path=spec.path)
+        self.context = Context(
+            work=self.work,
+            spec_dir=spec.path.resolve().parent,
+            profile=profile,
+            settings=spec.settings(profile),
+            spec_path=spec.path,
+        )
         self.steps: list[tuple[Step, Context]] = []
         names: set[str] = set()
         for step in spec.steps:
@@ -116,17 +123,19 @@ class Runner:
             for context in combinations(step.matrix, self.context, step.line):
                 name = substitute(step.name, context, step.line)
                 if not STEP_NAME.match(name) or name in names:
-                    raise InputError(f"step {step.name!r}: name {name!r} is not a valid, unique "
-                                     "step name (use ${m.KEY} in the names of matrix steps)",
-                                     spec.path, step.line)
+                    raise InputError(
+                        f"step {step.name!r}: name {name!r} is not a valid, unique "
+                        "step name (use ${m.KEY} in the names of matrix steps)",
+                        spec.path,
+                        step.line,
+                    )
                 names.add(name)
                 self.steps.append((replace(step, name=name), context))
         self.fingerprints = Fingerprints(self.work / ".ranker-run" / "fingerprints.json")
 
     def _portable(self, text: str) -> str:
         """``text`` with the work and spec folders replaced by placeholders (for hashing)."""
-        return (text.replace(str(self.work), "${work}")
-                .replace(str(self.context.spec_dir), "${spec_dir}"))
+        return text.replace(str(self.work), "${work}").replace(str(self.context.spec_dir), "${spec_dir}")
 
     def _resolve(self, text: str) -> Path:
         path = Path(text).expanduser()
@@ -142,11 +151,18 @@ class Runner:
             for out in expand_args(step.outputs, context, step.line):
                 path = self._resolve(out).resolve()
                 if path != self.work and self.work not in path.parents:
-                    raise InputError(f"step {step.name!r}: output {out!r} is outside the work "
-                                     f"folder {self.work}", self.spec.path, step.line)
+                    raise InputError(
+                        f"step {step.name!r}: output {out!r} is outside the work folder {self.work}",
+                        self.spec.path,
+                        step.line,
+                    )
                 if path in producers:
-                    raise InputError(f"step {step.name!r}: output {out!r} is also written by step "
-                                     f"{producers[path].step.name!r}", self.spec.path, step.line)
+                    raise InputError(
+                        f"step {step.name!r}: output {out!r} is also written by step "
+                        f"{producers[path].step.name!r}",
+                        self.spec.path,
+                        step.line,
+                    )
                 outputs.append(path)
             inputs: dict[str, str] = {}
             upstream: dict[str, str] = {}
@@ -167,14 +183,13 @@ class Runner:
                 elif (folder := _dataset_folder(text)) is not None:
                     inputs[f"dataset:{text}"] = self.fingerprints.of(folder)
                 elif text in declared:
-                    raise InputError(f"step {step.name!r}: input {text!r} not found",
-                                     self.spec.path, step.line)
+                    raise InputError(
+                        f"step {step.name!r}: input {text!r} not found", self.spec.path, step.line
+                    )
             key = step_key([self._portable(a) for a in argv], inputs, upstream)
-            item = PlannedStep(step, argv, outputs, key, inputs, upstream,
-                               StepState(self.work, step.name))
+            item = PlannedStep(step, argv, outputs, key, inputs, upstream, StepState(self.work, step.name))
             record = item.state.done_record()
-            item.cached = bool(record and record.get("key") == key
-                               and all(o.exists() for o in outputs))
+            item.cached = bool(record and record.get("key") == key and all(o.exists() for o in outputs))
             if item.cached:
                 item.seconds = record.get("seconds")
             planned.append(item)
@@ -208,11 +223,19 @@ class Runner:
             missing = [o for o in item.outputs if not o.exists()]
             if missing:
                 names = ", ".join(str(m.relative_to(self.work)) for m in missing)
-                raise StepFailed(item.step.name, f"did not write its declared output(s) {names}",
-                                 item.state.log_file)
-            item.state.mark_done({"key": item.key, "argv": item.argv, "inputs": item.inputs,
-                                  "upstream": item.upstream, "seconds": item.seconds,
-                                  "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+                raise StepFailed(
+                    item.step.name, f"did not write its declared output(s) {names}", item.state.log_file
+                )
+            item.state.mark_done(
+                {
+                    "key": item.key,
+                    "argv": item.argv,
+                    "inputs": item.inputs,
+                    "upstream": item.upstream,
+                    "seconds": item.seconds,
+                    "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                }
+            )
             logger.info("[%d/%d] %s: finished in %.1f s", number, total, item.step.name, item.seconds)
             result.steps.append(item)
         return result
@@ -226,9 +249,12 @@ class Runner:
             logger.info("%s: continuing the interrupted attempt", item.step.name)
             return
         if not item.state.made_by_runner():
-            raise InputError(f"step {item.step.name!r}: {existing[0]} exists, but no `ranker run` "
-                             "made it; move it away or choose another --work", self.spec.path,
-                             item.step.line)
+            raise InputError(
+                f"step {item.step.name!r}: {existing[0]} exists, but no `ranker run` "
+                "made it; move it away or choose another --work",
+                self.spec.path,
+                item.step.line,
+            )
         for path in existing:
             logger.info("%s: removing the output of an earlier attempt: %s", item.step.name, path)
             if path.is_dir() and not path.is_symlink():
@@ -248,8 +274,9 @@ class Runner:
         with item.state.log_file.open("wb") as log:
             log.write(("$ ranker " + " ".join(item.argv) + "\n").encode())
             log.flush()
-            child = subprocess.Popen(argv, cwd=self.work, stdout=log, stderr=subprocess.PIPE,
-                                     env=_child_environment())
+            child = subprocess.Popen(
+                argv, cwd=self.work, stdout=log, stderr=subprocess.PIPE, env=_child_environment()
+            )
             try:
                 while chunk := os.read(child.stderr.fileno(), 65536):
                     log.write(chunk)

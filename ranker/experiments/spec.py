@@ -34,8 +34,17 @@ import yaml
 
 from retrievers.errors import InputError
 
-TOP_KEYS = {"name", "description", "vars", "profiles", "default_profile", "steps", "report",
-            "expected", "tolerance"}
+TOP_KEYS = {
+    "name",
+    "description",
+    "vars",
+    "profiles",
+    "default_profile",
+    "steps",
+    "report",
+    "expected",
+    "tolerance",
+}
 STEP_KEYS = {"name", "description", "run", "outputs", "inputs", "resumable", "profiles", "matrix"}
 REPORT_KEYS = {"title", "text", "table", "plot", "profiles", "matrix"}
 EXPECTED_KEYS = {"scores", "run", "metric", "tolerance", "note"}
@@ -135,20 +144,25 @@ class Spec:
     def settings(self, profile: str) -> dict[str, Any]:
         """The ``vars`` with ``profile``'s overrides applied."""
         if profile not in self.profiles:
-            raise InputError(f"unknown profile {profile!r}; this spec has: "
-                             f"{', '.join(self.profiles)}", self.path)
+            raise InputError(
+                f"unknown profile {profile!r}; this spec has: {', '.join(self.profiles)}", self.path
+            )
         return {**self.vars, **self.profiles[profile]}
 
 
-def _check_keys(mapping: Any, allowed: set[str], what: str, path: Path, line: int,
-                extra: set[str] = frozenset()) -> _LineDict:
+def _check_keys(
+    mapping: Any, allowed: set[str], what: str, path: Path, line: int, extra: set[str] = frozenset()
+) -> _LineDict:
     if not isinstance(mapping, dict):
         raise InputError(f"{what}: expected a mapping, got {type(mapping).__name__}", path, line)
     for key in mapping:
         if key not in allowed and key not in extra:
             known = ", ".join(sorted(allowed | extra))
-            raise InputError(f"unknown key {key!r} in {what} (expected one of: {known})", path,
-                             getattr(mapping, "lines", {}).get(str(key), line))
+            raise InputError(
+                f"unknown key {key!r} in {what} (expected one of: {known})",
+                path,
+                getattr(mapping, "lines", {}).get(str(key), line),
+            )
     return mapping
 
 
@@ -175,14 +189,19 @@ def _parse_step(raw: Any, index: int, path: Path, profiles: set[str]) -> Step:
             raise InputError(f"step {index + 1}: missing key {key!r}", path, line)
     name = raw["name"]
     if not isinstance(name, str) or not STEP_NAME.match(re.sub(r"\$\{[^}]*\}", "x", name)):
-        raise InputError(f"step {index + 1}: name {name!r} must be letters, digits, '_', '.', '-'",
-                         path, line)
+        raise InputError(
+            f"step {index + 1}: name {name!r} must be letters, digits, '_', '.', '-'", path, line
+        )
     matrix = _matrix(raw.get("matrix"), f"step {name!r}", path, line)
     run = raw["run"]
     if not isinstance(run, list) or not run or not all(_is_arg(a) for a in run):
-        raise InputError(f"step {name!r}: 'run' must be a non-empty list of ranker arguments "
-                         "(strings, numbers, or {each: LIST, arg: TEMPLATE}), e.g. "
-                         "[search, scifact, --k, 100]", path, line)
+        raise InputError(
+            f"step {name!r}: 'run' must be a non-empty list of ranker arguments "
+            "(strings, numbers, or {each: LIST, arg: TEMPLATE}), e.g. "
+            "[search, scifact, --k, 100]",
+            path,
+            line,
+        )
     if run[0] == "run":
         raise InputError(f"step {name!r}: a step cannot run another spec", path, line)
     only = raw.get("profiles")
@@ -191,11 +210,17 @@ def _parse_step(raw: Any, index: int, path: Path, profiles: set[str]) -> Step:
         for p in only:
             if p not in profiles:
                 raise InputError(f"step {name!r}: unknown profile {p!r}", path, line)
-    return Step(name=name, run=list(run), outputs=_str_list(raw["outputs"], f"step {name!r}: outputs",
-                                                           path, line),
-                inputs=_str_list(raw.get("inputs", []), f"step {name!r}: inputs", path, line),
-                resumable=bool(raw.get("resumable", False)), profiles=only,
-                description=str(raw.get("description", "")), matrix=matrix, line=line)
+    return Step(
+        name=name,
+        run=list(run),
+        outputs=_str_list(raw["outputs"], f"step {name!r}: outputs", path, line),
+        inputs=_str_list(raw.get("inputs", []), f"step {name!r}: inputs", path, line),
+        resumable=bool(raw.get("resumable", False)),
+        profiles=only,
+        description=str(raw.get("description", "")),
+        matrix=matrix,
+        line=line,
+    )
 
 
 def _matrix(value: Any, what: str, path: Path, line: int) -> dict[str, Any] | None:
@@ -206,13 +231,15 @@ def _matrix(value: Any, what: str, path: Path, line: int) -> dict[str, Any] | No
         raise InputError(f"{what}: 'matrix' must be a mapping of KEY: [values]", path, line)
     for key, values in value.items():
         if not isinstance(values, list | str) or (isinstance(values, list) and not values):
-            raise InputError(f"{what}: matrix {key!r} must be a non-empty list or a "
-                             "${profile.KEY} naming one", path, line)
+            raise InputError(
+                f"{what}: matrix {key!r} must be a non-empty list or a ${{profile.KEY}} naming one",
+                path,
+                line,
+            )
     return dict(value)
 
 
-def _parse_expectation(raw: Any, index: int, path: Path, profiles: set[str],
-                       tolerance: float) -> Expectation:
+def _parse_expectation(raw: Any, index: int, path: Path, profiles: set[str], tolerance: float) -> Expectation:
     line = getattr(raw, "line", 0)
     _check_keys(raw, EXPECTED_KEYS, f"expected entry {index + 1}", path, line, extra=profiles)
     for key in ("scores", "run", "metric"):
@@ -224,9 +251,15 @@ def _parse_expectation(raw: Any, index: int, path: Path, profiles: set[str],
         if not isinstance(value, int | float) or isinstance(value, bool):
             raise InputError(f"expected entry {index + 1}: {profile} must be a number", path, line)
         values[profile] = float(value)
-    return Expectation(scores=str(raw["scores"]), run=str(raw["run"]), metric=str(raw["metric"]),
-                       values=values, tolerance=float(raw.get("tolerance", tolerance)),
-                       note=str(raw.get("note", "")), line=line)
+    return Expectation(
+        scores=str(raw["scores"]),
+        run=str(raw["run"]),
+        metric=str(raw["metric"]),
+        values=values,
+        tolerance=float(raw.get("tolerance", tolerance)),
+        note=str(raw.get("note", "")),
+        line=line,
+    )
 
 
 def load_spec(path: str | Path) -> Spec:
@@ -246,8 +279,9 @@ def load_spec(path: str | Path) -> Spec:
         raw = loader.get_single_data()
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
-        raise InputError(f"not valid YAML: {getattr(err, 'problem', err)}", path,
-                         mark.line + 1 if mark else None) from None
+        raise InputError(
+            f"not valid YAML: {getattr(err, 'problem', err)}", path, mark.line + 1 if mark else None
+        ) from None
     finally:
         loader.dispose()
     _check_keys(raw, TOP_KEYS, "the spec", path, 1)
@@ -258,13 +292,15 @@ def load_spec(path: str | Path) -> Spec:
     profiles = {}
     for name, values in profiles_raw.items():
         if not isinstance(values, dict):
-            raise InputError(f"profile {name!r}: expected a mapping of variables", path,
-                             profiles_raw.lines.get(name))
+            raise InputError(
+                f"profile {name!r}: expected a mapping of variables", path, profiles_raw.lines.get(name)
+            )
         profiles[str(name)] = dict(values)
     default = raw.get("default_profile", "small" if "small" in profiles else next(iter(profiles)))
     if default not in profiles:
-        raise InputError(f"default_profile {default!r} is not a profile", path,
-                         raw.lines.get("default_profile"))
+        raise InputError(
+            f"default_profile {default!r} is not a profile", path, raw.lines.get("default_profile")
+        )
     variables = raw.get("vars") or {}
     if not isinstance(variables, dict):
         raise InputError("'vars' must be a mapping", path, raw.lines.get("vars"))
@@ -278,16 +314,30 @@ def load_spec(path: str | Path) -> Spec:
     for i, section in enumerate(raw.get("report") or []):
         _check_keys(section, REPORT_KEYS, f"report section {i + 1}", path, getattr(section, "line", 0))
         line = getattr(section, "line", 0)
-        report.append(Section(title=str(section.get("title", f"Section {i + 1}")),
-                              text=str(section.get("text", "")).strip(),
-                              table=section.get("table"), plot=section.get("plot"),
-                              profiles=section.get("profiles"),
-                              matrix=_matrix(section.get("matrix"), f"report section {i + 1}",
-                                             path, line), line=line))
+        report.append(
+            Section(
+                title=str(section.get("title", f"Section {i + 1}")),
+                text=str(section.get("text", "")).strip(),
+                table=section.get("table"),
+                plot=section.get("plot"),
+                profiles=section.get("profiles"),
+                matrix=_matrix(section.get("matrix"), f"report section {i + 1}", path, line),
+                line=line,
+            )
+        )
     tolerance = float(raw.get("tolerance", DEFAULT_TOLERANCE))
-    expected = [_parse_expectation(e, i, path, set(profiles), tolerance)
-                for i, e in enumerate(raw.get("expected") or [])]
-    return Spec(path=path, name=str(raw.get("name", path.stem)),
-                description=str(raw.get("description", "")).strip(), vars=dict(variables),
-                profiles=profiles, default_profile=default, steps=steps, report=report,
-                expected=expected)
+    expected = [
+        _parse_expectation(e, i, path, set(profiles), tolerance)
+        for i, e in enumerate(raw.get("expected") or [])
+    ]
+    return Spec(
+        path=path,
+        name=str(raw.get("name", path.stem)),
+        description=str(raw.get("description", "")).strip(),
+        vars=dict(variables),
+        profiles=profiles,
+        default_profile=default,
+        steps=steps,
+        report=report,
+        expected=expected,
+    )

@@ -53,22 +53,29 @@ class Context:
         if name == "profile":
             return self.profile
         if name.startswith("profile."):
-            key, *fields = name[len("profile."):].split(".")
+            key, *fields = name[len("profile.") :].split(".")
             if key not in self.settings:
-                raise InputError(f"${{{name}}}: no variable {key!r} in 'vars' or profile "
-                                 f"{self.profile!r}", self.spec_path, line)
-            return self._resolved(_field(self.settings[key], fields, name, self.spec_path, line),
-                                  name, line, depth)
+                raise InputError(
+                    f"${{{name}}}: no variable {key!r} in 'vars' or profile {self.profile!r}",
+                    self.spec_path,
+                    line,
+                )
+            return self._resolved(
+                _field(self.settings[key], fields, name, self.spec_path, line), name, line, depth
+            )
         if name.startswith("pkg."):
-            return str(package_dir(name[len("pkg."):], self.spec_path, line))
+            return str(package_dir(name[len("pkg.") :], self.spec_path, line))
         if name.startswith("dataset."):
-            return str(dataset_dir(name[len("dataset."):], self.spec_path, line))
+            return str(dataset_dir(name[len("dataset.") :], self.spec_path, line))
         if name.startswith("m."):
             value = _field(self.matrix, name.split(".")[1:], name, self.spec_path, line)
             return self._resolved(value, name, line, depth)
-        raise InputError(f"unknown variable ${{{name}}} (expected work, spec_dir, profile, "
-                         "profile.KEY, pkg.NAME, dataset.NAME or m.KEY)", self.spec_path, line)
-
+        raise InputError(
+            f"unknown variable ${{{name}}} (expected work, spec_dir, profile, "
+            "profile.KEY, pkg.NAME, dataset.NAME or m.KEY)",
+            self.spec_path,
+            line,
+        )
 
     def _resolved(self, value: Any, name: str, line: int | None, depth: int = 0) -> Any:
         """A variable's value with the ``${...}`` inside it substituted too."""
@@ -93,8 +100,7 @@ def _field(value: Any, fields: list[str], name: str, spec_path: Path, line: int 
     return value
 
 
-def combinations(matrix: dict[str, Any] | None, context: Context,
-                 line: int | None = None) -> list[Context]:
+def combinations(matrix: dict[str, Any] | None, context: Context, line: int | None = None) -> list[Context]:
     """One context per combination of a ``matrix`` (the context itself when there is none).
 
     A list variable that is empty under the profile gives no combination: the step (or
@@ -110,8 +116,9 @@ def combinations(matrix: dict[str, Any] | None, context: Context,
             found = context.lookup(whole.group(1), line) if whole else value
             items += found if isinstance(found, list) else [found]  # a list variable splices in
         if isinstance(values, str) and not PATTERN.fullmatch(values):
-            raise InputError(f"matrix {key!r} must be a list, or name a list variable",
-                             context.spec_path, line)
+            raise InputError(
+                f"matrix {key!r} must be a list, or name a list variable", context.spec_path, line
+            )
         axes.append([(key, v) for v in items])
     return [context.with_matrix(dict(combo)) for combo in itertools.product(*axes)]
 
@@ -131,8 +138,12 @@ def dataset_dir(name: str, spec_path: Path | None = None, line: int | None = Non
     for base in search_path():
         if (base / name).is_dir():
             return (base / name).resolve()
-    raise InputError(f"${{dataset.{name}}}: no folder {name!r} under "
-                     f"{', '.join(map(str, search_path()))} (set RANKER_DATA)", spec_path, line)
+    raise InputError(
+        f"${{dataset.{name}}}: no folder {name!r} under "
+        f"{', '.join(map(str, search_path()))} (set RANKER_DATA)",
+        spec_path,
+        line,
+    )
 
 
 def substitute(value: Any, context: Context, line: int | None = None) -> str:
@@ -141,8 +152,11 @@ def substitute(value: Any, context: Context, line: int | None = None) -> str:
     def replace(match: re.Match) -> str:
         found = context.lookup(match.group(1), line)
         if isinstance(found, list | dict):
-            raise InputError(f"${{{match.group(1)}}} is a {type(found).__name__}; only a whole "
-                             "argument can be a list", context.spec_path, line)
+            raise InputError(
+                f"${{{match.group(1)}}} is a {type(found).__name__}; only a whole argument can be a list",
+                context.spec_path,
+                line,
+            )
         return str(found)
 
     return PATTERN.sub(replace, str(value))
@@ -158,11 +172,11 @@ def expand_args(args: list[Any], context: Context, line: int | None = None) -> l
                 whole = PATTERN.fullmatch(items)
                 items = context.lookup(whole.group(1), line) if whole else None
             if not isinstance(items, list):
-                raise InputError("'each' must be a list or name a list variable",
-                                 context.spec_path, line)
+                raise InputError("'each' must be a list or name a list variable", context.spec_path, line)
             for item in items:
-                out.append(substitute(arg["arg"], context.with_matrix({**context.matrix,
-                                                                       "each": item}), line))
+                out.append(
+                    substitute(arg["arg"], context.with_matrix({**context.matrix, "each": item}), line)
+                )
             continue
         whole = PATTERN.fullmatch(str(arg))
         if whole:

@@ -161,9 +161,7 @@ class BiEncoder(nn.Module):
             texts, batch_size=batch_size, show_progress=show_progress, desc="documents"
         )
 
-    def encode(
-        self, texts: Sequence[str], batch_size: int = 64, show_progress: bool = False
-    ) -> np.ndarray:
+    def encode(self, texts: Sequence[str], batch_size: int = 64, show_progress: bool = False) -> np.ndarray:
         """Document-side embeddings: the ``encode(texts) -> np.ndarray`` protocol of
         ``retrievers``. For query-side encoding pass :meth:`for_queries` instead."""
         return self.encode_corpus(texts, batch_size=batch_size, show_progress=show_progress)
@@ -207,9 +205,7 @@ class BiEncoder(nn.Module):
                     "default_prompt_name": None,
                     "similarity_fn_name": "cosine" if self.query_encoder.normalize else "dot",
                 }
-                (tmp / "config_sentence_transformers.json").write_text(
-                    json.dumps(st_config, indent=2)
-                )
+                (tmp / "config_sentence_transformers.json").write_text(json.dumps(st_config, indent=2))
             else:
                 for side, encoder in (("query", self.query_encoder), ("doc", self.doc_encoder)):
                     (tmp / side).mkdir()
@@ -252,7 +248,5 @@ class _SideView:
     def __init__(self, fn: Any) -> None:
         self._fn = fn
 
-    def encode(
-        self, texts: Sequence[str], batch_size: int = 64, show_progress: bool = False
-    ) -> np.ndarray:
+    def encode(self, texts: Sequence[str], batch_size: int = 64, show_progress: bool = False) -> np.ndarray:
         return self._fn(texts, batch_size=batch_size, show_progress=show_progress)

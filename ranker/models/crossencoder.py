@@ -104,9 +104,7 @@ class CrossEncoder(nn.Module):
                     return_tensors="pt",
                 )
             )
-        q_ids = tok([f"query: {q}\ndocument: " for q in queries], add_special_tokens=True)[
-            "input_ids"
-        ]
+        q_ids = tok([f"query: {q}\ndocument: " for q in queries], add_special_tokens=True)["input_ids"]
         d_ids = tok(list(docs), add_special_tokens=False)["input_ids"]
         eos = tok.eos_token_id
         rows = []
@@ -162,9 +160,7 @@ class CrossEncoder(nn.Module):
             self.backbone.tokenizer.save_pretrained(tmp)
             state = {f"pooler.{k}": v for k, v in self.pooler.state_dict().items()}
             state.update({f"head.{k}": v for k, v in self.head.state_dict().items()})
-            save_file(
-                {k: v.detach().contiguous().cpu() for k, v in state.items()}, str(tmp / HEAD_NAME)
-            )
+            save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, str(tmp / HEAD_NAME))
             config = {
                 "type": "crossencoder",
                 "max_length": self.max_length,
@@ -189,8 +185,6 @@ class CrossEncoder(nn.Module):
         )
         model = cls(backbone, pooler_from_config(config["pooler"]), max_length=config["max_length"])
         state = load_file(str(directory / HEAD_NAME))
-        model.pooler.load_state_dict(
-            {k[7:]: v for k, v in state.items() if k.startswith("pooler.")}
-        )
+        model.pooler.load_state_dict({k[7:]: v for k, v in state.items() if k.startswith("pooler.")})
         model.head.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("head.")})
         return model.eval()

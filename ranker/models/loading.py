@@ -76,14 +76,11 @@ def load_biencoder(model: str | Path, pooling: str | None = None, **kw: Any) -> 
         loaded = BiEncoder.load(path)
         saved = loaded.query_encoder.pooler.mode
         if pooling is not None and pooling != saved:
-            raise ValueError(
-                f"{path} was saved with pooling {saved!r}; cannot load it as {pooling!r}"
-            )
+            raise ValueError(f"{path} was saved with pooling {saved!r}; cannot load it as {pooling!r}")
         attention = loaded.query_encoder.backbone.attention or "bidirectional"
         if kw.get("attention") not in (None, attention):
             raise ValueError(
-                f"{path} was saved with {attention} attention; cannot load it with "
-                f"{kw['attention']!r}"
+                f"{path} was saved with {attention} attention; cannot load it with {kw['attention']!r}"
             )
         return loaded
     settings: dict[str, Any] = {}
@@ -97,9 +94,7 @@ def load_biencoder(model: str | Path, pooling: str | None = None, **kw: Any) -> 
 
         from ranker.encoders.backbone import is_decoder_config
 
-        config = AutoConfig.from_pretrained(
-            str(model), trust_remote_code=kw.get("trust_remote_code", False)
-        )
+        config = AutoConfig.from_pretrained(str(model), trust_remote_code=kw.get("trust_remote_code", False))
         settings["pooling"] = "last" if is_decoder_config(config) else "mean"
     logger.info("loading %s as a bi-encoder with %s", model, settings)
     return BiEncoder.from_pretrained(str(model), **settings)

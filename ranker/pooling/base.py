@@ -32,9 +32,7 @@ def register_pooler(cls: type[Pooler]) -> type[Pooler]:
 def masked_mean(states: Tensor, mask: Tensor) -> Tensor:
     """Mean over real tokens; all-padding rows give zeros. ``states`` (B, T, H), ``mask`` (B, T)."""
     keep = mask.bool().unsqueeze(-1)
-    total = torch.where(
-        keep, states, torch.zeros((), dtype=states.dtype, device=states.device)
-    ).sum(1)
+    total = torch.where(keep, states, torch.zeros((), dtype=states.dtype, device=states.device)).sum(1)
     count = keep.sum(1).clamp(min=1).to(states.dtype)
     return total / count
 
@@ -169,9 +167,7 @@ class Pooler(nn.Module):
                 f"got {len(hidden_states)}"
             )
         if self.multi_layer:
-            return self.pool_layers(
-                [hidden_states[i] for i in self.selected_layers], attention_mask
-            )
+            return self.pool_layers([hidden_states[i] for i in self.selected_layers], attention_mask)
         if not self.needs_all_layers:
             return self.pool(hidden_states[-1], attention_mask)
         chosen = [hidden_states[i] for i in self.selected_layers]
@@ -202,9 +198,7 @@ def build_pooler(
     allowed = set(cls.config_keys) | {"layers"}
     unknown = sorted(set(kwargs) - allowed)
     if unknown:
-        raise TypeError(
-            f"pooling {mode!r} takes no option(s) {unknown}; it takes {sorted(allowed)}"
-        )
+        raise TypeError(f"pooling {mode!r} takes no option(s) {unknown}; it takes {sorted(allowed)}")
     return cls(hidden_size=hidden_size, num_layers=num_layers, num_heads=num_heads, **kwargs)
 
 

@@ -54,13 +54,9 @@ class GeMPooler(Pooler):
         super().__init__(hidden_size, num_layers, num_heads, layers)
         groups = self._default_groups() if groups is None else int(groups)
         if groups < 1 or hidden_size % groups:
-            raise ValueError(
-                f"pooler {self.mode!r}: groups={groups} must divide hidden_size={hidden_size}"
-            )
+            raise ValueError(f"pooler {self.mode!r}: groups={groups} must divide hidden_size={hidden_size}")
         if signed not in SIGNED_MODES:
-            raise ValueError(
-                f"pooler {self.mode!r}: signed must be one of {SIGNED_MODES}, got {signed!r}"
-            )
+            raise ValueError(f"pooler {self.mode!r}: signed must be one of {SIGNED_MODES}, got {signed!r}")
         if p_init < 1 or eps <= 0:
             raise ValueError(f"pooler {self.mode!r}: need p_init >= 1 and eps > 0")
         self.p_init, self.eps, self.groups, self.signed = float(p_init), float(eps), groups, signed

@@ -43,9 +43,7 @@ class LatentCrossAttention(nn.Module):
         self.to_kv = nn.Linear(dim, 2 * dim, bias=False)
         self.to_out = nn.Linear(dim, dim, bias=False)
         self.norm_ff = nn.LayerNorm(dim)
-        self.ff = nn.Sequential(
-            nn.Linear(dim, dim * ff_mult * 2), GEGLU(), nn.Linear(dim * ff_mult, dim)
-        )
+        self.ff = nn.Sequential(nn.Linear(dim, dim * ff_mult * 2), GEGLU(), nn.Linear(dim * ff_mult, dim))
 
     def forward(self, context: Tensor, key_mask: Tensor) -> Tensor:
         batch, _length, dim = context.shape
@@ -102,9 +100,7 @@ class LatentAttentionPooler(Pooler):
             raise ValueError(f"pooler {self.mode!r}: num_latents and ff_mult must be positive")
         self.num_latents, self.ff_mult = int(num_latents), int(ff_mult)
         self.attn_heads = _heads(hidden_size, attn_heads or num_heads)
-        self.block = LatentCrossAttention(
-            hidden_size, self.num_latents, self.attn_heads, self.ff_mult
-        )
+        self.block = LatentCrossAttention(hidden_size, self.num_latents, self.attn_heads, self.ff_mult)
 
     def pool(self, states: Tensor, attention_mask: Tensor) -> Tensor:
         return self.block(states, attention_mask)
@@ -144,18 +140,14 @@ class MultiLayerTrainablePooler(Pooler):
     ) -> None:
         super().__init__(hidden_size, num_layers, num_heads, layers)
         if layer_vector not in ("eos", "mean"):
-            raise ValueError(
-                f"pooler 'mltp': layer_vector must be 'eos' or 'mean', got {layer_vector!r}"
-            )
+            raise ValueError(f"pooler 'mltp': layer_vector must be 'eos' or 'mean', got {layer_vector!r}")
         if num_latents < 1 or ff_mult < 1:
             raise ValueError("pooler 'mltp': num_latents and ff_mult must be positive")
         self.layer_vector = layer_vector
         self.num_latents, self.ff_mult = int(num_latents), int(ff_mult)
         self.attn_heads = _heads(hidden_size, attn_heads or num_heads)
         self.layer_embedding = nn.Embedding(len(self.selected_layers), hidden_size)
-        self.block = LatentCrossAttention(
-            hidden_size, self.num_latents, self.attn_heads, self.ff_mult
-        )
+        self.block = LatentCrossAttention(hidden_size, self.num_latents, self.attn_heads, self.ff_mult)
 
     def pool_layers(self, states: list[Tensor], attention_mask: Tensor) -> Tensor:
         if self.layer_vector == "eos":

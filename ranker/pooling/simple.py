@@ -49,9 +49,7 @@ class MaxPooler(Pooler):
 
     def pool(self, states: Tensor, attention_mask: Tensor) -> Tensor:
         keep = attention_mask.bool().unsqueeze(-1)
-        lowest = torch.tensor(
-            torch.finfo(states.dtype).min, dtype=states.dtype, device=states.device
-        )
+        lowest = torch.tensor(torch.finfo(states.dtype).min, dtype=states.dtype, device=states.device)
         pooled = torch.where(keep, states, lowest).max(dim=1).values
         has_tokens = keep.any(dim=1)
         return torch.where(has_tokens, pooled, torch.zeros_like(pooled))

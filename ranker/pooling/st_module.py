@@ -56,9 +56,7 @@ class RankerPooling(Module):
     def get_sentence_embedding_dimension(self) -> int:
         return self.pooler.output_dim
 
-    def save(
-        self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any
-    ) -> None:
+    def save(self, output_path: str, *args: Any, safe_serialization: bool = True, **kwargs: Any) -> None:
         os.makedirs(output_path, exist_ok=True)
         with open(os.path.join(output_path, self.config_file_name), "w", encoding="utf-8") as out:
             json.dump(self.get_config_dict(), out, indent=2)
@@ -68,16 +66,10 @@ class RankerPooling(Module):
 
     @classmethod
     def load(cls, model_name_or_path: str, subfolder: str = "", **kwargs: Any) -> RankerPooling:
-        hub = {
-            k: kwargs[k]
-            for k in ("token", "cache_folder", "revision", "local_files_only")
-            if k in kwargs
-        }
+        hub = {k: kwargs[k] for k in ("token", "cache_folder", "revision", "local_files_only") if k in kwargs}
         config = cls.load_config(model_name_or_path, subfolder=subfolder, **hub)
         module = cls(**config)
-        weights = cls.load_file_path(
-            model_name_or_path, filename=WEIGHTS_NAME, subfolder=subfolder, **hub
-        )
+        weights = cls.load_file_path(model_name_or_path, filename=WEIGHTS_NAME, subfolder=subfolder, **hub)
         if weights is not None:
             module.pooler.load_state_dict(load_file(weights), strict=True)
         return module

@@ -46,9 +46,7 @@ def cet_weights(
         ``[B, n]`` float32 weights, detached.
     """
     if max_weight and max_weight < 1:
-        raise ValueError(
-            f"max_weight={max_weight}: weights are >= 1, so a clip below 1 is meaningless"
-        )
+        raise ValueError(f"max_weight={max_weight}: weights are >= 1, so a clip below 1 is meaningless")
     x = (scores.detach().float() / temperature).clamp(max=MAX_EXPONENT)
     weights = 1.0 + torch.exp(x)
     if max_weight:

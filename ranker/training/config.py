@@ -35,9 +35,7 @@ class TrainConfig:
 
     # data
     dataset: str = _f("", "dataset spec (BEIR/MS MARCO folder, irds:<id>, or a name)")
-    negatives: str = _f(
-        "", "negatives JSONL written by `ranker mine` (qid, query, positives, negatives)"
-    )
+    negatives: str = _f("", "negatives JSONL written by `ranker mine` (qid, query, positives, negatives)")
     output_dir: str = _f("", "where checkpoints, metrics.csv, weights and the final model go")
     # model
     model_type: str = _f("cross", "'cross' (cross-encoder reranker) or 'bi' (bi-encoder)")
@@ -71,9 +69,7 @@ class TrainConfig:
         "cross-encoder, the paper's) or 'features' (an MLP over the negative's "
         "retriever rank/score/name)",
     )
-    selection_model: str = _f(
-        "", "starting weights of a text S (default: the cross-encoder `model`)"
-    )
+    selection_model: str = _f("", "starting weights of a text S (default: the cross-encoder `model`)")
     selection_lr: float = _f(0.0, "learning rate of S (0: same as lr; features S uses 1e-3 if 0)")
     temperature: float = _f(10.0, "CET temperature T in w = 1 / (1 - sigmoid(score / T))")
     max_weight: float = _f(0.0, "clip CET weights to at most this (0: no clipping)")
@@ -135,9 +131,7 @@ class TrainConfig:
         ]
         for ok, key, expected in checks:
             if not ok:
-                raise InputError(
-                    f"config key {key!r} = {getattr(self, key)!r}; expected {expected}"
-                )
+                raise InputError(f"config key {key!r} = {getattr(self, key)!r}; expected {expected}")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (YAML/JSON-safe)."""
@@ -205,9 +199,7 @@ def load_config(path: str | Path | None, overrides: Sequence[str] = ()) -> Train
             raise InputError("config file not found", path) from None
         except yaml.YAMLError as err:
             line = getattr(getattr(err, "problem_mark", None), "line", None)
-            raise InputError(
-                f"not valid YAML: {err}", path, None if line is None else line + 1
-            ) from None
+            raise InputError(f"not valid YAML: {err}", path, None if line is None else line + 1) from None
         if loaded is not None and not isinstance(loaded, dict):
             raise InputError("expected a mapping of config keys at the top level", path)
         values.update(loaded or {})

@@ -136,8 +136,7 @@ class BatchMaker:
     ):
         if len(examples) < batch_size:
             raise InputError(
-                f"only {len(examples)} training queries; batch_size {batch_size} "
-                "needs at least that many"
+                f"only {len(examples)} training queries; batch_size {batch_size} needs at least that many"
             )
         self.examples, self.texts = examples, texts
         self.n, self.batch_size, self.seed = n_negatives, batch_size, seed
@@ -163,9 +162,7 @@ class BatchMaker:
             pos_ids=[r[1] for r in rows],
             pos_texts=[self.texts[r[1]] for r in rows],
             neg_ids=[[e.negatives[j] for j in r[2]] for e, r in zip(ex, rows, strict=True)],
-            neg_texts=[
-                [self.texts[e.negatives[j]] for j in r[2]] for e, r in zip(ex, rows, strict=True)
-            ],
+            neg_texts=[[self.texts[e.negatives[j]] for j in r[2]] for e, r in zip(ex, rows, strict=True)],
             pos_features=torch.tensor([self.missing] * len(rows), dtype=torch.float32),
             neg_features=torch.tensor(
                 [[e.features[j] for j in r[2]] for e, r in zip(ex, rows, strict=True)],

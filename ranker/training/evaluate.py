@@ -27,11 +27,7 @@ def ranx_score(qrels: QrelsDict, run: RunDict, metrics: list[str]) -> dict[str, 
         make_comparable=True,
         save_results_in_run=False,
     )
-    return (
-        {m: float(scores[m]) for m in metrics}
-        if isinstance(scores, dict)
-        else {metrics[0]: float(scores)}
-    )
+    return {m: float(scores[m]) for m in metrics} if isinstance(scores, dict) else {metrics[0]: float(scores)}
 
 
 def dense_search(
@@ -41,9 +37,9 @@ def dense_search(
     else a chunked torch top-k); never holds a query x corpus matrix."""
     qids, docids = list(queries), list(texts)
     q = model.encode_queries([queries[i] for i in qids], batch_size=batch_size).astype(np.float32)
-    d = model.encode_corpus(
-        [texts[i] for i in docids], batch_size=batch_size, show_progress=True
-    ).astype(np.float32)
+    d = model.encode_corpus([texts[i] for i in docids], batch_size=batch_size, show_progress=True).astype(
+        np.float32
+    )
     k = min(k, len(docids))
     try:
         import faiss
@@ -58,9 +54,7 @@ def dense_search(
         for start in range(0, len(docids), 8192):
             chunk = qt @ torch.from_numpy(d[start : start + 8192]).T
             s = torch.cat([best_s, chunk], dim=1)
-            i = torch.cat(
-                [best_i, torch.arange(start, start + chunk.shape[1]).expand(len(qids), -1)], 1
-            )
+            i = torch.cat([best_i, torch.arange(start, start + chunk.shape[1]).expand(len(qids), -1)], 1)
             top = s.topk(min(k, s.shape[1]), dim=1)
             best_s, best_i = top.values, i.gather(1, top.indices)
         scores, idx = best_s.numpy(), best_i.numpy()

@@ -84,9 +84,7 @@ class PairwiseCE(RankingLoss):
 
     def compute(self, scores: Scores, weights: torch.Tensor | None) -> torch.Tensor:
         logits = scores.logits.float()
-        per_pair = F.softplus(
-            logits.gather(1, scores.hard) - logits.gather(1, scores.target[:, None])
-        )
+        per_pair = F.softplus(logits.gather(1, scores.hard) - logits.gather(1, scores.target[:, None]))
         if weights is not None:
             per_pair = per_pair * weights.to(per_pair.dtype)
         return per_pair.mean()
@@ -114,9 +112,7 @@ class InfoNCE(RankingLoss):
     def compute(self, scores: Scores, weights: torch.Tensor | None) -> torch.Tensor:
         logits = scores.logits.float()
         if weights is not None:
-            offset = torch.zeros_like(logits).scatter(
-                1, scores.hard, torch.log(weights.to(logits.dtype))
-            )
+            offset = torch.zeros_like(logits).scatter(1, scores.hard, torch.log(weights.to(logits.dtype)))
             logits = logits + offset
         return F.cross_entropy(logits, scores.target)
 

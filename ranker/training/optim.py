@@ -11,11 +11,9 @@ def make_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.op
     decay, no_decay = [], []
     for name, param in model.named_parameters():
         if param.requires_grad:
-            (
-                no_decay
-                if param.ndim < 2 or "LayerNorm" in name or "norm" in name.lower()
-                else decay
-            ).append(param)
+            (no_decay if param.ndim < 2 or "LayerNorm" in name or "norm" in name.lower() else decay).append(
+                param
+            )
     return torch.optim.AdamW(
         [
             {"params": decay, "weight_decay": weight_decay},

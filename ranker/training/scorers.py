@@ -46,9 +46,7 @@ class CrossScorer:
     def __call__(self, batch: Batch) -> Scores:
         n = len(batch.neg_ids[0])
         queries = [q for q in batch.queries for _ in range(n + 1)]
-        docs = [
-            d for p, negs in zip(batch.pos_texts, batch.neg_texts, strict=True) for d in [p, *negs]
-        ]
+        docs = [d for p, negs in zip(batch.pos_texts, batch.neg_texts, strict=True) for d in [p, *negs]]
         logits = self.model(to_device(self.model.tokenize(queries, docs), self.device))
         logits = logits.reshape(len(batch), n + 1)
         return Scores.from_groups(logits[:, 0], logits[:, 1:])

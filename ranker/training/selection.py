@@ -63,9 +63,7 @@ class FeatureSelector(nn.Module):
         super().__init__()
         self.encoder = FeatureEncoder(retrievers)
         self.hidden = hidden
-        self.net = nn.Sequential(
-            nn.Linear(self.encoder.size, hidden), nn.GELU(), nn.Linear(hidden, 1)
-        )
+        self.net = nn.Sequential(nn.Linear(self.encoder.size, hidden), nn.GELU(), nn.Linear(hidden, 1))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """``[..., F]`` -> ``[...]`` logits."""

@@ -98,9 +98,7 @@ class Trainer:
         self.evaluator = evaluator
         # loaders hand models back in eval mode; training wants dropout on
         self.relevance, self.selection = relevance.to(ctx.device).train(), None
-        self.r_module: nn.Module = (
-            BiEncoderModule(relevance) if config.model_type == "bi" else relevance
-        )
+        self.r_module: nn.Module = BiEncoderModule(relevance) if config.model_type == "bi" else relevance
         self.r_module = self._wrap(self.r_module)
         self.loss = make_loss(config.loss)
         if config.model_type == "bi":
@@ -120,12 +118,9 @@ class Trainer:
             self.models["selection"] = selection
             self.optimizers["selection"] = make_optimizer(selection, lr, config.weight_decay)
         self.schedulers = {
-            k: linear_schedule(o, config.warmup_steps, config.max_steps)
-            for k, o in self.optimizers.items()
+            k: linear_schedule(o, config.warmup_steps, config.max_steps) for k, o in self.optimizers.items()
         }
-        bf16 = config.precision == "bf16" or (
-            config.precision == "auto" and ctx.device.type == "cuda"
-        )
+        bf16 = config.precision == "bf16" or (config.precision == "auto" and ctx.device.type == "cuda")
         self.weight_pass = config.weight_pass
         if self.weight_pass == "auto":
             models = [relevance] if selection is None else [relevance, selection]
@@ -160,12 +155,8 @@ class Trainer:
             r_scores = self.r_scorer(batch)
             s_scores = self.s_scorer(batch) if self.selection is not None else None
         if s_scores is not None and self.weight_pass == "shared":
-            w_r = cet_weights(
-                s_scores.negatives(), cfg.temperature, cfg.max_weight, cfg.normalize_weights
-            )
-            w_s = cet_weights(
-                r_scores.negatives(), cfg.temperature, cfg.max_weight, cfg.normalize_weights
-            )
+            w_r = cet_weights(s_scores.negatives(), cfg.temperature, cfg.max_weight, cfg.normalize_weights)
+            w_s = cet_weights(r_scores.negatives(), cfg.temperature, cfg.max_weight, cfg.normalize_weights)
         loss = self.loss(r_scores, w_r)
         (loss / accum).backward()
         stats["loss"] += loss.item() / accum
@@ -212,9 +203,7 @@ class Trainer:
             self._micro_step(batch, step + 1, stats)
         for name, opt in self.optimizers.items():
             if self.config.max_grad_norm > 0:
-                torch.nn.utils.clip_grad_norm_(
-                    self.models[name].parameters(), self.config.max_grad_norm
-                )
+                torch.nn.utils.clip_grad_norm_(self.models[name].parameters(), self.config.max_grad_norm)
             opt.step()
             self.schedulers[name].step()
             opt.zero_grad(set_to_none=True)
@@ -239,9 +228,7 @@ class Trainer:
         window = dict.fromkeys(COLUMNS[2:10], 0.0)
         first_loss = last_loss = float("nan")
         began, window_start, since = time.perf_counter(), time.perf_counter(), 0
-        bar = tqdm(
-            total=cfg.max_steps, initial=start, desc="train", unit="step", disable=not ctx.main
-        )
+        bar = tqdm(total=cfg.max_steps, initial=start, desc="train", unit="step", disable=not ctx.main)
         for step in range(start, cfg.max_steps):
             stats = self._step(step)
             for k, v in stats.items():
@@ -316,9 +303,7 @@ class Trainer:
             logger.info("--resume: no checkpoint in %s; starting from step 0", root)
             self.out.mkdir(parents=True, exist_ok=True)
             return 0
-        meta = ckpt.load_checkpoint(
-            latest, self.models, self.optimizers, self.schedulers, self.ctx.device
-        )
+        meta = ckpt.load_checkpoint(latest, self.models, self.optimizers, self.schedulers, self.ctx.device)
         self.best, self.history = meta.get("best", {}), meta.get("history", [])
         logger.info("resumed from %s (step %d)", latest, meta["step"])
         return int(meta["step"])

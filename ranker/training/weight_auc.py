@@ -29,11 +29,14 @@ def last_weights(path: str | Path) -> dict[tuple[str, str], dict[str, float]]:
     for number, row in read_jsonl(path):
         try:
             key, step = (str(row["qid"]), str(row["docid"])), int(row["step"])
-            values = {"weight": float(row["weight"]), "weight_s": float(row["weight_s"]),
-                      "step": step}
+            values = {"weight": float(row["weight"]), "weight_s": float(row["weight_s"]), "step": step}
         except (KeyError, TypeError, ValueError):
-            raise InputError("expected qid, docid, weight, weight_s and step (written by "
-                             "`ranker train` with dump_weights)", path, number) from None
+            raise InputError(
+                "expected qid, docid, weight, weight_s and step (written by "
+                "`ranker train` with dump_weights)",
+                path,
+                number,
+            ) from None
         if key not in latest or latest[key]["step"] <= step:
             latest[key] = values
     return latest
@@ -46,8 +49,11 @@ def _auc(positives: list[float], negatives: list[float]) -> float:
     return float(u) / (len(positives) * len(negatives))
 
 
-def weight_auc(weights: Mapping[tuple[str, str], Mapping[str, float]],
-               qrels: Mapping[str, Mapping[str, int]], min_relevance: int = 1) -> dict[str, Any]:
+def weight_auc(
+    weights: Mapping[tuple[str, str], Mapping[str, float]],
+    qrels: Mapping[str, Mapping[str, int]],
+    min_relevance: int = 1,
+) -> dict[str, Any]:
     """AUCs of ``-weight`` and ``weight_s`` for hidden positives (relevant in ``qrels``) vs the rest.
 
     Only queries present in ``qrels`` count (the others have no full judgments).
@@ -59,10 +65,14 @@ def weight_auc(weights: Mapping[tuple[str, str], Mapping[str, float]],
         hidden = qrels[qid].get(docid, 0) >= min_relevance
         (pos_r if hidden else neg_r).append(-values["weight"])
         (pos_s if hidden else neg_s).append(values["weight_s"])
-    return {"negatives": len(pos_r) + len(neg_r), "hidden_positives": len(pos_r),
-            "auc_selection": _auc(pos_r, neg_r), "auc_relevance": _auc(pos_s, neg_s),
-            "mean_weight_hidden": -sum(pos_r) / len(pos_r) if pos_r else math.nan,
-            "mean_weight_true_negative": -sum(neg_r) / len(neg_r) if neg_r else math.nan}
+    return {
+        "negatives": len(pos_r) + len(neg_r),
+        "hidden_positives": len(pos_r),
+        "auc_selection": _auc(pos_r, neg_r),
+        "auc_relevance": _auc(pos_s, neg_s),
+        "mean_weight_hidden": -sum(pos_r) / len(pos_r) if pos_r else math.nan,
+        "mean_weight_true_negative": -sum(neg_r) / len(neg_r) if neg_r else math.nan,
+    }
 
 
 def write_json(path: str | Path, result: Mapping[str, Any]) -> None:

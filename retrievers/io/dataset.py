@@ -70,8 +70,9 @@ class Dataset(abc.ABC):
     def _check_split(self, split: str) -> None:
         available = self.splits()
         if split not in available:
-            raise InputError(f"dataset {self.name!r} has no split {split!r}; "
-                             f"available: {', '.join(available) or 'none'}")
+            raise InputError(
+                f"dataset {self.name!r} has no split {split!r}; available: {', '.join(available) or 'none'}"
+            )
 
 
 def _unique(ids: set[str], docid: str, path: Path, line: int) -> None:
@@ -99,8 +100,11 @@ class _FolderDataset(Dataset):
         self._qrels: dict[str, QrelsDict] = {}
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "path": str(self.root.resolve()),
-                "fingerprint": _fingerprint(self.corpus_path)}
+        return {
+            **super().describe(),
+            "path": str(self.root.resolve()),
+            "fingerprint": _fingerprint(self.corpus_path),
+        }
 
     @property
     @abc.abstractmethod
@@ -115,8 +119,9 @@ class _FolderDataset(Dataset):
             qrels: QrelsDict = {}
             for number, qid, docid, rel in self._qrels_lines(path):
                 if qid not in known:
-                    raise InputError(f"qrels name query {qid!r}, which is not in the queries file",
-                                     path, number)
+                    raise InputError(
+                        f"qrels name query {qid!r}, which is not in the queries file", path, number
+                    )
                 add_judgment(qrels, qid, docid, rel, path, number)
             self._qrels[split] = qrels
         return self._qrels[split]
@@ -205,7 +210,7 @@ class MsMarcoDataset(_FolderDataset):
                 yield Document(docid, fields[1])
 
     def splits(self) -> list[str]:
-        names = (p.name[len("qrels."):-len(".tsv")] for p in self.root.glob("qrels.*.tsv"))
+        names = (p.name[len("qrels.") : -len(".tsv")] for p in self.root.glob("qrels.*.tsv"))
         return sorted(names)
 
     def _known_queries(self, split: str) -> dict[str, str]:
@@ -266,7 +271,8 @@ class IrdsDataset(Dataset):
             raise DatasetUnavailableError(
                 f"could not read {what} of ir_datasets {self.dataset_id!r} ({type(err).__name__}: "
                 f"{err}). If this machine is offline, put a local copy in BEIR or MS MARCO layout "
-                f"under $RANKER_DATA and name it by folder") from None
+                f"under $RANKER_DATA and name it by folder"
+            ) from None
 
     def docs(self) -> Iterator[Document]:
         if not self._base.has_docs():
@@ -278,8 +284,11 @@ class IrdsDataset(Dataset):
 
     def splits(self) -> list[str]:
         prefix = f"{self.dataset_id}/"
-        subs = [name[len(prefix):] for name in self._irds.registry
-                if name.startswith(prefix) and "/" not in name[len(prefix):]]
+        subs = [
+            name[len(prefix) :]
+            for name in self._irds.registry
+            if name.startswith(prefix) and "/" not in name[len(prefix) :]
+        ]
         return sorted(subs) or ["default"]
 
     def queries(self, split: str) -> dict[str, str]:
@@ -307,8 +316,9 @@ def open_folder(root: str | Path) -> Dataset:
         return BeirDataset(root)
     if (root / "collection.tsv").is_file():
         return MsMarcoDataset(root)
-    raise InputError("not a dataset folder: expected corpus.jsonl (BEIR layout) or "
-                     "collection.tsv (MS MARCO layout)", root)
+    raise InputError(
+        "not a dataset folder: expected corpus.jsonl (BEIR layout) or collection.tsv (MS MARCO layout)", root
+    )
 
 
 def search_path() -> list[Path]:
@@ -326,7 +336,7 @@ def load_dataset(spec: str | Path) -> Dataset:
     """
     text = str(spec)
     if text.startswith("irds:"):
-        return IrdsDataset(text[len("irds:"):])
+        return IrdsDataset(text[len("irds:") :])
     path = Path(text).expanduser()
     if path.is_dir():
         return open_folder(path)
@@ -337,4 +347,5 @@ def load_dataset(spec: str | Path) -> Dataset:
     places = ", ".join(str(p) for p in search_path())
     raise DatasetUnavailableError(
         f"dataset {text!r} not found: not a folder, and not under {places}. Give a folder in BEIR "
-        "or MS MARCO layout, irds:<ir_datasets id>, or set RANKER_DATA to a folder that holds it")
+        "or MS MARCO layout, irds:<ir_datasets id>, or set RANKER_DATA to a folder that holds it"
+    )

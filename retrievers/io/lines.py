@@ -38,15 +38,17 @@ def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
         try:
             obj = json.loads(text)
         except json.JSONDecodeError as err:
-            raise InputError(f"malformed JSON ({err.msg}); expected one JSON object per line",
-                             path, number) from None
+            raise InputError(
+                f"malformed JSON ({err.msg}); expected one JSON object per line", path, number
+            ) from None
         if not isinstance(obj, dict):
             raise InputError("expected a JSON object on each line", path, number)
         yield number, obj
 
 
-def read_tsv(path: str | Path, min_fields: int, max_fields: int | None = None,
-             expected: str = "") -> Iterator[tuple[int, list[str]]]:
+def read_tsv(
+    path: str | Path, min_fields: int, max_fields: int | None = None, expected: str = ""
+) -> Iterator[tuple[int, list[str]]]:
     """Yield ``(line_number, fields)`` for a tab-separated file, checking the field count."""
     max_fields = min_fields if max_fields is None else max_fields
     for number, text in read_lines(path):
@@ -57,8 +59,7 @@ def read_tsv(path: str | Path, min_fields: int, max_fields: int | None = None,
         yield number, fields
 
 
-def require_str(obj: dict[str, Any], key: str, path: str | Path, line: int,
-                allow_empty: bool = True) -> str:
+def require_str(obj: dict[str, Any], key: str, path: str | Path, line: int, allow_empty: bool = True) -> str:
     """Return ``obj[key]`` as a string, or raise an error naming the file and line."""
     if key not in obj:
         raise InputError(f"missing field {key!r}", path, line)

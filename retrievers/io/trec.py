@@ -29,8 +29,9 @@ def read_run(path: str | Path) -> RunDict:
     for number, text in read_lines(path):
         fields = text.split()
         if len(fields) != 6:
-            raise InputError(f"found {len(fields)} field(s); expected 6: qid Q0 docid rank score tag",
-                             path, number)
+            raise InputError(
+                f"found {len(fields)} field(s); expected 6: qid Q0 docid rank score tag", path, number
+            )
         qid, _, docid, _, score, _ = fields
         try:
             value = float(score)
@@ -49,8 +50,9 @@ def iter_trec_qrels(path: str | Path) -> Iterator[tuple[int, str, str, str]]:
     for number, text in read_lines(path):
         fields = text.split()
         if len(fields) != 4:
-            raise InputError(f"found {len(fields)} field(s); expected 4: qid iter docid relevance",
-                             path, number)
+            raise InputError(
+                f"found {len(fields)} field(s); expected 4: qid iter docid relevance", path, number
+            )
         yield number, fields[0], fields[2], fields[3]
 
 
@@ -62,8 +64,7 @@ def read_trec_qrels(path: str | Path) -> QrelsDict:
     return qrels
 
 
-def add_judgment(qrels: QrelsDict, qid: str, docid: str, rel: str, path: str | Path,
-                 line: int) -> None:
+def add_judgment(qrels: QrelsDict, qid: str, docid: str, rel: str, path: str | Path, line: int) -> None:
     """Add one judgment, checking the relevance is an integer and the pair is new."""
     try:
         value = int(rel)
@@ -82,12 +83,16 @@ def ranked(docs: Mapping[str, float]) -> list[tuple[str, float]]:
 
 def format_run_lines(qid: str, hits: Sequence[tuple[str, float]], tag: str) -> str:
     """Format one query's hits (already ranked) as TREC run lines."""
-    return "".join(f"{qid} Q0 {docid} {rank} {score:.6f} {tag}\n"
-                   for rank, (docid, score) in enumerate(hits, start=1))
+    return "".join(
+        f"{qid} Q0 {docid} {rank} {score:.6f} {tag}\n" for rank, (docid, score) in enumerate(hits, start=1)
+    )
 
 
-def write_run(path: str | Path, run: Mapping[str, Mapping[str, float]] |
-              Iterable[tuple[str, Mapping[str, float]]], tag: str = "ranker") -> None:
+def write_run(
+    path: str | Path,
+    run: Mapping[str, Mapping[str, float]] | Iterable[tuple[str, Mapping[str, float]]],
+    tag: str = "ranker",
+) -> None:
     """Write a run atomically, queries in the given order, documents ranked by :func:`ranked`."""
     items = run.items() if isinstance(run, Mapping) else run
     with atomic_write(path) as out:

@@ -10,5 +10,14 @@ from retrievers.mining.negatives import (
 )
 from retrievers.mining.pipeline import MiningConfig, mine, positives_from_qrels
 
-__all__ = ["EXPORT_FORMATS", "MinedQuery", "MiningConfig", "Negative", "export_negatives",
-           "iter_negatives", "mine", "positives_from_qrels", "read_negatives"]
+__all__ = [
+    "EXPORT_FORMATS",
+    "MinedQuery",
+    "MiningConfig",
+    "Negative",
+    "export_negatives",
+    "iter_negatives",
+    "mine",
+    "positives_from_qrels",
+    "read_negatives",
+]

@@ -12,8 +12,9 @@ import numpy as np
 class Searcher(Protocol):
     """What mining needs from a retriever (``BM25Searcher`` and ``DenseSearcher`` fit)."""
 
-    def search_batch(self, queries: Mapping[str, str], k: int) -> Iterator[
-            tuple[str, list[tuple[str, float]]]]: ...
+    def search_batch(
+        self, queries: Mapping[str, str], k: int
+    ) -> Iterator[tuple[str, list[tuple[str, float]]]]: ...
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,9 @@ def merge_hits(hits: Mapping[str, Sequence[tuple[str, float]]]) -> list[Candidat
 Hits = list[tuple[str, float]]
 
 
-def iter_candidates(searchers: Mapping[str, Searcher], queries: Mapping[str, str], depth: int,
-                    chunk_size: int = 256) -> Iterator[tuple[str, dict[str, Hits]]]:
+def iter_candidates(
+    searchers: Mapping[str, Searcher], queries: Mapping[str, str], depth: int, chunk_size: int = 256
+) -> Iterator[tuple[str, dict[str, Hits]]]:
     """Yield ``(qid, {retriever: hits})`` per query, in input order.
 
     Queries go to every searcher ``chunk_size`` at a time, so memory holds at most
@@ -55,15 +57,17 @@ def iter_candidates(searchers: Mapping[str, Searcher], queries: Mapping[str, str
     """
     items = list(queries.items())
     for start in range(0, len(items), chunk_size):
-        chunk = dict(items[start:start + chunk_size])
-        per_retriever = {name: dict(searcher.search_batch(chunk, depth))
-                         for name, searcher in searchers.items()}
+        chunk = dict(items[start : start + chunk_size])
+        per_retriever = {
+            name: dict(searcher.search_batch(chunk, depth)) for name, searcher in searchers.items()
+        }
         for qid in chunk:
             yield qid, {name: results.get(qid, []) for name, results in per_retriever.items()}
 
 
-def positive_score(searcher: Searcher, query: str, positives: Sequence[str],
-                   hits: Sequence[tuple[str, float]]) -> float | None:
+def positive_score(
+    searcher: Searcher, query: str, positives: Sequence[str], hits: Sequence[tuple[str, float]]
+) -> float | None:
     """The score of the hardest (lowest-scoring) positive for one retriever.
 
     Uses the searcher's exact ``score_pairs`` when it has one (dense indexes); otherwise the
@@ -71,8 +75,9 @@ def positive_score(searcher: Searcher, query: str, positives: Sequence[str],
     """
     score_pairs = getattr(searcher, "score_pairs", None)
     if score_pairs is not None:
-        known = [p for p in positives if p in searcher] if hasattr(searcher, "__contains__") \
-            else list(positives)
+        known = (
+            [p for p in positives if p in searcher] if hasattr(searcher, "__contains__") else list(positives)
+        )
         if known:
             return float(np.min(score_pairs([query] * len(known), known)))
         return None

@@ -121,19 +121,24 @@ class CrossEncoderDenoise:
     def __call__(self, ctx: QueryContext, cands: list[Candidate]) -> list[Candidate]:
         if not cands:
             return []
-        scores = np.asarray(self.scorer([ctx.query] * len(cands),
-                                        [self.doc_text(c.docid) for c in cands]), dtype=float)
+        scores = np.asarray(
+            self.scorer([ctx.query] * len(cands), [self.doc_text(c.docid) for c in cands]), dtype=float
+        )
         if scores.shape != (len(cands),):
             raise ValueError(f"scorer returned shape {scores.shape}; expected ({len(cands)},)")
-        return [RescoredCandidate(**vars(c), ce_score=float(s))
-                for c, s in zip(cands, scores, strict=True) if s <= self.threshold]
+        return [
+            RescoredCandidate(**vars(c), ce_score=float(s))
+            for c, s in zip(cands, scores, strict=True)
+            if s <= self.threshold
+        ]
 
 
 Filter = Callable[[QueryContext, list[Candidate]], list[Candidate]]
 
 
-def apply_filters(filters: Sequence[Filter], ctx: QueryContext,
-                  cands: list[Candidate]) -> tuple[list[Candidate], dict[str, int]]:
+def apply_filters(
+    filters: Sequence[Filter], ctx: QueryContext, cands: list[Candidate]
+) -> tuple[list[Candidate], dict[str, int]]:
     """Run ``filters`` in order; return the survivors and how many each filter dropped."""
     dropped: dict[str, int] = {}
     for flt in filters:
@@ -143,6 +148,15 @@ def apply_filters(filters: Sequence[Filter], ctx: QueryContext,
     return cands, dropped
 
 
-__all__ = ["Candidate", "CrossEncoderDenoise", "ExcludePositives", "MarginToPositive",
-           "PairScorer", "PercentOfPositive", "QueryContext", "RankWindow", "RescoredCandidate",
-           "apply_filters"]
+__all__ = [
+    "Candidate",
+    "CrossEncoderDenoise",
+    "ExcludePositives",
+    "MarginToPositive",
+    "PairScorer",
+    "PercentOfPositive",
+    "QueryContext",
+    "RankWindow",
+    "RescoredCandidate",
+    "apply_filters",
+]

@@ -38,8 +38,13 @@ class Negative:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object written for this negative."""
-        return {"docid": self.docid, "rank": self.rank, "score": self.score,
-                "retriever": self.retriever, **self.extra}
+        return {
+            "docid": self.docid,
+            "rank": self.rank,
+            "score": self.score,
+            "retriever": self.retriever,
+            **self.extra,
+        }
 
 
 @dataclass(frozen=True)
@@ -54,15 +59,21 @@ class MinedQuery:
 
     def to_json(self) -> str:
         """The JSON line (no newline) for this query."""
-        return json.dumps({"qid": self.qid, "query": self.query, "positives": self.positives,
-                           "negatives": [n.to_dict() for n in self.negatives], **self.extra},
-                          ensure_ascii=False)
+        return json.dumps(
+            {
+                "qid": self.qid,
+                "query": self.query,
+                "positives": self.positives,
+                "negatives": [n.to_dict() for n in self.negatives],
+                **self.extra,
+            },
+            ensure_ascii=False,
+        )
 
 
 def _negative(obj: Any, path: Path, line: int) -> Negative:
     if not isinstance(obj, dict):
-        raise InputError("each negative must be an object with docid, rank, score, retriever",
-                         path, line)
+        raise InputError("each negative must be an object with docid, rank, score, retriever", path, line)
     missing = [key for key in ("docid", "rank", "score", "retriever") if key not in obj]
     if missing:
         raise InputError(f"negative is missing {', '.join(missing)}", path, line)
@@ -88,8 +99,9 @@ def iter_negatives(path: str | Path) -> Iterator[MinedQuery]:
     for line, obj in read_jsonl(path):
         for key in ("qid", "query", "positives", "negatives"):
             if key not in obj:
-                raise InputError(f"missing field {key!r} (expected qid, query, positives, "
-                                 "negatives)", path, line)
+                raise InputError(
+                    f"missing field {key!r} (expected qid, query, positives, negatives)", path, line
+                )
         qid, query = obj["qid"], obj["query"]
         positives, negatives = obj["positives"], obj["negatives"]
         if not isinstance(qid, str) or not isinstance(query, str):
@@ -101,10 +113,8 @@ def iter_negatives(path: str | Path) -> Iterator[MinedQuery]:
             raise InputError("positives must be a list of document ids", path, line)
         if not isinstance(negatives, list):
             raise InputError("negatives must be a list", path, line)
-        extra = {k: v for k, v in obj.items()
-                 if k not in ("qid", "query", "positives", "negatives")}
-        yield MinedQuery(qid, query, positives, [_negative(n, path, line) for n in negatives],
-                         extra)
+        extra = {k: v for k, v in obj.items() if k not in ("qid", "query", "positives", "negatives")}
+        yield MinedQuery(qid, query, positives, [_negative(n, path, line) for n in negatives], extra)
 
 
 def read_negatives(path: str | Path) -> list[MinedQuery]:
@@ -119,8 +129,9 @@ def _doc(docs: Mapping[str, Document], docid: str, qid: str) -> Document:
         raise InputError(f"document {docid!r} (query {qid!r}) is not in the corpus") from None
 
 
-def export_rows(records: Iterable[MinedQuery], fmt: str,
-                docs: Mapping[str, Document]) -> Iterator[dict[str, Any]]:
+def export_rows(
+    records: Iterable[MinedQuery], fmt: str, docs: Mapping[str, Document]
+) -> Iterator[dict[str, Any]]:
     """Rows of ``fmt`` for ``records``, with texts looked up in ``docs``.
 
     * ``sentence-transformers``: ``{"query", "positive", "negative"}`` triplets, one row per
@@ -130,8 +141,7 @@ def export_rows(records: Iterable[MinedQuery], fmt: str,
       with ``{"docid", "title", "text"}`` passages.
     """
     if fmt not in EXPORT_FORMATS:
-        raise InputError(f"unknown export format {fmt!r}; "
-                         f"expected one of {', '.join(EXPORT_FORMATS)}")
+        raise InputError(f"unknown export format {fmt!r}; expected one of {', '.join(EXPORT_FORMATS)}")
     for rec in records:
         pos = [_doc(docs, d, rec.qid) for d in rec.positives]
         neg = [_doc(docs, n.docid, rec.qid) for n in rec.negatives]
@@ -140,18 +150,19 @@ def export_rows(records: Iterable[MinedQuery], fmt: str,
                 for n in neg:
                     yield {"query": rec.query, "positive": p.contents, "negative": n.contents}
         elif fmt == "flagembedding":
-            yield {"query": rec.query, "pos": [p.contents for p in pos],
-                   "neg": [n.contents for n in neg]}
+            yield {"query": rec.query, "pos": [p.contents for p in pos], "neg": [n.contents for n in neg]}
         else:
-            yield {"query_id": rec.qid, "query": rec.query,
-                   "positive_passages": [{"docid": p.id, "title": p.title, "text": p.text}
-                                         for p in pos],
-                   "negative_passages": [{"docid": n.id, "title": n.title, "text": n.text}
-                                         for n in neg]}
+            yield {
+                "query_id": rec.qid,
+                "query": rec.query,
+                "positive_passages": [{"docid": p.id, "title": p.title, "text": p.text} for p in pos],
+                "negative_passages": [{"docid": n.id, "title": n.title, "text": n.text} for n in neg],
+            }
 
 
-def export_negatives(records: Iterable[MinedQuery], fmt: str, docs: Mapping[str, Document],
-                     out: str | Path) -> int:
+def export_negatives(
+    records: Iterable[MinedQuery], fmt: str, docs: Mapping[str, Document], out: str | Path
+) -> int:
     """Write ``records`` in ``fmt`` as JSON lines (atomically); returns the number of rows."""
     count = 0
     with atomic_write(out) as handle:

@@ -76,8 +76,10 @@ class MiningConfig:
         if self.depth < 1 or self.num_negatives < 1 or self.chunk_size < 1:
             raise InputError("depth, num_negatives and chunk_size must be at least 1")
         if not 1 <= self.min_rank <= max_rank <= self.depth:
-            raise InputError(f"rank window {self.min_rank}..{max_rank} must satisfy "
-                             f"1 <= min_rank <= max_rank <= depth ({self.depth})")
+            raise InputError(
+                f"rank window {self.min_rank}..{max_rank} must satisfy "
+                f"1 <= min_rank <= max_rank <= depth ({self.depth})"
+            )
         if self.sampling not in STRATEGIES:
             raise InputError(f"unknown sampling {self.sampling!r}; expected top or random")
         if self.max_relative is not None and self.max_relative <= 0:
@@ -89,9 +91,13 @@ class MiningConfig:
         return self.min_rank, self.depth if self.max_rank is None else self.max_rank
 
 
-def positives_from_qrels(queries: Mapping[str, str], qrels: Mapping[str, Mapping[str, int]],
-                         min_relevance: int = 1, corpus: Callable[[str], bool] | None = None,
-                         source: str | None = None) -> dict[str, list[str]]:
+def positives_from_qrels(
+    queries: Mapping[str, str],
+    qrels: Mapping[str, Mapping[str, int]],
+    min_relevance: int = 1,
+    corpus: Callable[[str], bool] | None = None,
+    source: str | None = None,
+) -> dict[str, list[str]]:
     """Map each query to its positive document ids (grade >= ``min_relevance``).
 
     Queries without a positive are left out (the caller logs how many).
@@ -106,8 +112,11 @@ def positives_from_qrels(queries: Mapping[str, str], qrels: Mapping[str, Mapping
         if corpus is not None:
             unknown = sorted(d for d in docs if not corpus(d))
             if unknown:
-                raise InputError(f"qrels of query {qid!r} name document {unknown[0]!r}, which "
-                                 f"is not in the index ({len(unknown)} unknown)", source)
+                raise InputError(
+                    f"qrels of query {qid!r} name document {unknown[0]!r}, which "
+                    f"is not in the index ({len(unknown)} unknown)",
+                    source,
+                )
         pos = [docid for docid, rel in docs.items() if rel >= min_relevance]
         if pos:
             positives[qid] = pos
@@ -133,10 +142,13 @@ def _resume(partial: Path, state_path: Path, state: dict[str, Any], chunk_size: 
         return set()
     previous = json.loads(state_path.read_text(encoding="utf-8")) if state_path.exists() else None
     if previous != state:
-        raise InputError("an interrupted mining run with other settings left this file; rerun "
-                         "with the same settings to resume, or delete it", partial)
+        raise InputError(
+            "an interrupted mining run with other settings left this file; rerun "
+            "with the same settings to resume, or delete it",
+            partial,
+        )
     data = partial.read_bytes()
-    lines = data[:data.rfind(b"\n") + 1].splitlines(keepends=True)  # drops a line cut short
+    lines = data[: data.rfind(b"\n") + 1].splitlines(keepends=True)  # drops a line cut short
     keep = len(lines) // chunk_size * chunk_size
     with partial.open("r+b") as handle:
         handle.truncate(sum(len(line) for line in lines[:keep]))
@@ -145,10 +157,16 @@ def _resume(partial: Path, state_path: Path, state: dict[str, Any], chunk_size: 
     return done
 
 
-def mine(queries: Mapping[str, str], positives: Mapping[str, Sequence[str]],
-         searchers: Mapping[str, Searcher], out: str | Path, config: MiningConfig,
-         scorer: PairScorer | None = None, doc_text: Callable[[str], str] | None = None,
-         progress: bool = True) -> dict[str, Any]:
+def mine(
+    queries: Mapping[str, str],
+    positives: Mapping[str, Sequence[str]],
+    searchers: Mapping[str, Searcher],
+    out: str | Path,
+    config: MiningConfig,
+    scorer: PairScorer | None = None,
+    doc_text: Callable[[str], str] | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
     """Mine hard negatives for every query with positives and write them to ``out``.
 
     Args:
@@ -186,29 +204,44 @@ def mine(queries: Mapping[str, str], positives: Mapping[str, Sequence[str]],
     need_pos = config.max_relative is not None or config.margin is not None
     out.parent.mkdir(parents=True, exist_ok=True)
     partial, state_path, stats_path = _paths(out)
-    state = {"config": asdict(config), "retrievers": list(searchers),
-             "queries": len(todo), "scorer": scorer is not None}
+    state = {
+        "config": asdict(config),
+        "retrievers": list(searchers),
+        "queries": len(todo),
+        "scorer": scorer is not None,
+    }
     done = _resume(partial, state_path, state, config.chunk_size)
     remaining = {qid: text for qid, text in todo.items() if qid not in done}
-    with partial.open("a", encoding="utf-8") as handle, \
-            tqdm(total=len(todo), initial=len(done), desc="mining", unit="q",
-                 disable=not progress) as bar:
-        for i, (qid, hits) in enumerate(iter_candidates(searchers, remaining, config.depth,
-                                                        config.chunk_size), start=1):
+    with (
+        partial.open("a", encoding="utf-8") as handle,
+        tqdm(total=len(todo), initial=len(done), desc="mining", unit="q", disable=not progress) as bar,
+    ):
+        for i, (qid, hits) in enumerate(
+            iter_candidates(searchers, remaining, config.depth, config.chunk_size), start=1
+        ):
             pos = list(positives[qid])
-            scores = {name: positive_score(searchers[name], todo[qid], pos, hits[name])
-                      if need_pos else None for name in searchers}
+            scores = {
+                name: positive_score(searchers[name], todo[qid], pos, hits[name]) if need_pos else None
+                for name in searchers
+            }
             ctx = QueryContext(qid, todo[qid], frozenset(pos), scores)
             cands = merge_hits(hits)
             kept, dropped = apply_filters(filters, ctx, cands)
-            chosen = sample(kept, config.num_negatives, config.sampling,
-                            query_rng(config.seed, qid))
-            negatives = [Negative(c.docid, c.rank, c.score, c.retriever,
-                                  {"ce_score": c.ce_score} if hasattr(c, "ce_score") else {})
-                         for c in chosen]
+            chosen = sample(kept, config.num_negatives, config.sampling, query_rng(config.seed, qid))
+            negatives = [
+                Negative(
+                    c.docid,
+                    c.rank,
+                    c.score,
+                    c.retriever,
+                    {"ce_score": c.ce_score} if hasattr(c, "ce_score") else {},
+                )
+                for c in chosen
+            ]
             counts = {"candidates": len(cands), **dropped, "sampled_out": len(kept) - len(chosen)}
-            handle.write(MinedQuery(qid, todo[qid], pos, negatives,
-                                    {"filter_counts": counts}).to_json() + "\n")
+            handle.write(
+                MinedQuery(qid, todo[qid], pos, negatives, {"filter_counts": counts}).to_json() + "\n"
+            )
             bar.update(1)
             if i % config.chunk_size == 0:
                 handle.flush()
@@ -221,8 +254,13 @@ def mine(queries: Mapping[str, str], positives: Mapping[str, Sequence[str]],
         handle.write("\n")
     partial.unlink()
     state_path.unlink()
-    logger.info("mined %d negatives for %d queries -> %s; dropped per filter: %s",
-                stats["negatives"], stats["queries_written"], out, stats["dropped"])
+    logger.info(
+        "mined %d negatives for %d queries -> %s; dropped per filter: %s",
+        stats["negatives"],
+        stats["queries_written"],
+        out,
+        stats["dropped"],
+    )
     return stats
 
 
@@ -247,7 +285,12 @@ def _finish(partial: Path, out: Path, without_positives: int) -> dict[str, Any]:
         logger.warning("%d queries had no candidate left after filtering; left out", empty)
     if without_positives:
         logger.warning("%d queries have no positive judgment; skipped", without_positives)
-    return {"queries_written": written, "queries_without_positives": without_positives,
-            "queries_without_negatives": empty, "candidates": candidates,
-            "dropped": dict(dropped), "negatives": negatives,
-            "negatives_by_retriever": dict(by_retriever)}
+    return {
+        "queries_written": written,
+        "queries_without_positives": without_positives,
+        "queries_without_negatives": empty,
+        "candidates": candidates,
+        "dropped": dict(dropped),
+        "negatives": negatives,
+        "negatives_by_retriever": dict(by_retriever),
+    }

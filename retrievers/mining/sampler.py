@@ -23,8 +23,12 @@ def query_rng(seed: int, qid: str) -> np.random.Generator:
     return np.random.default_rng([seed, digest])
 
 
-def sample(cands: Sequence[Candidate], n: int, strategy: str, rng: np.random.Generator,
-           ) -> list[Candidate]:
+def sample(
+    cands: Sequence[Candidate],
+    n: int,
+    strategy: str,
+    rng: np.random.Generator,
+) -> list[Candidate]:
     """Choose up to ``n`` candidates; the result is in rank order.
 
     Args:
