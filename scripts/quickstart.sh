@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # The main job: set up .venv, then run the quickstart experiment on SciFact (BM25 index ->
-# mine negatives -> train a MiniLM cross-encoder -> rerank -> evaluate -> significance test
-# against BM25; see experiments/quickstart.yaml). Extra arguments go to `ranker run`, e.g.
-# `bash scripts/quickstart.sh --profile full`. Rerunning skips the steps already done.
+# mine hard negatives -> fine-tune the MiniLM bi-encoder on them -> dense retrieval and fusion
+# with BM25 -> paired tests between every pair of runs; see experiments/quickstart.yaml).
+# Everything is written under experiments/work/quickstart/small/ (the checkout stays clean);
+# the last lines printed are the result table, the wall time and where the results are.
+# Extra arguments go to `ranker run`, e.g. `--publish` to refresh experiments/results/.
+# Rerunning skips the steps already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

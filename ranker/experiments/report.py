@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ranker.experiments.expect import Check
+from ranker.experiments.paths import portable
 from ranker.experiments.runner import RunResult
 from ranker.experiments.spec import Section, Spec
 from ranker.experiments.variables import Context, combinations, substitute
@@ -134,12 +135,28 @@ def write_results(
             lines += _section(section, each, out)
     lines += ["## Steps", "", "| step | command | seconds | this run |", "|---|---|---|---|"]
     for p in result.steps:
-        argv = " ".join(a.replace(str(context.work) + "/", "") for a in p.argv)
+        argv = " ".join(p.argv)
         seconds = "" if p.seconds is None else f"{p.seconds:.1f}"
         lines.append(f"| {p.step.name} | `ranker {argv}` | {seconds} | {'cached' if p.cached else 'ran'} |")
+    text = portable("\n".join(lines).rstrip() + "\n", context.work, context.spec_dir, work_as="")
     with atomic_write(out) as handle:
-        handle.write("\n".join(lines).rstrip() + "\n")
+        handle.write(text)
     return out
+
+
+def summary(spec: Spec, context: Context) -> str:
+    """The tables of the report sections marked ``summary: true`` (printed after a run)."""
+    parts = []
+    for section in spec.report:
+        if not section.summary or not section.table:
+            continue
+        if section.profiles is not None and context.profile not in section.profiles:
+            continue
+        for each in combinations(section.matrix, context, section.line):
+            title = substitute(section.title, each, section.line)
+            table = _table(_in_work(section.table, each))
+            parts.append(f"{title}\n\n{table}")
+    return portable("\n\n".join(parts), context.work, context.spec_dir, work_as="")
 
 
 def _section(section: Section, context: Context, out: Path) -> list[str]:

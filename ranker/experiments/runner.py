@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ranker.experiments.cache import Fingerprints, StepState, step_key
+from ranker.experiments.paths import portable
 from ranker.experiments.spec import STEP_NAME, Spec, Step
 from ranker.experiments.variables import Context, combinations, expand_args, substitute
 from retrievers.errors import InputError
@@ -134,8 +135,8 @@ class Runner:
         self.fingerprints = Fingerprints(self.work / ".ranker-run" / "fingerprints.json")
 
     def _portable(self, text: str) -> str:
-        """``text`` with the work and spec folders replaced by placeholders (for hashing)."""
-        return text.replace(str(self.work), "${work}").replace(str(self.context.spec_dir), "${spec_dir}")
+        """``text`` with this machine's paths replaced by placeholders (for hashing and records)."""
+        return portable(text, self.work, self.context.spec_dir)
 
     def _resolve(self, text: str) -> Path:
         path = Path(text).expanduser()
@@ -229,7 +230,7 @@ class Runner:
             item.state.mark_done(
                 {
                     "key": item.key,
-                    "argv": item.argv,
+                    "argv": [self._portable(a) for a in item.argv],
                     "inputs": item.inputs,
                     "upstream": item.upstream,
                     "seconds": item.seconds,
@@ -272,7 +273,7 @@ class Runner:
         argv = [sys.executable, "-m", "ranker", *(["-q"] if self.quiet else []), *item.argv]
         item.state.log_file.parent.mkdir(parents=True, exist_ok=True)
         with item.state.log_file.open("wb") as log:
-            log.write(("$ ranker " + " ".join(item.argv) + "\n").encode())
+            log.write(("$ ranker " + " ".join(map(self._portable, item.argv)) + "\n").encode())
             log.flush()
             child = subprocess.Popen(
                 argv, cwd=self.work, stdout=log, stderr=subprocess.PIPE, env=_child_environment()

@@ -46,7 +46,7 @@ TOP_KEYS = {
     "tolerance",
 }
 STEP_KEYS = {"name", "description", "run", "outputs", "inputs", "resumable", "profiles", "matrix"}
-REPORT_KEYS = {"title", "text", "table", "plot", "profiles", "matrix"}
+REPORT_KEYS = {"title", "text", "table", "plot", "profiles", "matrix", "summary"}
 EXPECTED_KEYS = {"scores", "run", "metric", "tolerance", "note"}
 STEP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 DEFAULT_TOLERANCE = 0.0005
@@ -111,6 +111,7 @@ class Section:
     plot: str | None = None
     profiles: list[str] | None = None
     matrix: dict[str, Any] | None = None
+    summary: bool = False  # also print this section's table at the end of `ranker run`
     line: int = 0
 
 
@@ -262,6 +263,12 @@ def _parse_expectation(raw: Any, index: int, path: Path, profiles: set[str], tol
     )
 
 
+def _flag(value: Any, key: str, path: Path, line: int) -> bool:
+    if not isinstance(value, bool):
+        raise InputError(f"{key!r} must be true or false, got {value!r}", path, line)
+    return value
+
+
 def load_spec(path: str | Path) -> Spec:
     """Read and validate a spec file.
 
@@ -322,6 +329,7 @@ def load_spec(path: str | Path) -> Spec:
                 plot=section.get("plot"),
                 profiles=section.get("profiles"),
                 matrix=_matrix(section.get("matrix"), f"report section {i + 1}", path, line),
+                summary=_flag(section.get("summary", False), "summary", path, line),
                 line=line,
             )
         )
