@@ -12,7 +12,10 @@ from retrievers.io.atomic import atomic_write
 from retrievers.io.trec import read_run, read_trec_qrels
 from retrievers.mining.negatives import read_negatives
 
-NEG = '{"qid": "q1", "query": "%s", "positives": ["d1"], "negatives": [{"docid": "%s", "rank": 1, "score": %s, "retriever": "bm25"}]}\n'
+NEG = (
+    '{"qid": "q1", "query": "%s", "positives": ["d1"], '
+    '"negatives": [{"docid": "%s", "rank": 1, "score": %s, "retriever": "bm25"}]}\n'
+)
 
 CASES = [
     ("run", "q1 Q0 d1 1 nan x\n", 1),
