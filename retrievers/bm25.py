@@ -9,10 +9,11 @@ and brings each query's hits across from Java in one piece (see :class:`BM25Sear
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
-import tempfile
+import shutil
 import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -21,7 +22,7 @@ from tqdm.auto import tqdm
 
 from retrievers.errors import InputError
 from retrievers.index_meta import read_meta, write_meta
-from retrievers.io.atomic import atomic_directory
+from retrievers.io.atomic import atomic_directory, scratch_directory
 from retrievers.io.dataset import Dataset
 from retrievers.java import anserini_jar, detach_thread, java_cast, java_class
 
@@ -67,13 +68,15 @@ def build_bm25_index(dataset: Dataset, index_dir: str | Path, threads: int | Non
 
     The corpus is streamed to temporary JSON-lines shards (never held in memory) and indexed
     by Anserini's ``IndexCollection``; the folder's ``ranker-index.json`` records what built it.
+    Both the index and the shards are built in hidden folders beside ``index_dir``; a killed
+    run's leftovers are removed by the next run (see :mod:`retrievers.io.atomic`).
     """
     threads = _threads(threads)
     index_dir = Path(index_dir)
-    with (
-        atomic_directory(index_dir) as tmp_index,
-        tempfile.TemporaryDirectory(prefix="ranker-corpus-") as staging,
-    ):
+    with contextlib.ExitStack() as stack:
+        tmp_index = stack.enter_context(atomic_directory(index_dir))
+        staging = str(scratch_directory(index_dir.with_name(index_dir.name + ".corpus")))
+        stack.callback(shutil.rmtree, staging, ignore_errors=True)
         count = _write_jsonl_shards(dataset, Path(staging), threads)
         if count == 0:
             raise InputError("the corpus has no documents", getattr(dataset, "name", None))

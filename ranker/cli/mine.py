@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 from pathlib import Path
 
 from retrievers.errors import InputError
+
+logger = logging.getLogger(__name__)
 
 
 def register(subparsers) -> None:
@@ -115,19 +118,48 @@ def run(args: argparse.Namespace) -> int:
     if (args.cross_encoder is None) != (args.ce_threshold is None):
         raise InputError("--cross-encoder and --ce-threshold go together")
     out = Path(args.out)
-    if out.exists():
-        raise FileExistsError(f"{out}: output exists; remove it or choose another name")
     dataset = load_dataset(args.dataset)
+    source = {
+        "dataset": dataset.describe(),
+        "split": args.split,
+        "indexes": [str(Path(i).resolve()) for i in args.index],
+        "cross_encoder": args.cross_encoder,
+    }
+    if out.exists():
+        return _finish_exports(args, config, dataset, out, source)
     queries = dataset.queries(args.split)
     qrels = dataset.qrels(args.split)
     searchers = open_searchers(args.index, k1=args.k1, b=args.b, batch_size=args.batch_size)
     with contextlib.ExitStack() as stack:
         for searcher in searchers.values():
             stack.enter_context(searcher)
-        return _mine(args, config, dataset, queries, qrels, searchers, out)
+        return _mine(args, config, dataset, queries, qrels, searchers, out, source)
 
 
-def _mine(args, config, dataset, queries, qrels, searchers, out) -> int:
+def _export_path(out: Path, fmt: str) -> Path:
+    return out.with_name(f"{out.stem}.{fmt}.jsonl")
+
+
+def _finish_exports(args, config, dataset, out: Path, source: dict) -> int:
+    """``out`` exists: if the same command wrote it and an export is missing (a run killed
+    while exporting), write the missing exports; otherwise refuse to overwrite it."""
+    from retrievers.mining import export_negatives
+    from retrievers.mining.negatives import iter_negatives
+    from retrievers.mining.pipeline import same_source
+
+    missing = [fmt for fmt in args.export if not _export_path(out, fmt).exists()]
+    if not missing or not same_source(out, config, source):
+        raise FileExistsError(f"{out}: output exists; remove it or choose another name")
+    logger.info("%s was mined by this same command; writing the missing exports", out)
+    docs = {doc.id: doc for doc in dataset.docs()}
+    for fmt in missing:
+        target = _export_path(out, fmt)
+        rows = export_negatives(iter_negatives(out), fmt, docs, target)
+        print(f"exported {rows} rows ({fmt}) -> {target}")
+    return 0
+
+
+def _mine(args, config, dataset, queries, qrels, searchers, out, source) -> int:
     from retrievers.mining import export_negatives, mine, positives_from_qrels
     from retrievers.mining.negatives import iter_negatives
 
@@ -157,9 +189,10 @@ def _mine(args, config, dataset, queries, qrels, searchers, out) -> int:
         config,
         scorer=scorer,
         doc_text=(lambda d: docs[d].contents) if docs is not None else None,
+        source=source,
     )
     for fmt in args.export:
-        target = out.with_name(f"{out.stem}.{fmt}.jsonl")
+        target = _export_path(out, fmt)
         rows = export_negatives(iter_negatives(out), fmt, docs, target)
         print(f"exported {rows} rows ({fmt}) -> {target}")
     print(json.dumps({k: v for k, v in stats.items() if k != "config"}, indent=2))

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +38,8 @@ class Example:
     positives: tuple[str, ...]
     negatives: tuple[str, ...]
     features: tuple[tuple[float, ...], ...]  # one vector per negative
+    path: str | None = field(default=None, compare=False, repr=False)  # the negatives file
+    line: int | None = field(default=None, compare=False, repr=False)  # and its line
 
 
 @dataclass
@@ -66,7 +68,7 @@ def read_negatives(path: str | Path) -> tuple[list[Example], list[str]]:
         InputError: a line is not an object with the fields above (file and line named).
     """
     path = Path(path)
-    raw: list[tuple[str, str, tuple[str, ...], list[dict]]] = []
+    raw: list[tuple[str, str, tuple[str, ...], list[dict], int | None]] = []
     retrievers: set[str] = set()
     skipped = 0
     for record in iter_negatives(path):  # validates each line (file and line named)
@@ -75,7 +77,7 @@ def read_negatives(path: str | Path) -> tuple[list[Example], list[str]]:
         if not record.positives or not negatives:
             skipped += 1
             continue
-        raw.append((record.qid, record.query, tuple(record.positives), negatives))
+        raw.append((record.qid, record.query, tuple(record.positives), negatives, record.line))
     if not raw:
         raise InputError("no query has both a positive and a negative", path)
     encoder = FeatureEncoder(sorted(retrievers))
@@ -86,8 +88,10 @@ def read_negatives(path: str | Path) -> tuple[list[Example], list[str]]:
             pos,
             tuple(n["docid"] for n in negs),
             tuple(tuple(v) for v in encoder.list_features(negs)),
+            str(path),
+            line,
         )
-        for qid, query, pos, negs in raw
+        for qid, query, pos, negs, line in raw
     ]
     logger.info(
         "%s: %d training queries (%d skipped: no positive or no negative)",
@@ -98,11 +102,25 @@ def read_negatives(path: str | Path) -> tuple[list[Example], list[str]]:
     return examples, sorted(retrievers)
 
 
-def load_texts(docs: Iterable, wanted: set[str]) -> dict[str, str]:
-    """Texts (title + text) of the wanted documents, streaming the corpus once."""
+def load_texts(docs: Iterable, wanted: set[str], examples: Sequence[Example] = ()) -> dict[str, str]:
+    """Texts (title + text) of the wanted documents, streaming the corpus once.
+
+    Raises:
+        InputError: a wanted document is not in the corpus; with ``examples``, the message
+            names the negatives file and line of the first query that lists it.
+    """
     texts = {doc.id: doc.contents for doc in docs if doc.id in wanted}
     missing = wanted - texts.keys()
     if missing:
+        for example in examples:
+            unknown = [d for d in (*example.positives, *example.negatives) if d in missing]
+            if unknown:
+                raise InputError(
+                    f"document {unknown[0]!r} (query {example.qid!r}) is not in the corpus "
+                    f"({len(missing)} unknown document id(s) in this file)",
+                    example.path,
+                    example.line,
+                )
         raise InputError(
             f"{len(missing)} document id(s) from the negatives file are not in the "
             f"corpus, e.g. {sorted(missing)[0]!r}"

@@ -61,7 +61,7 @@ def make_batches(config: TrainConfig, dataset) -> tuple[BatchMaker, list[str]]:
     ``dataset``), and the names of the retrievers that mined the negatives."""
     examples, retrievers = read_negatives(config.negatives)
     wanted = {d for e in examples for d in (*e.positives, *e.negatives)}
-    texts = load_texts(dataset.docs(), wanted)
+    texts = load_texts(dataset.docs(), wanted, examples)
     batches = BatchMaker(
         examples,
         texts,

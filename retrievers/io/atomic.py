@@ -1,14 +1,26 @@
-"""Write files atomically: to a temporary file beside the target, renamed on success."""
+"""Write files atomically: to a temporary file beside the target, renamed on success.
+
+Temporary names carry the writer's process id (``.NAME.<pid>.<random>.tmp``). A process
+killed with ``kill -9`` cannot remove its temporary file or folder, so the next writer of
+the same target removes those whose process is gone: no rerun ever leaves one behind.
+Output paths that cannot be written (a directory, an unwritable folder, a path through a
+file) raise :class:`~retrievers.errors.InputError` naming the path.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
+
+from retrievers.errors import InputError
+
+logger = logging.getLogger(__name__)
 
 
 def _umask() -> int:
@@ -17,16 +29,77 @@ def _umask() -> int:
     return mask
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: str | Path) -> int:
+    """Remove temporary files and folders left beside ``path`` by killed writers.
+
+    Only names written by this module (``.NAME.<pid>.<random>.tmp``) whose process no
+    longer runs are removed. Returns how many were removed.
+    """
+    path = Path(path)
+    removed = 0
+    with contextlib.suppress(OSError):
+        for leftover in path.parent.glob(f".{path.name}.*.tmp"):
+            pid_text = leftover.name[len(path.name) + 2 :].split(".", 1)[0]
+            if not pid_text.isdigit() or int(pid_text) == os.getpid() or _alive(int(pid_text)):
+                continue
+            if leftover.is_dir() and not leftover.is_symlink():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    leftover.unlink()
+            logger.info("removed %s, left by an interrupted run", leftover)
+            removed += 1
+    return removed
+
+
+def _output_error(path: Path, err: OSError) -> InputError:
+    reason = err.strerror or str(err)
+    if isinstance(err, IsADirectoryError) or path.is_dir():
+        reason = "is a directory"
+    return InputError(f"cannot write output ({reason}); expected a file path in a writable folder", path)
+
+
+def _prepare(path: Path, directory: bool = False) -> None:
+    """Create the parent folder and check the target is not a directory (for files)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise InputError(
+            "cannot write output (a parent of this path is a file, not a folder)", path
+        ) from None
+    except OSError as err:
+        raise _output_error(path, err) from None
+    if not directory and path.is_dir():
+        raise InputError("cannot write output (is a directory); expected a file path", path)
+    remove_stale_temporaries(path)
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
     """Open a temporary file next to ``path``; rename it onto ``path`` only if the block succeeds.
 
     On any exception the temporary file is removed and ``path`` is left untouched, so no
     partial output is ever left behind and an existing file is never half-overwritten.
+
+    Raises:
+        InputError: ``path`` cannot be written (a directory, an unwritable folder...).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    _prepare(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:
+        raise _output_error(path, err) from None
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file normal permissions
     binary = "b" in mode
     try:
@@ -34,11 +107,27 @@ def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError as err:
+            raise _output_error(path, err) from None
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def scratch_directory(path: str | Path) -> Path:
+    """A new temporary folder beside ``path``, named so that :func:`remove_stale_temporaries`
+    removes it if its process is killed; the caller removes it when done."""
+    path = Path(path)
+    _prepare(path, directory=True)
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent))
+    except OSError as err:
+        raise _output_error(path, err) from None
+    os.chmod(tmp, 0o777 & ~_umask())
+    return tmp
 
 
 @contextlib.contextmanager
@@ -49,11 +138,11 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     the caller decides whether to delete it first.
     """
     path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise InputError("cannot write output (exists and is not a folder)", path)
     if path.exists() and any(path.iterdir()):
         raise FileExistsError(f"{path}: directory exists and is not empty; remove it or choose another")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    os.chmod(tmp, 0o777 & ~_umask())
+    tmp = scratch_directory(path)
     try:
         yield tmp
         if path.exists():

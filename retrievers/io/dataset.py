@@ -7,6 +7,9 @@ Three sources share one interface (:class:`Dataset`):
   ``qrels.<split>.tsv`` (TREC-style qrels);
 * an ``ir_datasets`` id, written ``irds:<id>``.
 
+Any file of a folder may be gzipped instead (``corpus.jsonl.gz``, ``qrels/test.tsv.gz``...):
+it is read transparently and streamed.
+
 :func:`load_dataset` resolves what a user typed on the command line.
 """
 
@@ -21,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from retrievers.errors import DatasetUnavailableError, InputError
-from retrievers.io.lines import read_jsonl, read_tsv, require_str
+from retrievers.io.lines import check_id, read_jsonl, read_tsv, require_id, require_str, strip_gz, with_gz
 from retrievers.io.trec import QrelsDict, add_judgment, iter_trec_qrels
 
 REPO_DATA = Path(__file__).resolve().parents[2] / "data"
@@ -143,27 +146,29 @@ class BeirDataset(_FolderDataset):
 
     @property
     def corpus_path(self) -> Path:
-        return self.root / "corpus.jsonl"
+        return with_gz(self.root / "corpus.jsonl")
 
     def docs(self) -> Iterator[Document]:
         seen: set[str] = set()
         path = self.corpus_path
         for number, obj in read_jsonl(path):
-            docid = require_str(obj, "_id", path, number, allow_empty=False)
+            docid = require_id(obj, "_id", path, number)
             _unique(seen, docid, path, number)
             text = require_str(obj, "text", path, number)
             title = require_str(obj, "title", path, number) if "title" in obj else ""
             yield Document(docid, text, title)
 
     def splits(self) -> list[str]:
-        return sorted(p.stem for p in (self.root / "qrels").glob("*.tsv"))
+        folder = self.root / "qrels"
+        files = [*folder.glob("*.tsv"), *folder.glob("*.tsv.gz")]
+        return sorted({strip_gz(p.name)[: -len(".tsv")] for p in files})
 
     def _all_queries(self) -> dict[str, str]:
         if "*" not in self._queries:
-            path = self.root / "queries.jsonl"
+            path = with_gz(self.root / "queries.jsonl")
             queries: dict[str, str] = {}
             for number, obj in read_jsonl(path):
-                qid = require_str(obj, "_id", path, number, allow_empty=False)
+                qid = require_id(obj, "_id", path, number)
                 if qid in queries:
                     raise InputError(f"duplicate query id {qid!r}", path, number)
                 queries[qid] = require_str(obj, "text", path, number, allow_empty=False)
@@ -178,13 +183,17 @@ class BeirDataset(_FolderDataset):
         return {qid: text for qid, text in self._all_queries().items() if qid in judged}
 
     def _qrels_path(self, split: str) -> Path:
-        return self.root / "qrels" / f"{split}.tsv"
+        return with_gz(self.root / "qrels" / f"{split}.tsv")
 
     def _qrels_lines(self, path: Path) -> Iterator[tuple[int, str, str, str]]:
+        empty = True
         for number, fields in read_tsv(path, 3, 4, "query-id, corpus-id, score (tab-separated)"):
-            if number == 1 and fields[0] == "query-id":
+            if empty and fields[0] == "query-id":
                 continue
+            empty = False
             yield number, fields[0], fields[1], fields[-1]
+        if empty:
+            raise InputError("the qrels file has no judgments (expected query-id, corpus-id, score)", path)
 
 
 class MsMarcoDataset(_FolderDataset):
@@ -194,15 +203,13 @@ class MsMarcoDataset(_FolderDataset):
 
     @property
     def corpus_path(self) -> Path:
-        return self.root / "collection.tsv"
+        return with_gz(self.root / "collection.tsv")
 
     def docs(self) -> Iterator[Document]:
         seen: set[str] = set()
         path = self.corpus_path
         for number, fields in read_tsv(path, 2, 3, "pid<TAB>text or pid<TAB>title<TAB>text"):
-            docid = fields[0].strip()
-            if not docid:
-                raise InputError("empty document id", path, number)
+            docid = check_id(fields[0], "document id", path, number)
             _unique(seen, docid, path, number)
             if len(fields) == 3:
                 yield Document(docid, fields[2], fields[1])
@@ -210,8 +217,8 @@ class MsMarcoDataset(_FolderDataset):
                 yield Document(docid, fields[1])
 
     def splits(self) -> list[str]:
-        names = (p.name[len("qrels.") : -len(".tsv")] for p in self.root.glob("qrels.*.tsv"))
-        return sorted(names)
+        files = [*self.root.glob("qrels.*.tsv"), *self.root.glob("qrels.*.tsv.gz")]
+        return sorted({strip_gz(p.name)[len("qrels.") : -len(".tsv")] for p in files})
 
     def _known_queries(self, split: str) -> dict[str, str]:
         return self.queries(split)
@@ -219,11 +226,10 @@ class MsMarcoDataset(_FolderDataset):
     def queries(self, split: str) -> dict[str, str]:
         self._check_split(split)
         if split not in self._queries:
-            path = self.root / f"queries.{split}.tsv"
+            path = with_gz(self.root / f"queries.{split}.tsv")
             queries: dict[str, str] = {}
             for number, (qid, text) in read_tsv(path, 2, 2, "qid<TAB>query text"):
-                if not qid.strip():
-                    raise InputError("empty query id", path, number)
+                check_id(qid, "query id", path, number)
                 if not text.strip():
                     raise InputError(f"query {qid!r} is empty (expected non-empty text)", path, number)
                 if qid in queries:
@@ -233,7 +239,7 @@ class MsMarcoDataset(_FolderDataset):
         return self._queries[split]
 
     def _qrels_path(self, split: str) -> Path:
-        return self.root / f"qrels.{split}.tsv"
+        return with_gz(self.root / f"qrels.{split}.tsv")
 
     def _qrels_lines(self, path: Path) -> Iterator[tuple[int, str, str, str]]:
         return iter_trec_qrels(path)
@@ -312,12 +318,14 @@ class IrdsDataset(Dataset):
 def open_folder(root: str | Path) -> Dataset:
     """Open a dataset folder, detecting its layout from the files present."""
     root = Path(root)
-    if (root / "corpus.jsonl").is_file():
+    if with_gz(root / "corpus.jsonl").is_file():
         return BeirDataset(root)
-    if (root / "collection.tsv").is_file():
+    if with_gz(root / "collection.tsv").is_file():
         return MsMarcoDataset(root)
     raise InputError(
-        "not a dataset folder: expected corpus.jsonl (BEIR layout) or collection.tsv (MS MARCO layout)", root
+        "not a dataset folder: expected corpus.jsonl(.gz) (BEIR layout) or collection.tsv(.gz) "
+        "(MS MARCO layout)",
+        root,
     )
 
 

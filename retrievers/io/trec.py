@@ -7,23 +7,28 @@ these helpers read and write the plain dict-of-dicts form with validation ranx d
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from retrievers.errors import InputError
 from retrievers.io.atomic import atomic_write
-from retrievers.io.lines import read_lines
+from retrievers.io.lines import check_id, read_lines
 
 RunDict = dict[str, dict[str, float]]
 QrelsDict = dict[str, dict[str, int]]
 
+_INTEGER = re.compile(r"[+-]?[0-9]+")  # not int()'s Python literals: "1_0" is not 10
+
 
 def read_run(path: str | Path) -> RunDict:
-    """Read a TREC run (``qid Q0 docid rank score tag``, whitespace-separated).
+    """Read a TREC run (``qid Q0 docid rank score tag``, whitespace-separated; gzip allowed).
 
     Raises:
-        InputError: a line has the wrong number of fields, a bad score, or repeats a
-            (query, document) pair already seen in the file.
+        InputError: the file is empty, a line has the wrong number of fields, an id with a
+            control character, a rank that is not a non-negative integer, a score that is not
+            a finite number, or repeats a (query, document) pair already seen in the file.
     """
     run: RunDict = {}
     for number, text in read_lines(path):
@@ -32,28 +37,46 @@ def read_run(path: str | Path) -> RunDict:
             raise InputError(
                 f"found {len(fields)} field(s); expected 6: qid Q0 docid rank score tag", path, number
             )
-        qid, _, docid, _, score, _ = fields
-        try:
-            value = float(score)
-        except ValueError:
-            raise InputError(f"score {score!r} is not a number", path, number) from None
+        qid, _, docid, rank, score, _ = fields
+        check_id(qid, "query id", path, number)
+        check_id(docid, "document id", path, number)
+        if not _INTEGER.fullmatch(rank) or int(rank) < 0:
+            raise InputError(f"rank {rank!r} is not a non-negative integer", path, number)
+        value = parse_score(score, path, number)
         docs = run.setdefault(qid, {})
         if docid in docs:
             raise InputError(f"duplicate line for query {qid!r} and document {docid!r}", path, number)
         docs[docid] = value
+    if not run:
+        raise InputError("the run is empty (expected lines: qid Q0 docid rank score tag)", path)
     return run
+
+
+def parse_score(text: str, path: str | Path, line: int) -> float:
+    """A finite float, or an error naming the file and line (NaN and inf are refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise InputError(f"score {text!r} is not a number", path, line) from None
+    if not math.isfinite(value):
+        raise InputError(f"score {text!r} is not a finite number", path, line)
+    return value
 
 
 def iter_trec_qrels(path: str | Path) -> Iterator[tuple[int, str, str, str]]:
     """Yield ``(line_number, qid, docid, relevance)`` for each line of TREC qrels
     (``qid iter docid rel``, whitespace-separated); the relevance is checked by the caller."""
+    empty = True
     for number, text in read_lines(path):
         fields = text.split()
         if len(fields) != 4:
             raise InputError(
                 f"found {len(fields)} field(s); expected 4: qid iter docid relevance", path, number
             )
+        empty = False
         yield number, fields[0], fields[2], fields[3]
+    if empty:
+        raise InputError("the qrels file is empty (expected lines: qid iter docid relevance)", path)
 
 
 def read_trec_qrels(path: str | Path) -> QrelsDict:
@@ -65,11 +88,12 @@ def read_trec_qrels(path: str | Path) -> QrelsDict:
 
 
 def add_judgment(qrels: QrelsDict, qid: str, docid: str, rel: str, path: str | Path, line: int) -> None:
-    """Add one judgment, checking the relevance is an integer and the pair is new."""
-    try:
-        value = int(rel)
-    except ValueError:
-        raise InputError(f"relevance {rel!r} is not an integer", path, line) from None
+    """Add one judgment, checking the ids, that the relevance is an integer and the pair is new."""
+    check_id(qid, "query id", path, line)
+    check_id(docid, "document id", path, line)
+    if not _INTEGER.fullmatch(rel):
+        raise InputError(f"relevance {rel!r} is not an integer", path, line)
+    value = int(rel)
     docs = qrels.setdefault(qid, {})
     if docid in docs:
         raise InputError(f"duplicate judgment for query {qid!r} and document {docid!r}", path, line)

@@ -13,6 +13,7 @@ other trainers read: sentence-transformers triplets, FlagEmbedding and Tevatron.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import Any
 from retrievers.errors import InputError
 from retrievers.io.atomic import atomic_write
 from retrievers.io.dataset import Document
-from retrievers.io.lines import read_jsonl
+from retrievers.io.lines import check_id, read_jsonl
 
 EXPORT_FORMATS = ("sentence-transformers", "flagembedding", "tevatron")
 
@@ -56,6 +57,8 @@ class MinedQuery:
     positives: list[str]
     negatives: list[Negative]
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
+    path: str | None = field(default=None, compare=False, repr=False)  # where it was read
+    line: int | None = field(default=None, compare=False, repr=False)
 
     def to_json(self) -> str:
         """The JSON line (no newline) for this query."""
@@ -80,10 +83,13 @@ def _negative(obj: Any, path: Path, line: int) -> Negative:
     docid, rank, score, retriever = obj["docid"], obj["rank"], obj["score"], obj["retriever"]
     if not isinstance(docid, str) or not isinstance(retriever, str):
         raise InputError("negative docid and retriever must be strings", path, line)
+    check_id(docid, "negative document id", path, line)
+    if not retriever.strip():
+        raise InputError("negative retriever name is empty", path, line)
     if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
         raise InputError(f"negative rank must be a positive integer, got {rank!r}", path, line)
-    if isinstance(score, bool) or not isinstance(score, int | float):
-        raise InputError(f"negative score must be a number, got {score!r}", path, line)
+    if isinstance(score, bool) or not isinstance(score, int | float) or not math.isfinite(score):
+        raise InputError(f"negative score must be a finite number, got {score!r}", path, line)
     extra = {k: v for k, v in obj.items() if k not in ("docid", "rank", "score", "retriever")}
     return Negative(docid, rank, float(score), retriever, extra)
 
@@ -106,15 +112,29 @@ def iter_negatives(path: str | Path) -> Iterator[MinedQuery]:
         positives, negatives = obj["positives"], obj["negatives"]
         if not isinstance(qid, str) or not isinstance(query, str):
             raise InputError("qid and query must be strings", path, line)
+        check_id(qid, "qid", path, line)
+        if not query.strip():
+            raise InputError(f"query {qid!r} has an empty text (expected non-empty text)", path, line)
         if qid in seen:
             raise InputError(f"query {qid!r} appears twice", path, line)
         seen.add(qid)
         if not isinstance(positives, list) or not all(isinstance(p, str) for p in positives):
             raise InputError("positives must be a list of document ids", path, line)
+        for docid in positives:
+            check_id(docid, "positive document id", path, line)
         if not isinstance(negatives, list):
             raise InputError("negatives must be a list", path, line)
+        parsed = [_negative(n, path, line) for n in negatives]
+        known = set(positives)
+        clash = next((n.docid for n in parsed if n.docid in known), None)
+        if clash is not None:
+            raise InputError(
+                f"document {clash!r} of query {qid!r} is listed both as a positive and as a negative",
+                path,
+                line,
+            )
         extra = {k: v for k, v in obj.items() if k not in ("qid", "query", "positives", "negatives")}
-        yield MinedQuery(qid, query, positives, [_negative(n, path, line) for n in negatives], extra)
+        yield MinedQuery(qid, query, positives, parsed, extra, str(path), line)
 
 
 def read_negatives(path: str | Path) -> list[MinedQuery]:
@@ -122,11 +142,13 @@ def read_negatives(path: str | Path) -> list[MinedQuery]:
     return list(iter_negatives(path))
 
 
-def _doc(docs: Mapping[str, Document], docid: str, qid: str) -> Document:
+def _doc(docs: Mapping[str, Document], docid: str, rec: MinedQuery) -> Document:
     try:
         return docs[docid]
     except KeyError:
-        raise InputError(f"document {docid!r} (query {qid!r}) is not in the corpus") from None
+        raise InputError(
+            f"document {docid!r} (query {rec.qid!r}) is not in the corpus", rec.path, rec.line
+        ) from None
 
 
 def export_rows(
@@ -143,8 +165,8 @@ def export_rows(
     if fmt not in EXPORT_FORMATS:
         raise InputError(f"unknown export format {fmt!r}; expected one of {', '.join(EXPORT_FORMATS)}")
     for rec in records:
-        pos = [_doc(docs, d, rec.qid) for d in rec.positives]
-        neg = [_doc(docs, n.docid, rec.qid) for n in rec.negatives]
+        pos = [_doc(docs, d, rec) for d in rec.positives]
+        neg = [_doc(docs, n.docid, rec) for n in rec.negatives]
         if fmt == "sentence-transformers":
             for p in pos:
                 for n in neg:

@@ -166,6 +166,7 @@ def mine(
     scorer: PairScorer | None = None,
     doc_text: Callable[[str], str] | None = None,
     progress: bool = True,
+    source: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Mine hard negatives for every query with positives and write them to ``out``.
 
@@ -178,6 +179,9 @@ def mine(
         scorer: Optional cross-encoder ``score(queries, docs)`` for RocketQA denoising.
         doc_text: Document id -> text (needed with ``scorer``).
         progress: Show a progress bar.
+        source: What the caller mined from (dataset, split, index folders); JSON-safe. It
+            must match to resume, and is saved in the stats as ``source`` so that a rerun
+            can tell the output came from the same command (see :func:`same_source`).
 
     Returns:
         The statistics also saved in the ``.stats.json`` sidecar.
@@ -209,6 +213,7 @@ def mine(
         "retrievers": list(searchers),
         "queries": len(todo),
         "scorer": scorer is not None,
+        "source": dict(source or {}),
     }
     done = _resume(partial, state_path, state, config.chunk_size)
     remaining = {qid: text for qid, text in todo.items() if qid not in done}
@@ -249,6 +254,7 @@ def mine(
     stats = _finish(partial, out, len(queries) - len(todo))
     stats["config"] = asdict(config)
     stats["retrievers"] = list(searchers)
+    stats["source"] = dict(source or {})
     with atomic_write(stats_path) as handle:
         json.dump(stats, handle, indent=2)
         handle.write("\n")
@@ -262,6 +268,17 @@ def mine(
         stats["dropped"],
     )
     return stats
+
+
+def same_source(out: str | Path, config: MiningConfig, source: Mapping[str, Any]) -> bool:
+    """Whether the finished negatives file ``out`` was mined with ``config`` from ``source``
+    (read from its ``.stats.json``, written last, so its presence means ``out`` is complete)."""
+    stats_path = _paths(Path(out))[2]
+    try:
+        stats = json.loads(stats_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return stats.get("config") == asdict(config) and stats.get("source") == json.loads(json.dumps(source))
 
 
 def _finish(partial: Path, out: Path, without_positives: int) -> dict[str, Any]:
