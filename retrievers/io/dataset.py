@@ -186,14 +186,16 @@ class BeirDataset(_FolderDataset):
         return with_gz(self.root / "qrels" / f"{split}.tsv")
 
     def _qrels_lines(self, path: Path) -> Iterator[tuple[int, str, str, str]]:
-        empty = True
+        empty = True  # a header alone is a valid empty split (what `ranker pool` writes)
         for number, fields in read_tsv(path, 3, 4, "query-id, corpus-id, score (tab-separated)"):
-            if empty and fields[0] == "query-id":
+            first, empty = empty, False
+            if first and fields[0] == "query-id":
                 continue
-            empty = False
             yield number, fields[0], fields[1], fields[-1]
         if empty:
-            raise InputError("the qrels file has no judgments (expected query-id, corpus-id, score)", path)
+            raise InputError(
+                "the qrels file is empty (expected a header and query-id, corpus-id, score lines)", path
+            )
 
 
 class MsMarcoDataset(_FolderDataset):
