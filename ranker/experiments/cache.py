@@ -35,6 +35,7 @@ class Fingerprints:
 
     def __init__(self, cache_file: Path):
         self.cache_file = cache_file
+        self._work = cache_file.parent.parent.resolve()  # WORK/.ranker-run/fingerprints.json
         self._cache: dict[str, list] = {}
         if cache_file.is_file():
             with contextlib.suppress(ValueError, OSError):
@@ -61,8 +62,7 @@ class Fingerprints:
     def _name(self, path: Path) -> str:
         """The cache key of ``path``: relative to the work folder when inside it (no absolute
         paths of this machine in the work folder's records), else absolute."""
-        work = self.cache_file.parent.parent.resolve()
-        return path.relative_to(work).as_posix() if work in path.parents else str(path)
+        return path.relative_to(self._work).as_posix() if self._work in path.parents else str(path)
 
     def _file(self, path: Path) -> str:
         stat = path.stat()

@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -128,11 +129,8 @@ def write_results(
         lines += ["Profile settings: " + ", ".join(f"`{k}={v}`" for k, v in settings.items()), ""]
     if checks:
         lines += ["## Expected scores", "", *_checks_table(checks), ""]
-    for section in spec.report:
-        if section.profiles is not None and context.profile not in section.profiles:
-            continue
-        for each in combinations(section.matrix, context, section.line):
-            lines += _section(section, each, out)
+    for section, each in _sections(spec, context):
+        lines += _section(section, each, out)
     lines += ["## Steps", "", "| step | command | seconds | this run |", "|---|---|---|---|"]
     for p in result.steps:
         argv = " ".join(p.argv)
@@ -146,17 +144,20 @@ def write_results(
 
 def summary(spec: Spec, context: Context) -> str:
     """The tables of the report sections marked ``summary: true`` (printed after a run)."""
-    parts = []
-    for section in spec.report:
-        if not section.summary or not section.table:
-            continue
-        if section.profiles is not None and context.profile not in section.profiles:
-            continue
-        for each in combinations(section.matrix, context, section.line):
-            title = substitute(section.title, each, section.line)
-            table = _table(_in_work(section.table, each))
-            parts.append(f"{title}\n\n{table}")
+    parts = [
+        f"{substitute(section.title, each, section.line)}\n\n{_table(_in_work(section.table, each))}"
+        for section, each in _sections(spec, context)
+        if section.summary and section.table
+    ]
     return portable("\n\n".join(parts), context.work, context.spec_dir, work_as="")
+
+
+def _sections(spec: Spec, context: Context) -> Iterator[tuple[Section, Context]]:
+    """The report sections of this profile, once per matrix combination."""
+    for section in spec.report:
+        if section.profiles is None or context.profile in section.profiles:
+            for each in combinations(section.matrix, context, section.line):
+                yield section, each
 
 
 def _section(section: Section, context: Context, out: Path) -> list[str]:
