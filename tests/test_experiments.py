@@ -342,7 +342,8 @@ SHIPPED = [
     ("scifact", "cpu"),
     ("scifact", "gpu"),
     ("pooling_bias", "small"),
-    ("pooling_bias", "full"),
+    ("pooling_bias", "cpu"),
+    ("pooling_bias", "gpu"),
     ("pooling", "small"),
     ("pooling", "full"),
 ]
@@ -450,3 +451,21 @@ def test_portable_replaces_machine_paths():
     assert absolute_paths(got) == []
     assert portable("/x/work/a", work, spec_dir) == "${work}/a"
     assert absolute_paths("see /etc/passwd and ${pkg.x}/y") == ["/etc/passwd"]
+
+
+@pytest.mark.integration
+def test_the_pooling_bias_study_runs_on_a_collection_given_on_the_command_line(tmp_path, monkeypatch):
+    """``--set data=... --set name=...`` points every step of the cpu profile at another
+    BEIR folder (here Medline) with the same conditions and seeds."""
+    repo = Path(__file__).resolve().parents[1]
+    shared = repo.parent / "shared" / "data"
+    monkeypatch.setenv("RANKER_DATA", str(shared))
+    spec = load_spec(repo / "experiments" / "pooling_bias.yaml")
+    medline = str((shared / "medline").resolve())
+    default = Runner(spec, "cpu", tmp_path / "a").plan()
+    custom = Runner(spec, "cpu", tmp_path / "b", overrides={"data": medline, "name": "med"}).plan()
+    assert [p.step.name.replace("cranfield", "med") for p in default] == [p.step.name for p in custom]
+    argv = [" ".join(p.argv) for p in custom]
+    assert not any("cranfield" in a for a in argv)
+    assert any(a.startswith(f"index {medline} ") for a in argv)
+    assert any("med/d10/bi/d-cet-features/s3" in a for a in argv)

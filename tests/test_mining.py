@@ -51,7 +51,15 @@ def test_output_format_and_stats(tmp_path):
     first = lines[0]
     assert set(first) >= {"qid", "query", "positives", "negatives"}
     assert first["positives"] == ["d01"]
-    assert first["negatives"][0] == {"docid": "d00", "rank": 1, "score": 100.0, "retriever": "bm25"}
+    assert first["negatives"][0] == {
+        "docid": "d00",
+        "rank": 1,
+        "score": 100.0,
+        "retriever": "bm25",
+        "evidence": {"bm25": [1, 100.0]},
+    }
+    assert first["positive_evidence"] == {"d01": {"bm25": [2, 99.0]}}
+    assert first["evidence_lists"]["bm25"]["depth"] == 20 and first["evidence_lists"]["bm25"]["n"] == 20
     assert [n["rank"] for n in first["negatives"]] == [1, 3, 4, 5]  # positive at rank 2 excluded
     sidecar = json.loads((tmp_path / "neg.stats.json").read_text())
     assert sidecar == {**stats, "config": sidecar["config"]}

@@ -62,3 +62,21 @@ def test_no_positives_gives_null(tmp_path, empty):
     result = weight_auc(last_weights(write_weights(tmp_path / "w.jsonl", empty)), {"q1": {"d1": 1}})
     assert result["hidden_positives"] == 0
     assert result["auc_selection"] != result["auc_selection"]  # NaN
+
+
+def test_several_runs_are_pooled_as_separate_samples_and_plotted(tmp_path, capsys):
+    # the same (query, document) in two seeds' files counts twice, with each file's weight
+    first = write_weights(tmp_path / "s1.jsonl", [row("q1", "d1", 1.0, 9.0, 3), row("q1", "d3", 3.0, 2.0, 3)])
+    second = write_weights(
+        tmp_path / "s2.jsonl", [row("q1", "d1", 4.0, 1.0, 3), row("q1", "d3", 2.0, 2.0, 3)]
+    )
+    qrels = tmp_path / "qrels.tsv"
+    qrels.write_text("q1 0 d1 1\n")
+    plot = tmp_path / "w.png"
+    argv = ["cet-auc", str(first), str(second), "--qrels", str(qrels), "--plot", str(plot)]
+    assert main(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["weight_files"] == 2 and result["negatives"] == 4 and result["hidden_positives"] == 2
+    # hidden: weights 1.0 and 4.0; true negatives: 3.0 and 2.0 -> 2 of 4 pairs lower
+    assert result["auc_selection"] == 0.5
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -15,18 +15,38 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(lower for hidden positives) and the relevance model's (higher) separate "
         "hidden positives from true negatives, as ROC AUC (0.5: no separation).",
     )
-    parser.add_argument("weights", help="weights.jsonl from `ranker train` (selection != none)")
+    parser.add_argument(
+        "weights",
+        nargs="+",
+        help="weights.jsonl from `ranker train` (selection != none); several (e.g. one per seed) "
+        "are pooled, each file's last weights counted on their own",
+    )
     parser.add_argument("--qrels", required=True, help="full qrels (TREC or BEIR TSV)")
     parser.add_argument("--min-relevance", type=int, default=1, help="lowest grade counted as relevant (1)")
     parser.add_argument("--out", help="also write the result as JSON here")
+    parser.add_argument(
+        "--plot",
+        metavar="FILE",
+        help="draw the weights' ECDFs, hidden positives vs true negatives (.png/.pdf/.svg)",
+    )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ranker.training.weight_auc import last_weights, weight_auc, write_json
+    from ranker.training.weight_auc import last_weights, plot_weights, split_weights, weight_auc, write_json
     from retrievers.audit import read_qrels_file
 
-    result = weight_auc(last_weights(args.weights), read_qrels_file(args.qrels), args.min_relevance)
+    qrels = read_qrels_file(args.qrels)
+    # Each file's queries get a key of their own, so several runs' weights stay separate samples.
+    weights = {
+        (f"{i}:{qid}", docid): values
+        for i, path in enumerate(args.weights)
+        for (qid, docid), values in last_weights(path).items()
+    }
+    qrels = {f"{i}:{qid}": docs for i in range(len(args.weights)) for qid, docs in qrels.items()}
+    result = {"weight_files": len(args.weights), **weight_auc(weights, qrels, args.min_relevance)}
+    if args.plot:
+        plot_weights(split_weights(weights, qrels, args.min_relevance), args.plot)
     if args.out:
         write_json(args.out, result)
     print(json.dumps(result, indent=1))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from ranker.cli.evaluate import add_run_arguments
+from ranker.cli.evaluate import RUN_HELP, add_run_arguments
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="RUN",
         help="baseline run; every other run is tested against it (required unless --all-pairs)",
     )
-    parser.add_argument("runs", nargs="+", metavar="RUN", help="TREC run files to compare")
+    parser.add_argument("runs", nargs="+", metavar="RUN", help=RUN_HELP)
     parser.add_argument(
         "--test",
         default="student",
@@ -58,6 +58,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--plot", metavar="FILE", help="write bars with 95%% CIs and p-value matrices (.png/.pdf/.svg)"
+    )
+    parser.add_argument(
+        "--gap",
+        nargs=2,
+        metavar=("LOW", "HIGH"),
+        help="also report the share of the LOW -> HIGH gap each other run recovers, with a "
+        "bootstrap CI (LOW and HIGH as given among the runs, e.g. biased and oracle)",
     )
     parser.add_argument("--out", metavar="FILE", help="write the report here instead of stdout")
     parser.set_defaults(func=run)
@@ -91,9 +98,38 @@ def run(args: argparse.Namespace) -> int:
     )
     for note in comparison.notes:
         logger.warning("%s", note)
-    emit(format_comparison(comparison, args.format), args.out)
+    report = format_comparison(comparison, args.format)
+    if args.gap:
+        report = _with_gap(report, args, evaluations, paths)
+    emit(report, args.out)
     if args.plot:
         from ranker.evaluation.plots import plot_comparison
 
         plot_comparison(comparison, args.plot)
     return 0
+
+
+def _with_gap(report: str, args: argparse.Namespace, evaluations, paths: list[str]) -> str:
+    """``report`` with the gap table (or, in JSON, a ``gap`` list) added."""
+    import dataclasses
+    import json
+
+    from ranker.cli.evaluate import expand_run
+    from ranker.evaluation.gap import format_gap, gap_shares
+    from retrievers.errors import InputError
+
+    names = [expand_run(p)[0] or p for p in paths]
+    index = []
+    for wanted in args.gap:
+        if wanted not in names:
+            raise InputError(f"--gap {wanted!r} is not one of the runs compared ({', '.join(names)})")
+        index.append(names.index(wanted))
+    shares = gap_shares(evaluations, index[0], index[1], args.metrics, args.resamples, args.seed)
+    if args.format == "json":
+        data = json.loads(report)
+        data["gap"] = [
+            {k: (None if isinstance(v, float) and v != v else v) for k, v in dataclasses.asdict(s).items()}
+            for s in shares
+        ]
+        return json.dumps(data, indent=2)
+    return report + "\n\n" + format_gap(shares, *args.gap, fmt=args.format)

@@ -18,6 +18,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 DEFAULT_METRICS = ["ndcg@10", "mrr@10", "recall@100", "map"]
+RUN_HELP = (
+    "TREC run files; LABEL=GLOB stands for the runs the pattern matches (e.g. one per seed), "
+    "scored as one system whose per-query scores are their mean"
+)
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "the qrels are ignored; judged queries missing from a run score 0.",
     )
     add_run_arguments(parser)
-    parser.add_argument("runs", nargs="+", metavar="RUN", help="TREC run files")
+    parser.add_argument("runs", nargs="+", metavar="RUN", help=RUN_HELP)
     parser.add_argument(
         "--format",
         default="table",
@@ -61,7 +65,7 @@ def load_evaluations(
     dataset: str, split: str, runs: Sequence[str], metrics: Sequence[str]
 ) -> list[RunEvaluation]:
     """Read the qrels and each run, and score every run on every metric."""
-    from ranker.evaluation.metrics import canonical_metric, evaluate_run
+    from ranker.evaluation.metrics import average_evaluations, canonical_metric, evaluate_run
     from retrievers.errors import InputError
     from retrievers.io.dataset import load_dataset
     from retrievers.io.trec import read_run
@@ -74,9 +78,32 @@ def load_evaluations(
         raise InputError(f"a run is listed twice: {' '.join(runs)}")
     qrels = load_dataset(dataset).qrels(split)
     evaluations = []
-    for path in runs:
-        evaluations.append(evaluate_run(read_run(path), qrels, metrics, name=path))
+    for spec in runs:
+        label, paths = expand_run(spec)
+        members = [evaluate_run(read_run(path), qrels, metrics, name=path) for path in paths]
+        evaluations.append(members[0] if label is None else average_evaluations(members, label))
     return evaluations
+
+
+def expand_run(spec: str) -> tuple[str | None, list[str]]:
+    """``RUN`` -> ``(None, [RUN])``; ``LABEL=GLOB`` -> ``(LABEL, the sorted matching files)``.
+
+    A path that exists is always a run file, even with ``=`` in its name.
+    """
+    import glob
+    from pathlib import Path
+
+    from retrievers.errors import InputError
+
+    if "=" not in spec or Path(spec).exists():
+        return None, [spec]
+    label, pattern = spec.split("=", 1)
+    if not label.strip():
+        raise InputError(f"run group {spec!r} has an empty label (expected LABEL=GLOB)")
+    paths = sorted(glob.glob(pattern))
+    if not paths:
+        raise InputError(f"run group {label!r}: no run file matches {pattern!r}")
+    return label, paths
 
 
 def emit(text: str, out: str | None) -> None:

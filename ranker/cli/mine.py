@@ -31,6 +31,15 @@ def register(subparsers) -> None:
         metavar="DIR",
         help="index folder from `ranker index` (repeatable: candidates are merged)",
     )
+    p.add_argument(
+        "--evidence-index",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="index whose ranks and scores are recorded for every negative and positive "
+        "without contributing candidates, e.g. the index of the run that built the judging "
+        "pool, for CET's feature selection model (repeatable)",
+    )
     p.add_argument("--out", required=True, help="negatives JSONL to write")
     p.add_argument("--depth", type=int, default=100, help="candidates per query and index (100)")
     p.add_argument("--min-rank", type=int, default=1, help="best rank a negative may have (1)")
@@ -123,17 +132,23 @@ def run(args: argparse.Namespace) -> int:
         "dataset": dataset.describe(),
         "split": args.split,
         "indexes": [str(Path(i).resolve()) for i in args.index],
+        "evidence_indexes": [str(Path(i).resolve()) for i in args.evidence_index],
         "cross_encoder": args.cross_encoder,
     }
     if out.exists():
         return _finish_exports(args, config, dataset, out, source)
     queries = dataset.queries(args.split)
     qrels = dataset.qrels(args.split)
-    searchers = open_searchers(args.index, k1=args.k1, b=args.b, batch_size=args.batch_size)
+    opened = open_searchers(
+        args.index + args.evidence_index, k1=args.k1, b=args.b, batch_size=args.batch_size
+    )
+    labels = list(opened)
+    searchers = {name: opened[name] for name in labels[: len(args.index)]}
+    evidence = {name: opened[name] for name in labels[len(args.index) :]}
     with contextlib.ExitStack() as stack:
-        for searcher in searchers.values():
+        for searcher in opened.values():
             stack.enter_context(searcher)
-        return _mine(args, config, dataset, queries, qrels, searchers, out, source)
+        return _mine(args, config, dataset, queries, qrels, searchers, out, source, evidence)
 
 
 def _export_path(out: Path, fmt: str) -> Path:
@@ -159,7 +174,7 @@ def _finish_exports(args, config, dataset, out: Path, source: dict) -> int:
     return 0
 
 
-def _mine(args, config, dataset, queries, qrels, searchers, out, source) -> int:
+def _mine(args, config, dataset, queries, qrels, searchers, out, source, evidence) -> int:
     from retrievers.mining import export_negatives, mine, positives_from_qrels
     from retrievers.mining.negatives import iter_negatives
 
@@ -190,6 +205,7 @@ def _mine(args, config, dataset, queries, qrels, searchers, out, source) -> int:
         scorer=scorer,
         doc_text=(lambda d: docs[d].contents) if docs is not None else None,
         source=source,
+        evidence=evidence,
     )
     for fmt in args.export:
         target = _export_path(out, fmt)

@@ -7,6 +7,7 @@ import logging
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="rerun this step even if cached (repeatable; 'all' for every step)",
     )
     parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        dest="overrides",
+        help="override a spec variable for this run (VALUE is YAML: a path, a number, a list); "
+        "e.g. --set data=/path/to/beir-folder --set name=mine runs a study on your own "
+        "collection. Pinned scores are not checked under --set (repeatable)",
+    )
+    parser.add_argument(
         "--list", action="store_true", help="print the steps and whether each is cached, then exit"
     )
     parser.set_defaults(func=run)
@@ -56,6 +67,28 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``["KEY=VALUE", ...]`` -> ``{KEY: yaml.safe_load(VALUE)}``.
+
+    Raises:
+        InputError: an item without ``=``, an empty key, or a VALUE that is not YAML.
+    """
+    import yaml
+
+    from retrievers.errors import InputError
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"--set {item!r}: expected KEY=VALUE")
+        try:
+            out[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+        except yaml.YAMLError as err:
+            raise InputError(f"--set {key}: the value is not valid YAML ({err.problem})") from None
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     from ranker.experiments import Runner, StepFailed, check_expectations, load_spec, write_results
     from ranker.experiments.cache import work_lock
@@ -63,11 +96,12 @@ def run(args: argparse.Namespace) -> int:
 
     spec = load_spec(args.spec)
     profile = args.profile or spec.default_profile
-    spec.settings(profile)  # unknown profile -> InputError
+    overrides = parse_overrides(args.overrides)
+    spec.settings(profile, overrides)  # unknown profile or variable -> InputError
     spec_dir = spec.path.resolve().parent
     work = Path(args.work) if args.work else spec_dir / "work" / spec.name / profile
     work.mkdir(parents=True, exist_ok=True)
-    runner = Runner(spec, profile, work, quiet=args.verbose == 0 and args.quiet)
+    runner = Runner(spec, profile, work, quiet=args.verbose == 0 and args.quiet, overrides=overrides)
     if args.list:
         for item in runner.plan():
             state = "cached" if item.cached else "to run"
@@ -86,14 +120,18 @@ def run(args: argparse.Namespace) -> int:
         except StepFailed as err:
             print(f"ranker run: {err}", file=sys.stderr)
             return 1
-    checks = check_expectations(spec.expected, runner.context)
+    checks = [] if overrides else check_expectations(spec.expected, runner.context)
+    if overrides:
+        logger.warning("pinned scores are not checked: --set changed the spec's settings")
     if args.results:
         out = Path(args.results)
     elif args.publish:
         out = spec_dir / "results" / f"{spec.name}.md"
     else:
         out = runner.work / "results" / f"{spec.name}.md"
-    command = f"ranker run {_shown(Path(args.spec))} --profile {profile}"
+    command = f"ranker run {_shown(Path(args.spec))} --profile {profile}" + "".join(
+        f" --set {item}" for item in args.overrides
+    )
     write_results(spec, runner.context, result, checks, out, command)
     table = summary(spec, runner.context)
     if table:

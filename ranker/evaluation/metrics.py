@@ -110,6 +110,7 @@ class RunEvaluation:
     scores: dict[str, np.ndarray]
     missing: tuple[str, ...] = ()
     unjudged: tuple[str, ...] = ()
+    members: tuple[str, ...] = ()  # the runs averaged into this one (e.g. seeds); () for one run
     means: dict[str, float] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -118,8 +119,9 @@ class RunEvaluation:
 
     def describe_queries(self) -> str:
         """One line stating how many queries were evaluated, missing and ignored."""
+        averaged = f" (mean of {len(self.members)} runs)" if self.members else ""
         return (
-            f"{self.name}: {len(self.queries)} judged queries evaluated; "
+            f"{self.name}{averaged}: {len(self.queries)} judged queries evaluated; "
             f"{len(self.missing)} judged queries missing from the run (scored 0); "
             f"{len(self.unjudged)} run queries without judgments (ignored)"
         )
@@ -183,3 +185,34 @@ def evaluate_run(
         for metric, ranx_name in canonical.items():
             scores[metric][index] = np.asarray(result[ranx_name], dtype=np.float64)
     return RunEvaluation(name=name, queries=queries, scores=scores, missing=missing, unjudged=unjudged)
+
+
+def average_evaluations(evaluations: Sequence[RunEvaluation], name: str) -> RunEvaluation:
+    """One system from several runs of it (e.g. seeds): per query, the mean of their scores.
+
+    Paired tests over the result treat the seed-averaged per-query score as the system's, so
+    seed noise is averaged out before queries are compared, and the test's unit stays the
+    query; the member runs' names are kept in ``members``.
+
+    Raises:
+        InputError: the runs were scored on different query sets or metrics.
+    """
+    if not evaluations:
+        raise InputError(f"run group {name!r} has no runs")
+    first = evaluations[0]
+    for other in evaluations[1:]:
+        if other.queries != first.queries or other.scores.keys() != first.scores.keys():
+            raise InputError(
+                f"run group {name!r}: {other.name} and {first.name} differ in queries or metrics"
+            )
+    scores = {m: np.mean([e.scores[m] for e in evaluations], axis=0) for m in first.scores}
+    missing = tuple(sorted({q for e in evaluations for q in e.missing}))
+    unjudged = tuple(sorted({q for e in evaluations for q in e.unjudged}))
+    return RunEvaluation(
+        name=name,
+        queries=first.queries,
+        scores=scores,
+        missing=missing,
+        unjudged=unjudged,
+        members=tuple(e.name for e in evaluations),
+    )

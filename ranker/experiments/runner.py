@@ -17,6 +17,7 @@ import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from ranker.experiments.cache import Fingerprints, StepState, step_key
 from ranker.experiments.paths import portable
@@ -102,9 +103,17 @@ class Runner:
         profile: Which profile's variables to use.
         work: The work folder (created if needed); steps run inside it.
         quiet: Pass ``-q`` to every step.
+        overrides: Variables set on the command line (``--set KEY=VALUE``).
     """
 
-    def __init__(self, spec: Spec, profile: str, work: Path, quiet: bool = False):
+    def __init__(
+        self,
+        spec: Spec,
+        profile: str,
+        work: Path,
+        quiet: bool = False,
+        overrides: dict[str, Any] | None = None,
+    ):
         self.spec = spec
         self.profile = profile
         self.work = work.resolve()
@@ -113,7 +122,7 @@ class Runner:
             work=self.work,
             spec_dir=spec.path.resolve().parent,
             profile=profile,
-            settings=spec.settings(profile),
+            settings=spec.settings(profile, overrides),
             spec_path=spec.path,
         )
         self.steps: list[tuple[Step, Context]] = []

@@ -142,13 +142,25 @@ class Spec:
     report: list[Section]
     expected: list[Expectation]
 
-    def settings(self, profile: str) -> dict[str, Any]:
-        """The ``vars`` with ``profile``'s overrides applied."""
+    def settings(self, profile: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The ``vars`` with ``profile``'s overrides applied, then ``overrides`` (``--set``).
+
+        Raises:
+            InputError: an unknown profile, or an override naming no variable.
+        """
         if profile not in self.profiles:
             raise InputError(
                 f"unknown profile {profile!r}; this spec has: {', '.join(self.profiles)}", self.path
             )
-        return {**self.vars, **self.profiles[profile]}
+        settings = {**self.vars, **self.profiles[profile]}
+        unknown = sorted(set(overrides or {}) - settings.keys())
+        if unknown:
+            raise InputError(
+                f"--set {unknown[0]}: no such variable in 'vars' or profile {profile!r} "
+                f"(known: {', '.join(sorted(settings))})",
+                self.path,
+            )
+        return {**settings, **(overrides or {})}
 
 
 def _check_keys(

@@ -8,7 +8,7 @@ from typing import Any
 from torch import nn
 
 from ranker.training.config import TrainConfig
-from ranker.training.selection import FeatureSelector
+from ranker.training.selection import FeatureEncoder, FeatureSelector
 from retrievers.errors import InputError
 
 
@@ -61,8 +61,9 @@ def build_relevance(config: TrainConfig) -> nn.Module:
     return load_biencoder(config.model, pooling=config.pooling or None, **kwargs)
 
 
-def build_selection(config: TrainConfig, retrievers: list[str]) -> nn.Module | None:
-    """CET's selection model S (None without CET)."""
+def build_selection(config: TrainConfig, retrievers: list[str] | FeatureEncoder) -> nn.Module | None:
+    """CET's selection model S (None without CET); a feature S is built on ``retrievers``
+    (retriever names, or the negatives file's :class:`FeatureEncoder`)."""
     if config.selection == "none":
         return None
     if config.selection == "features":

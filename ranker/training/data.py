@@ -24,7 +24,7 @@ import torch
 
 from ranker.training.selection import FeatureEncoder
 from retrievers.errors import InputError
-from retrievers.mining.negatives import iter_negatives
+from retrievers.mining.negatives import MinedQuery, iter_negatives
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +38,7 @@ class Example:
     positives: tuple[str, ...]
     negatives: tuple[str, ...]
     features: tuple[tuple[float, ...], ...]  # one vector per negative
+    positive_features: tuple[tuple[float, ...], ...] = ()  # one per positive (if the file has evidence)
     path: str | None = field(default=None, compare=False, repr=False)  # the negatives file
     line: int | None = field(default=None, compare=False, repr=False)  # and its line
 
@@ -62,44 +63,80 @@ class Batch:
 def read_negatives(path: str | Path) -> tuple[list[Example], list[str]]:
     """Read a negatives file; returns the usable examples and the retriever names seen.
 
-    Queries with no positive or no negative are skipped (and counted in the log).
+    See :func:`load_negatives`, which also returns the feature encoder.
+    """
+    examples, encoder = load_negatives(path)
+    return examples, encoder.retrievers
+
+
+def load_negatives(path: str | Path) -> tuple[list[Example], FeatureEncoder]:
+    """Read a negatives file: the usable examples, with the selection features of every
+    negative and positive, and the :class:`FeatureEncoder` that made them.
+
+    Queries with no positive or no negative are skipped (and counted in the log). A file
+    with retriever evidence (``evidence_lists`` on each line, written by ``ranker mine``)
+    gives positives and negatives the same features; an older file gives positives the
+    constant "missing" vector (a warning says why that matters for ``selection: features``).
 
     Raises:
         InputError: a line is not an object with the fields above (file and line named).
     """
     path = Path(path)
-    raw: list[tuple[str, str, tuple[str, ...], list[dict], int | None]] = []
+    raw: list[tuple[MinedQuery, list[dict]]] = []
     retrievers: set[str] = set()
+    sources: set[str] = set()
     skipped = 0
     for record in iter_negatives(path):  # validates each line (file and line named)
         negatives = [n.to_dict() for n in record.negatives]
         retrievers.update(n["retriever"] for n in negatives)
+        lists = record.extra.get("evidence_lists")
+        if isinstance(lists, dict):
+            sources.update(lists)
         if not record.positives or not negatives:
             skipped += 1
             continue
-        raw.append((record.qid, record.query, tuple(record.positives), negatives, record.line))
+        raw.append((record, negatives))
     if not raw:
         raise InputError("no query has both a positive and a negative", path)
-    encoder = FeatureEncoder(sorted(retrievers))
-    examples = [
-        Example(
-            qid,
-            query,
-            pos,
-            tuple(n["docid"] for n in negs),
-            tuple(tuple(v) for v in encoder.list_features(negs)),
-            str(path),
-            line,
+    encoder = FeatureEncoder(sorted(retrievers), sorted(sources))
+    examples = [_example(record, negatives, encoder, path) for record, negatives in raw]
+    if not sources:
+        logger.warning(
+            "%s has no retriever evidence for positives (mined by an older version): a "
+            "feature selection model sees every positive as one constant vector; mine again "
+            "to give positives their ranks and scores",
+            path,
         )
-        for qid, query, pos, negs, line in raw
-    ]
     logger.info(
         "%s: %d training queries (%d skipped: no positive or no negative)",
         path,
         len(examples),
         skipped,
     )
-    return examples, sorted(retrievers)
+    return examples, encoder
+
+
+def _example(record: MinedQuery, negatives: list[dict], encoder: FeatureEncoder, path: Path) -> Example:
+    """One training query, with the features of its negatives and positives."""
+    if encoder.evidence:
+        lists = record.extra.get("evidence_lists") or {}
+        found = record.extra.get("positive_evidence") or {}
+        if not isinstance(lists, dict) or not isinstance(found, dict):
+            raise InputError("evidence_lists and positive_evidence must be objects", path, record.line)
+        features = [encoder.evidence_features(n.get("evidence") or {}, lists) for n in negatives]
+        positive_features = [encoder.evidence_features(found.get(p) or {}, lists) for p in record.positives]
+    else:
+        features, positive_features = encoder.list_features(negatives), []
+    return Example(
+        record.qid,
+        record.query,
+        tuple(record.positives),
+        tuple(n["docid"] for n in negatives),
+        tuple(tuple(v) for v in features),
+        tuple(tuple(v) for v in positive_features),
+        str(path),
+        record.line,
+    )
 
 
 def load_texts(docs: Iterable, wanted: set[str], examples: Sequence[Example] = ()) -> dict[str, str]:
@@ -138,7 +175,8 @@ class BatchMaker:
             when a query has fewer).
         batch_size: queries per global micro-batch.
         seed: the run's seed.
-        feature_size: length of a feature vector (for the "missing" vector of positives).
+        missing_features: the features of a positive whose example has none (a negatives
+            file without evidence).
         negative_depth: sample only among each list's first N negatives (0: all).
     """
 
@@ -181,12 +219,20 @@ class BatchMaker:
             pos_texts=[self.texts[r[1]] for r in rows],
             neg_ids=[[e.negatives[j] for j in r[2]] for e, r in zip(ex, rows, strict=True)],
             neg_texts=[[self.texts[e.negatives[j]] for j in r[2]] for e, r in zip(ex, rows, strict=True)],
-            pos_features=torch.tensor([self.missing] * len(rows), dtype=torch.float32),
+            pos_features=torch.tensor(
+                [self._positive_features(e, r[1]) for e, r in zip(ex, rows, strict=True)],
+                dtype=torch.float32,
+            ),
             neg_features=torch.tensor(
                 [[e.features[j] for j in r[2]] for e, r in zip(ex, rows, strict=True)],
                 dtype=torch.float32,
             ),
         )
+
+    def _positive_features(self, example: Example, positive: str) -> list[float]:
+        if not example.positive_features:
+            return self.missing
+        return list(example.positive_features[example.positives.index(positive)])
 
     def _sample(self, i: int, epoch: int) -> tuple[Example, str, list[int]]:
         example = self.examples[i]

@@ -9,7 +9,7 @@ import torch
 
 from ranker.training.build import build_relevance, build_selection
 from ranker.training.config import TrainConfig
-from ranker.training.data import BatchMaker, load_texts, read_negatives
+from ranker.training.data import BatchMaker, load_negatives, load_texts
 from ranker.training.distributed import setup, teardown
 from ranker.training.evaluate import evaluate_model
 from ranker.training.selection import FeatureEncoder
@@ -56,10 +56,10 @@ def make_evaluator(config: TrainConfig, dataset):
     return evaluator
 
 
-def make_batches(config: TrainConfig, dataset) -> tuple[BatchMaker, list[str]]:
+def make_batches(config: TrainConfig, dataset) -> tuple[BatchMaker, FeatureEncoder]:
     """The config's deterministic micro-batches over its negatives file (texts read from
-    ``dataset``), and the names of the retrievers that mined the negatives."""
-    examples, retrievers = read_negatives(config.negatives)
+    ``dataset``), and the encoder of the selection features (what a feature S is built on)."""
+    examples, encoder = load_negatives(config.negatives)
     wanted = {d for e in examples for d in (*e.positives, *e.negatives)}
     texts = load_texts(dataset.docs(), wanted, examples)
     batches = BatchMaker(
@@ -68,10 +68,10 @@ def make_batches(config: TrainConfig, dataset) -> tuple[BatchMaker, list[str]]:
         config.n_negatives,
         config.batch_size,
         config.seed,
-        FeatureEncoder(retrievers).missing(),
+        encoder.missing(),
         config.negative_depth,
     )
-    return batches, retrievers
+    return batches, encoder
 
 
 def train_from_config(config: TrainConfig, resume: bool = False) -> TrainResult:
@@ -80,9 +80,9 @@ def train_from_config(config: TrainConfig, resume: bool = False) -> TrainResult:
     try:
         seed_everything(config.seed)
         dataset = load_dataset(config.dataset)
-        batches, retrievers = make_batches(config, dataset)
+        batches, features = make_batches(config, dataset)
         relevance = build_relevance(config)
-        selection = build_selection(config, retrievers)
+        selection = build_selection(config, features)
         evaluator = make_evaluator(config, dataset) if ctx.main else None
         trainer = Trainer(config, ctx, batches, relevance, selection, evaluator)
         return trainer.train(resume=resume)

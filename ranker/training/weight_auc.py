@@ -75,6 +75,65 @@ def weight_auc(
     }
 
 
+def split_weights(
+    weights: Mapping[tuple[str, str], Mapping[str, float]],
+    qrels: Mapping[str, Mapping[str, int]],
+    min_relevance: int = 1,
+) -> dict[str, dict[str, list[float]]]:
+    """``{"weight" | "weight_s": {"hidden": [...], "true_negative": [...]}}`` over the
+    negatives of queries in ``qrels``."""
+    out: dict[str, dict[str, list[float]]] = {
+        key: {"hidden": [], "true_negative": []} for key in ("weight", "weight_s")
+    }
+    for (qid, docid), values in weights.items():
+        if qid not in qrels:
+            continue
+        group = "hidden" if qrels[qid].get(docid, 0) >= min_relevance else "true_negative"
+        for key in out:
+            out[key][group].append(values[key])
+    return out
+
+
+def plot_weights(groups: Mapping[str, Mapping[str, list[float]]], path: str | Path, title: str = "") -> None:
+    """ECDFs of each weight for hidden positives vs true negatives, written atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from retrievers.io.atomic import atomic_write
+
+    path = Path(path)
+    fmt = path.suffix.lstrip(".").lower()
+    if fmt not in ("png", "pdf", "svg"):
+        raise InputError("plot file must end in .png, .pdf or .svg", path)
+    labels = {
+        "weight": "w_R = 1 + exp(S/T): weight of R's loss (lower = S thinks unjudged)",
+        "weight_s": "w_S = 1 + exp(R/T): weight of S's loss (higher = R thinks relevant)",
+    }
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, (key, label) in zip(axes, labels.items(), strict=True):
+        for group, colour in (("true_negative", "tab:blue"), ("hidden", "tab:red")):
+            values = np.sort(np.asarray(groups[key][group], dtype=float))
+            if len(values):
+                ax.step(
+                    values,
+                    np.arange(1, len(values) + 1) / len(values),
+                    where="post",
+                    color=colour,
+                    label=f"{group.replace('_', ' ')} (n={len(values)})",
+                )
+        ax.set_xlabel(label, fontsize=8)
+        ax.set_ylabel("share of negatives <= x")
+        ax.legend(fontsize=8)
+    fig.suptitle(title or "CET weights of mined negatives: hidden positives vs true negatives", fontsize=9)
+    fig.tight_layout()
+    with atomic_write(path, "wb") as out:
+        fig.savefig(out, format=fmt, dpi=120)
+    plt.close(fig)
+
+
 def write_json(path: str | Path, result: Mapping[str, Any]) -> None:
     """Write ``result`` as JSON (atomically; NaN written as null)."""
     from retrievers.io.atomic import atomic_write

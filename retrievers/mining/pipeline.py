@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from retrievers.errors import InputError
 from retrievers.io.atomic import atomic_write
 from retrievers.mining.candidates import Searcher, iter_candidates, merge_hits, positive_score
+from retrievers.mining.evidence import Evidence
 from retrievers.mining.filters import (
     CrossEncoderDenoise,
     ExcludePositives,
@@ -167,6 +168,7 @@ def mine(
     doc_text: Callable[[str], str] | None = None,
     progress: bool = True,
     source: Mapping[str, Any] | None = None,
+    evidence: Mapping[str, Searcher] | None = None,
 ) -> dict[str, Any]:
     """Mine hard negatives for every query with positives and write them to ``out``.
 
@@ -182,6 +184,9 @@ def mine(
         source: What the caller mined from (dataset, split, index folders); JSON-safe. It
             must match to resume, and is saved in the stats as ``source`` so that a rerun
             can tell the output came from the same command (see :func:`same_source`).
+        evidence: More retrievers whose ranks and scores are recorded for every negative
+            and positive (see :mod:`retrievers.mining.evidence`) without contributing
+            candidates, e.g. the run that built a judging pool.
 
     Returns:
         The statistics also saved in the ``.stats.json`` sidecar.
@@ -191,6 +196,10 @@ def mine(
         raise FileExistsError(f"{out}: output exists; remove it or choose another name")
     if not searchers:
         raise InputError("mining needs at least one index")
+    evidence = dict(evidence or {})
+    if set(evidence) & set(searchers):
+        both = sorted(set(evidence) & set(searchers))
+        raise InputError(f"an index is both a candidate and an evidence index: {both}")
     if (scorer is None) != (config.ce_threshold is None):
         raise InputError("cross-encoder rescoring needs both a scorer and ce_threshold")
     if scorer is not None and doc_text is None:
@@ -211,6 +220,7 @@ def mine(
     state = {
         "config": asdict(config),
         "retrievers": list(searchers),
+        "evidence": list(evidence),
         "queries": len(todo),
         "scorer": scorer is not None,
         "source": dict(source or {}),
@@ -222,9 +232,11 @@ def mine(
         tqdm(total=len(todo), initial=len(done), desc="mining", unit="q", disable=not progress) as bar,
     ):
         for i, (qid, hits) in enumerate(
-            iter_candidates(searchers, remaining, config.depth, config.chunk_size), start=1
+            iter_candidates({**searchers, **evidence}, remaining, config.depth, config.chunk_size), start=1
         ):
             pos = list(positives[qid])
+            found = Evidence.of(hits, config.depth)
+            hits = {name: hits[name] for name in searchers}
             scores = {
                 name: positive_score(searchers[name], todo[qid], pos, hits[name]) if need_pos else None
                 for name in searchers
@@ -239,14 +251,15 @@ def mine(
                     c.rank,
                     c.score,
                     c.retriever,
-                    {"ce_score": c.ce_score} if hasattr(c, "ce_score") else {},
+                    {"ce_score": c.ce_score, **found.of_doc(c.docid)}
+                    if hasattr(c, "ce_score")
+                    else found.of_doc(c.docid),
                 )
                 for c in chosen
             ]
             counts = {"candidates": len(cands), **dropped, "sampled_out": len(kept) - len(chosen)}
-            handle.write(
-                MinedQuery(qid, todo[qid], pos, negatives, {"filter_counts": counts}).to_json() + "\n"
-            )
+            extra = {"filter_counts": counts, **found.of_query(pos)}
+            handle.write(MinedQuery(qid, todo[qid], pos, negatives, extra).to_json() + "\n")
             bar.update(1)
             if i % config.chunk_size == 0:
                 handle.flush()
@@ -254,6 +267,7 @@ def mine(
     stats = _finish(partial, out, len(queries) - len(todo))
     stats["config"] = asdict(config)
     stats["retrievers"] = list(searchers)
+    stats["evidence"] = list(evidence)
     stats["source"] = dict(source or {})
     with atomic_write(stats_path) as handle:
         json.dump(stats, handle, indent=2)
