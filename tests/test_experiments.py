@@ -468,4 +468,4 @@ def test_the_pooling_bias_study_runs_on_a_collection_given_on_the_command_line(t
     argv = [" ".join(p.argv) for p in custom]
     assert not any("cranfield" in a for a in argv)
     assert any(a.startswith(f"index {medline} ") for a in argv)
-    assert any("med/d10/bi/d-cet-features/s3" in a for a in argv)
+    assert any("med/d5/bi/d-cet-features/s3" in a for a in argv)
