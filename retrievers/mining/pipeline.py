@@ -251,9 +251,7 @@ def mine(
                     c.rank,
                     c.score,
                     c.retriever,
-                    {"ce_score": c.ce_score, **found.of_doc(c.docid)}
-                    if hasattr(c, "ce_score")
-                    else found.of_doc(c.docid),
+                    {**({"ce_score": c.ce_score} if hasattr(c, "ce_score") else {}), **found.of_doc(c.docid)},
                 )
                 for c in chosen
             ]
