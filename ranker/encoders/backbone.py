@@ -77,6 +77,21 @@ def tokenizer_appends_eos(tokenizer: Any) -> bool:
     return ends_with_eos()
 
 
+def freeze_unused_pooler(model: nn.Module) -> bool:
+    """Freeze a base model's pooling head (BERT's ``pooler``: dense + tanh on CLS), which a
+    backbone returning hidden states never uses; True if there was one.
+
+    Its weights would get no gradient, which DDP refuses ("Parameter indices which did not
+    receive grad"). Freezing rather than deleting it keeps saved folders complete, so
+    transformers and sentence-transformers reload them without a missing-weights report.
+    """
+    pooler = getattr(model, "pooler", None)
+    if not isinstance(pooler, nn.Module):
+        return False
+    pooler.requires_grad_(False)
+    return True
+
+
 def _configs(model: nn.Module) -> Iterator[Any]:
     for module in model.modules():
         config = getattr(module, "config", None)
@@ -120,6 +135,7 @@ class Backbone(nn.Module):
             set_attention(model, self.attention)
         self.append_eos = self.is_decoder if append_eos is None else bool(append_eos)
         self._takes_position_ids = "position_ids" in inspect.signature(model.forward).parameters
+        freeze_unused_pooler(model)
         if tokenizer.pad_token is None:
             if tokenizer.eos_token is None:
                 raise ValueError("the tokenizer has neither a pad nor an EOS token")
