@@ -33,6 +33,17 @@ def is_decoder_config(config: Any) -> bool:
     )
 
 
+def classifies_sequences(config: Any) -> bool:
+    """Whether transformers has a ``*ForSequenceClassification`` model for this encoder config
+    (decoders are excluded: their heads score the last non-pad token, which differs from the
+    ranker's EOS pooling when pad and EOS are one token)."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES
+
+    return not is_decoder_config(config) and getattr(config, "model_type", "") in (
+        MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES
+    )
+
+
 def set_attention(model: nn.Module, attention: str) -> None:
     """Switch a decoder's self-attention between ``"causal"`` and ``"bidirectional"``.
 
@@ -122,6 +133,8 @@ class Backbone(nn.Module):
         self.model = model
         self.tokenizer = tokenizer
         config = model.config
+        # a *ForSequenceClassification model scores with its own head (see ``classify``)
+        self.classifier = type(model).__name__.endswith("ForSequenceClassification")
         self.is_decoder = is_decoder_config(config)
         if attention is not None and not self.is_decoder:
             if attention != "bidirectional":
@@ -161,8 +174,11 @@ class Backbone(nn.Module):
         dtype: torch.dtype | str | None = None,
         lora: dict[str, Any] | None = None,
         gradient_checkpointing: bool = False,
+        sequence_classification: bool = False,
     ) -> Backbone:
-        """Load a hub id or local folder with ``AutoModel`` and ``AutoTokenizer``.
+        """Load a hub id or local folder with ``AutoModel`` (or, with
+        ``sequence_classification``, ``AutoModelForSequenceClassification`` with one label)
+        and ``AutoTokenizer``.
 
         Args:
             name_or_path: Hub id or local folder of a transformers model, or a ``.gguf``
@@ -174,17 +190,21 @@ class Backbone(nn.Module):
             lora: If given, wrap the model with a peft LoRA adapter built from these
                 ``peft.LoraConfig`` arguments (e.g. ``{"r": 8, "target_modules": [...]}``).
             gradient_checkpointing: Trade compute for memory in training.
+            sequence_classification: Load the architecture's standard one-logit
+                classification head too (a fresh one if the checkpoint has none).
         """
-        from transformers import AutoModel, AutoTokenizer
+        from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
 
         name_or_path = str(name_or_path)
         if name_or_path.endswith(".gguf"):
             from ranker.encoders.gguf import cached_hf_folder
 
             name_or_path = str(cached_hf_folder(name_or_path))
-        model = AutoModel.from_pretrained(
-            name_or_path, trust_remote_code=trust_remote_code, dtype=dtype or torch.float32
-        )
+        kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code, "dtype": dtype or torch.float32}
+        if sequence_classification:
+            model = AutoModelForSequenceClassification.from_pretrained(name_or_path, num_labels=1, **kwargs)
+        else:
+            model = AutoModel.from_pretrained(name_or_path, **kwargs)
         tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
         backbone = cls(model, tokenizer, attention=attention, append_eos=append_eos)
         if gradient_checkpointing:
@@ -209,6 +229,8 @@ class Backbone(nn.Module):
         lora_kwargs.setdefault("r", 8)
         lora_kwargs.setdefault("lora_alpha", 2 * lora_kwargs["r"])
         lora_kwargs.setdefault("target_modules", "all-linear")
+        if self.classifier:  # peft then trains the classification head in full
+            lora_kwargs.setdefault("task_type", "SEQ_CLS")
         self.model = get_peft_model(self.model, LoraConfig(**lora_kwargs))
 
     def merged_model(self) -> nn.Module:
@@ -264,6 +286,14 @@ class Backbone(nn.Module):
             batch[i, span] = torch.as_tensor(row, dtype=torch.long)
             mask[i, span] = 1
         return {"input_ids": batch, "attention_mask": mask}
+
+    def classify(self, features: dict[str, Tensor]) -> Tensor:
+        """Logits (B, num_labels) of a sequence-classification model, called exactly as
+        transformers and sentence-transformers call it (ids, mask, token types)."""
+        if not self.classifier:
+            raise TypeError(f"{type(self.model).__name__} is not a sequence-classification model")
+        names = ("input_ids", "attention_mask", "token_type_ids")
+        return self.model(**{k: features[k] for k in names if k in features}, return_dict=True).logits
 
     def forward(self, features: dict[str, Tensor], all_layers: bool = False) -> tuple[Tensor, ...]:
         """Hidden states: all ``num_layers + 1`` of them, or just the last one.
