@@ -15,12 +15,12 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from ranker.encoders.backbone import Backbone, autocast, classifies_sequences
+from ranker.models.kind import CONFIG_NAME
 from ranker.pooling import build_pooler, pooler_from_config
 from retrievers.io.atomic import atomic_directory
 
 logger = logging.getLogger(__name__)
 
-CONFIG_NAME = "ranker_config.json"
 HEAD_NAME = "head.safetensors"
 SEQUENCE_CLASSIFICATION = "sequence-classification"  # ranker_config.json "head" values
 RANKER_HEAD = "pooler-linear"
@@ -103,6 +103,12 @@ class CrossEncoder(nn.Module):
         if pooling is None and not pooler_kwargs and not str(name_or_path).endswith(".gguf"):
             config = AutoConfig.from_pretrained(str(name_or_path), trust_remote_code=trust_remote_code)
             standard = classifies_sequences(config)
+            trained = any(a.endswith("ForSequenceClassification") for a in config.architectures or [])
+            if trained and not standard:  # its head would be dropped for a random one
+                raise ValueError(
+                    f"{name_or_path}: {config.architectures[0]} heads are not supported; "
+                    "start from the base model instead"
+                )
         backbone = Backbone.from_pretrained(
             name_or_path,
             attention=attention,
