@@ -121,3 +121,116 @@ def test_ddp_training_run_matches_one_process(tmp_path):
             assert torch.allclose(a[key], b[key], atol=atol), (name, key)
     ranks = sorted(p.name for p in (tmp_path / "ddp").glob("weights.rank*.jsonl"))
     assert ranks == ["weights.rank0.jsonl", "weights.rank1.jsonl"]
+
+
+# -- the real all-MiniLM-L6-v2 through the Trainer: cross-encoder, bi-encoder, CET ---------------
+# (model_type, selection): a cross-encoder R; a bi-encoder R (BERT's pooler is unused there);
+# CET with a bi-encoder R and a cross-encoder S, so both scorers run inside DDP at once.
+MINILM_CASES = {"cross": ("cross", "none"), "bi": ("bi", "none"), "cet": ("bi", "text")}
+
+
+def _minilm_trainer(data: Path, out: Path, minilm: str, model_type: str, selection: str):
+    """A Trainer built by the real builders (as ``ranker train`` does), dropout off so that
+    2 ranks and 1 process compute the same thing."""
+    from ranker.training.build import build_relevance, build_selection
+    from ranker.training.config import build_config
+    from ranker.training.distributed import setup
+    from ranker.training.pipeline import make_batches, seed_everything
+    from ranker.training.trainer import Trainer
+
+    config = build_config(
+        {
+            "dataset": str(data),
+            "negatives": str(data / "negatives.jsonl"),
+            "output_dir": str(out),
+            "model": minilm,
+            "model_type": model_type,
+            "loss": "infonce" if model_type == "bi" else "listwise",
+            "selection": selection,
+            "batch_size": 4,
+            "n_negatives": 2,
+            "max_length": 16,
+            "max_steps": 1,
+            "seed": 7,
+            "device": "cpu",
+            "weight_pass": "shared",
+            "dump_weights": False,
+        }
+    )
+    ctx = setup("cpu")
+    batches, retrievers = make_batches(config, load_dataset(config.dataset))
+    seed_everything(config.seed)  # the fresh cross-encoder head: same init on every rank
+    models = [build_relevance(config), build_selection(config, retrievers)]
+    for model in filter(None, models):
+        for module in model.modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.p = 0.0
+    return Trainer(config, ctx, batches, models[0], models[1])
+
+
+def _minilm_loss_and_grads(data: Path, out: Path, minilm: str, case: str, rank: int, world: int):
+    trainer = _minilm_trainer(data, out / case, minilm, *MINILM_CASES[case])
+    stats = {"loss": 0.0, "loss_unweighted": 0.0, "selection_loss": 0.0}
+    stats.update({f"w_{k}": 0.0 for k in ("mean", "std", "min", "max", "clipped")})
+    trainer._micro_step(trainer.batches.batch(0, rank, world), 1, stats)
+    losses = torch.tensor([stats["loss"], stats["selection_loss"]], dtype=torch.float64)
+    if world > 1:
+        dist.all_reduce(losses)
+        losses /= world
+    grads = {"loss": losses}
+    for name, model in trainer.models.items():
+        for param_name, param in model.named_parameters():
+            if param.requires_grad:
+                # DDP refuses a step in which a trainable parameter got no gradient
+                assert param.grad is not None, (case, name, param_name)
+                grads[f"{name}.{param_name}"] = param.grad.clone()
+            else:
+                assert param.grad is None
+    return grads
+
+
+def _minilm_worker(rank: int, world: int, port: int, data: str, out: str, minilm: str) -> None:
+    os.environ.update(
+        {
+            "RANK": str(rank),
+            "WORLD_SIZE": str(world),
+            "LOCAL_RANK": str(rank),
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port),
+        }
+    )
+    torch.set_num_threads(1)
+    from ranker.training.distributed import Context, teardown
+
+    for case in MINILM_CASES:
+        grads = _minilm_loss_and_grads(Path(data), Path(out) / f"rank{rank}", minilm, case, rank, world)
+        torch.save(grads, f"{out}/{case}.rank{rank}.pt")
+    teardown(Context(rank, world, torch.device("cpu")))
+
+
+@pytest.mark.integration
+def test_ddp_with_real_minilm_matches_one_process(tmp_path, minilm_path):
+    """2 gloo ranks through the Trainer with the real MiniLM (DDP around a cross-encoder, whose
+    ``tokenize`` is not on the wrapper, and around a bi-encoder with BERT's unused pooler) give
+    the single-process loss and gradients, for a cross-encoder, a bi-encoder and CET."""
+    data, _ = write_toy_data(tmp_path / "toy", n_queries=8, n_docs=16)
+    args = (2, _free_port(), str(data), str(tmp_path), str(minilm_path))
+    mp.spawn(_minilm_worker, args=args, nprocs=2)
+    for case in MINILM_CASES:
+        one = _minilm_loss_and_grads(data, tmp_path / "one", str(minilm_path), case, 0, 1)
+        assert any(k.startswith("selection.") for k in one) == (case == "cet")
+        for rank in (0, 1):
+            got = torch.load(tmp_path / f"{case}.rank{rank}.pt", weights_only=True)
+            assert got.keys() == one.keys()
+            torch.testing.assert_close(got.pop("loss"), one["loss"], rtol=1e-5, atol=1e-7)
+            # float32 sums in another order: each tensor within 1e-4 of its norm, plus 1e-6 of
+            # its model's whole gradient for tensors that are 0 in exact arithmetic (key biases);
+            # a rank's half batch or a missing gather would be off by tens of percent
+            scale = {
+                m: torch.cat([g.flatten() for k, g in one.items() if k.startswith(m + ".")]).norm()
+                for m in {k.split(".")[0] for k in got}
+            }
+            for name, grad in got.items():
+                ref, total = one[name], scale[name.split(".")[0]]
+                assert total > 0
+                assert (grad - ref).norm() <= 1e-4 * ref.norm() + 1e-6 * total, (case, name)

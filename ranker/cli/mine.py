@@ -95,11 +95,16 @@ def register(subparsers) -> None:
 
 def _cross_encoder(model: str):
     from ranker.models import CrossEncoder
+    from ranker.models.kind import require_kind
 
+    kind = require_kind(
+        model,
+        ("crossencoder", "sequence-classification", "sentence-transformers", "transformers", "gguf", "hub"),
+        "a cross-encoder or a transformers model to score pairs with",
+    )
     try:
-        path = Path(model)
-        if (path / "ranker_config.json").is_file():
-            return CrossEncoder.load(path)
+        if kind == "crossencoder":
+            return CrossEncoder.load(model)
         return CrossEncoder.from_pretrained(model)
     except (OSError, ValueError) as err:
         raise InputError(f"could not load cross-encoder {model!r}: {err}") from None

@@ -26,9 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from ranker.models import CrossEncoder
+    from ranker.models.kind import require_kind
     from ranker.rerank import rerank
     from ranker.training.distributed import pick_device
     from retrievers.errors import InputError
@@ -37,8 +36,12 @@ def run(args: argparse.Namespace) -> int:
 
     if args.depth < 1:
         raise InputError(f"--depth {args.depth}: expected >= 1")
-    if not (Path(args.model) / "ranker_config.json").is_file():
-        raise InputError("not a saved cross-encoder (no ranker_config.json)", args.model)
+    kind = require_kind(
+        args.model,
+        ("crossencoder", "sequence-classification"),
+        "a cross-encoder (saved by `ranker train` with model_type cross, or a transformers "
+        "*ForSequenceClassification folder with one label)",
+    )
     dataset = load_dataset(args.dataset)
     queries = dataset.queries(args.split)
     run_in = read_run(args.run)
@@ -50,7 +53,14 @@ def run(args: argparse.Namespace) -> int:
             f"{len(missing)} document(s) of the run are not in the dataset, e.g. {sorted(missing)[0]!r}",
             args.run,
         )
-    model = CrossEncoder.load(args.model).to(pick_device(args.device))
+    try:
+        if kind == "crossencoder":
+            model = CrossEncoder.load(args.model)
+        else:
+            model = CrossEncoder.from_pretrained(args.model)
+    except ValueError as err:
+        raise InputError(f"cannot load this cross-encoder: {err}", args.model) from None
+    model = model.to(pick_device(args.device))
     reranked = rerank(
         model, queries, texts, run_in, depth=args.depth, batch_size=args.batch_size, keep_rest=args.keep_rest
     )

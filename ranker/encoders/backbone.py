@@ -33,6 +33,17 @@ def is_decoder_config(config: Any) -> bool:
     )
 
 
+def classifies_sequences(config: Any) -> bool:
+    """Whether transformers has a ``*ForSequenceClassification`` model for this encoder config
+    (decoders are excluded: their heads score the last non-pad token, which differs from the
+    ranker's EOS pooling when pad and EOS are one token)."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES
+
+    return not is_decoder_config(config) and getattr(config, "model_type", "") in (
+        MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES
+    )
+
+
 def set_attention(model: nn.Module, attention: str) -> None:
     """Switch a decoder's self-attention between ``"causal"`` and ``"bidirectional"``.
 
@@ -77,6 +88,21 @@ def tokenizer_appends_eos(tokenizer: Any) -> bool:
     return ends_with_eos()
 
 
+def freeze_unused_pooler(model: nn.Module) -> bool:
+    """Freeze a base model's pooling head (BERT's ``pooler``: dense + tanh on CLS), which a
+    backbone returning hidden states never uses; True if there was one.
+
+    Its weights would get no gradient, which DDP refuses ("Parameter indices which did not
+    receive grad"). Freezing rather than deleting it keeps saved folders complete, so
+    transformers and sentence-transformers reload them without a missing-weights report.
+    """
+    pooler = getattr(model, "pooler", None)
+    if not isinstance(pooler, nn.Module):
+        return False
+    pooler.requires_grad_(False)
+    return True
+
+
 def _configs(model: nn.Module) -> Iterator[Any]:
     for module in model.modules():
         config = getattr(module, "config", None)
@@ -107,6 +133,8 @@ class Backbone(nn.Module):
         self.model = model
         self.tokenizer = tokenizer
         config = model.config
+        # a *ForSequenceClassification model scores with its own head (see ``classify``)
+        self.classifier = type(model).__name__.endswith("ForSequenceClassification")
         self.is_decoder = is_decoder_config(config)
         if attention is not None and not self.is_decoder:
             if attention != "bidirectional":
@@ -120,6 +148,7 @@ class Backbone(nn.Module):
             set_attention(model, self.attention)
         self.append_eos = self.is_decoder if append_eos is None else bool(append_eos)
         self._takes_position_ids = "position_ids" in inspect.signature(model.forward).parameters
+        freeze_unused_pooler(model)
         if tokenizer.pad_token is None:
             if tokenizer.eos_token is None:
                 raise ValueError("the tokenizer has neither a pad nor an EOS token")
@@ -145,8 +174,11 @@ class Backbone(nn.Module):
         dtype: torch.dtype | str | None = None,
         lora: dict[str, Any] | None = None,
         gradient_checkpointing: bool = False,
+        sequence_classification: bool = False,
     ) -> Backbone:
-        """Load a hub id or local folder with ``AutoModel`` and ``AutoTokenizer``.
+        """Load a hub id or local folder with ``AutoModel`` (or, with
+        ``sequence_classification``, ``AutoModelForSequenceClassification`` with one label)
+        and ``AutoTokenizer``.
 
         Args:
             name_or_path: Hub id or local folder of a transformers model, or a ``.gguf``
@@ -158,17 +190,21 @@ class Backbone(nn.Module):
             lora: If given, wrap the model with a peft LoRA adapter built from these
                 ``peft.LoraConfig`` arguments (e.g. ``{"r": 8, "target_modules": [...]}``).
             gradient_checkpointing: Trade compute for memory in training.
+            sequence_classification: Load the architecture's standard one-logit
+                classification head too (a fresh one if the checkpoint has none).
         """
-        from transformers import AutoModel, AutoTokenizer
+        from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
 
         name_or_path = str(name_or_path)
         if name_or_path.endswith(".gguf"):
             from ranker.encoders.gguf import cached_hf_folder
 
             name_or_path = str(cached_hf_folder(name_or_path))
-        model = AutoModel.from_pretrained(
-            name_or_path, trust_remote_code=trust_remote_code, dtype=dtype or torch.float32
-        )
+        kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code, "dtype": dtype or torch.float32}
+        if sequence_classification:
+            model = AutoModelForSequenceClassification.from_pretrained(name_or_path, num_labels=1, **kwargs)
+        else:
+            model = AutoModel.from_pretrained(name_or_path, **kwargs)
         tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
         backbone = cls(model, tokenizer, attention=attention, append_eos=append_eos)
         if gradient_checkpointing:
@@ -193,6 +229,8 @@ class Backbone(nn.Module):
         lora_kwargs.setdefault("r", 8)
         lora_kwargs.setdefault("lora_alpha", 2 * lora_kwargs["r"])
         lora_kwargs.setdefault("target_modules", "all-linear")
+        if self.classifier:  # peft then trains the classification head in full
+            lora_kwargs.setdefault("task_type", "SEQ_CLS")
         self.model = get_peft_model(self.model, LoraConfig(**lora_kwargs))
 
     def merged_model(self) -> nn.Module:
@@ -248,6 +286,14 @@ class Backbone(nn.Module):
             batch[i, span] = torch.as_tensor(row, dtype=torch.long)
             mask[i, span] = 1
         return {"input_ids": batch, "attention_mask": mask}
+
+    def classify(self, features: dict[str, Tensor]) -> Tensor:
+        """Logits (B, num_labels) of a sequence-classification model, called exactly as
+        transformers and sentence-transformers call it (ids, mask, token types)."""
+        if not self.classifier:
+            raise TypeError(f"{type(self.model).__name__} is not a sequence-classification model")
+        names = ("input_ids", "attention_mask", "token_type_ids")
+        return self.model(**{k: features[k] for k in names if k in features}, return_dict=True).logits
 
     def forward(self, features: dict[str, Tensor], all_layers: bool = False) -> tuple[Tensor, ...]:
         """Hidden states: all ``num_layers + 1`` of them, or just the last one.

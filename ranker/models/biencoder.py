@@ -16,12 +16,11 @@ from torch import Tensor, nn
 from ranker.encoders.backbone import Backbone
 from ranker.encoders.encoder import Encoder
 from ranker.encoders.io import load_tower, save_tower, tower_config
+from ranker.models.kind import CONFIG_NAME
 from ranker.pooling import build_pooler
 from retrievers.io.atomic import atomic_directory
 
 logger = logging.getLogger(__name__)
-
-CONFIG_NAME = "ranker_config.json"
 
 
 class BiEncoder(nn.Module):

@@ -14,24 +14,39 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from ranker.encoders.backbone import Backbone, autocast
+from ranker.encoders.backbone import Backbone, autocast, classifies_sequences
+from ranker.models.kind import CONFIG_NAME
 from ranker.pooling import build_pooler, pooler_from_config
 from retrievers.io.atomic import atomic_directory
 
 logger = logging.getLogger(__name__)
 
-CONFIG_NAME = "ranker_config.json"
 HEAD_NAME = "head.safetensors"
+SEQUENCE_CLASSIFICATION = "sequence-classification"  # ranker_config.json "head" values
+RANKER_HEAD = "pooler-linear"
+# sentence-transformers applies a sigmoid to one-logit models unless the config names another
+IDENTITY = "torch.nn.modules.linear.Identity"
 
 
 class CrossEncoder(nn.Module):
-    """Backbone over the (query, document) pair, a pooler, and a linear scoring head
-    (Nogueira & Cho, "Passage Re-ranking with BERT", 2019). Encoders pool the CLS token by
-    default; decoders the last token (the appended EOS), as in RankLLaMA (Ma et al., SIGIR 2024).
+    """A transformer reading the (query, document) pair, one relevance score out (Nogueira &
+    Cho, "Passage Re-ranking with BERT", 2019).
+
+    Two kinds of head:
+
+    * the architecture's standard one-logit ``*ForSequenceClassification`` head (BERT: its
+      pooler, dense + tanh on CLS, then dropout and a linear layer) -- the default for
+      encoders. Saved folders are plain transformers sequence-classification models that
+      ``AutoModelForSequenceClassification`` and ``sentence_transformers.CrossEncoder`` load
+      with the scores ranker gives;
+    * a ranker pooler and a linear head on the base model (``head.safetensors``), for
+      decoders (last-token pooling, as RankLLaMA, Ma et al., SIGIR 2024) and for any explicit
+      ``pooling``. Only ranker loads these heads.
 
     Args:
-        backbone: Transformer and tokenizer.
-        pooler: Any registered pooler sized for the backbone.
+        backbone: Transformer and tokenizer (a sequence-classification model when ``pooler``
+            is None).
+        pooler: A registered pooler sized for the backbone, or None for the standard head.
         max_length: Token budget for the pair (the query is kept whole when possible).
         dtype: Autocast dtype (bf16/fp16) for forward passes.
     """
@@ -39,16 +54,29 @@ class CrossEncoder(nn.Module):
     def __init__(
         self,
         backbone: Backbone,
-        pooler: nn.Module,
+        pooler: nn.Module | None = None,
         max_length: int = 512,
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
         self.backbone = backbone
         self.pooler = pooler
-        self.head = nn.Linear(pooler.output_dim, 1)
+        self.head: nn.Linear | None = None
+        if pooler is None:
+            if not backbone.classifier:
+                raise ValueError("a cross-encoder without a pooler needs a sequence-classification backbone")
+            labels = backbone.model.config.num_labels
+            if labels != 1:
+                raise ValueError(f"the sequence-classification model has {labels} labels; expected 1")
+        else:
+            self.head = nn.Linear(pooler.output_dim, 1)
         self.max_length = int(max_length)
         self.dtype = dtype
+
+    @property
+    def standard(self) -> bool:
+        """Whether scores come from the transformers sequence-classification head."""
+        return self.pooler is None
 
     @classmethod
     def from_pretrained(
@@ -64,15 +92,33 @@ class CrossEncoder(nn.Module):
         trust_remote_code: bool = False,
         **pooler_kwargs: Any,
     ) -> CrossEncoder:
-        """A new cross-encoder (fresh scoring head) on a transformers backbone, in eval mode
-        (call ``.train()`` to train it)."""
+        """A cross-encoder on a transformers backbone, in eval mode (call ``.train()`` to train
+        it). Without ``pooling``, an encoder gets its standard sequence-classification head (a
+        fresh one, or the checkpoint's own when it is already such a model, e.g. a
+        sentence-transformers cross-encoder); a decoder gets last-token pooling and a linear
+        head. An explicit ``pooling`` always means a ranker pooler and linear head."""
+        from transformers import AutoConfig
+
+        standard = False
+        if pooling is None and not pooler_kwargs and not str(name_or_path).endswith(".gguf"):
+            config = AutoConfig.from_pretrained(str(name_or_path), trust_remote_code=trust_remote_code)
+            standard = classifies_sequences(config)
+            trained = any(a.endswith("ForSequenceClassification") for a in config.architectures or [])
+            if trained and not standard:  # its head would be dropped for a random one
+                raise ValueError(
+                    f"{name_or_path}: {config.architectures[0]} heads are not supported; "
+                    "start from the base model instead"
+                )
         backbone = Backbone.from_pretrained(
             name_or_path,
             attention=attention,
             lora=lora,
             gradient_checkpointing=gradient_checkpointing,
             trust_remote_code=trust_remote_code,
+            sequence_classification=standard,
         )
+        if standard:
+            return cls(backbone, None, max_length=max_length, dtype=dtype).eval()
         pooling = pooling or ("last" if backbone.is_decoder else "cls")
         pooler = build_pooler(
             pooling,
@@ -119,6 +165,8 @@ class CrossEncoder(nn.Module):
         device = self.device
         features = {k: v.to(device) for k, v in features.items() if isinstance(v, Tensor)}
         with autocast(device, self.dtype):
+            if self.pooler is None or self.head is None:
+                return self.backbone.classify(features).squeeze(-1).float()
             hidden = self.backbone(features, all_layers=self.pooler.needs_all_layers)
             pooled = self.pooler(hidden, features["attention_mask"])
             scores = self.head(pooled.to(self.head.weight.dtype)).squeeze(-1)
@@ -153,38 +201,69 @@ class CrossEncoder(nn.Module):
             self.train(was_training)
         return out
 
+    def config(self) -> dict[str, Any]:
+        """The ranker side of a saved folder (``ranker_config.json``)."""
+        config: dict[str, Any] = {
+            "type": "crossencoder",
+            "head": SEQUENCE_CLASSIFICATION if self.standard else RANKER_HEAD,
+            "max_length": self.max_length,
+            "attention": self.backbone.attention,
+            "append_eos": self.backbone.append_eos,
+        }
+        if self.pooler is not None:
+            config["pooler"] = self.pooler.get_config()
+        return config
+
     def save(self, directory: str | Path) -> None:
-        """Write backbone (safetensors), tokenizer, pooler + head weights and a JSON config."""
+        """Write the model atomically to a new (or empty) folder.
+
+        Standard head: a transformers sequence-classification folder (``config.json`` naming
+        e.g. ``BertForSequenceClassification``, one label, ``model.safetensors`` with the
+        head), whose tokenizer truncates at ``max_length`` and whose config tells
+        sentence-transformers to return raw logits, as :meth:`score` does. Ranker head: the
+        base model plus ``head.safetensors`` (pooler and linear head).
+        """
+        tokenizer = self.backbone.tokenizer
         with atomic_directory(directory) as tmp:
-            self.backbone.merged_model().save_pretrained(tmp, safe_serialization=True)
-            self.backbone.tokenizer.save_pretrained(tmp)
-            state = {f"pooler.{k}": v for k, v in self.pooler.state_dict().items()}
-            state.update({f"head.{k}": v for k, v in self.head.state_dict().items()})
-            save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, str(tmp / HEAD_NAME))
-            config = {
-                "type": "crossencoder",
-                "max_length": self.max_length,
-                "attention": self.backbone.attention,
-                "append_eos": self.backbone.append_eos,
-                "pooler": self.pooler.get_config(),
-            }
-            (tmp / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
+            model = self.backbone.merged_model()
+            if self.standard:
+                model.config.sentence_transformers = {"activation_fn": IDENTITY}
+            model.save_pretrained(tmp, safe_serialization=True)
+            saved_length = tokenizer.model_max_length
+            tokenizer.model_max_length = self.max_length
+            try:
+                tokenizer.save_pretrained(tmp)
+            finally:
+                tokenizer.model_max_length = saved_length
+            if self.pooler is not None and self.head is not None:
+                state = {f"pooler.{k}": v for k, v in self.pooler.state_dict().items()}
+                state.update({f"head.{k}": v for k, v in self.head.state_dict().items()})
+                save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, str(tmp / HEAD_NAME))
+            (tmp / CONFIG_NAME).write_text(json.dumps(self.config(), indent=2) + "\n")
+        logger.info("saved cross-encoder to %s", directory)
 
     @classmethod
     def load(cls, directory: str | Path, **backbone_kwargs: Any) -> CrossEncoder:
-        """Load a folder written by :meth:`save`."""
+        """Load a folder written by :meth:`save` (folders saved before the standard head, with
+        ``head.safetensors`` and no ``head`` key, load as ranker heads)."""
         directory = Path(directory)
         config = json.loads((directory / CONFIG_NAME).read_text(encoding="utf-8"))
         if config.get("type") != "crossencoder":
             raise ValueError(f"{directory / CONFIG_NAME}: expected type 'crossencoder'")
+        standard = config.get("head", RANKER_HEAD) == SEQUENCE_CLASSIFICATION
         backbone = Backbone.from_pretrained(
             directory,
             attention=config["attention"],
             append_eos=config["append_eos"],
+            sequence_classification=standard,
             **backbone_kwargs,
         )
-        model = cls(backbone, pooler_from_config(config["pooler"]), max_length=config["max_length"])
+        if standard:
+            return cls(backbone, None, max_length=config["max_length"]).eval()
+        pooler = pooler_from_config(config["pooler"])
+        model = cls(backbone, pooler, max_length=config["max_length"])
         state = load_file(str(directory / HEAD_NAME))
-        model.pooler.load_state_dict({k[7:]: v for k, v in state.items() if k.startswith("pooler.")})
+        pooler.load_state_dict({k[7:]: v for k, v in state.items() if k.startswith("pooler.")})
+        assert model.head is not None
         model.head.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("head.")})
         return model.eval()

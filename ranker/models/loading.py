@@ -7,7 +7,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from ranker.models.biencoder import CONFIG_NAME, BiEncoder
+from ranker.models.biencoder import BiEncoder
+from ranker.models.kind import model_kind
+from retrievers.errors import InputError
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +74,10 @@ def load_biencoder(model: str | Path, pooling: str | None = None, **kw: Any) -> 
     models default to mean pooling for encoders and last-token pooling for decoders.
     """
     path = Path(model)
-    if (path / CONFIG_NAME).is_file():
+    kind = model_kind(model)
+    if kind == "crossencoder":
+        raise InputError("a cross-encoder saved by ranker; expected a bi-encoder or a backbone", path)
+    if kind == "biencoder":
         loaded = BiEncoder.load(path)
         saved = loaded.query_encoder.pooler.mode
         if pooling is not None and pooling != saved:

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from torch import nn
 
+from ranker.models.kind import model_kind
 from ranker.training.config import TrainConfig
 from ranker.training.selection import FeatureEncoder, FeatureSelector
 from retrievers.errors import InputError
-
-
-def _is_saved(path: str, kind: str) -> bool:
-    config = Path(path) / "ranker_config.json"
-    return config.is_file() and f'"{kind}"' in config.read_text(encoding="utf-8")
 
 
 def _check_attention(model: nn.Module, config: TrainConfig, source: str) -> nn.Module:
@@ -34,7 +29,7 @@ def _check_attention(model: nn.Module, config: TrainConfig, source: str) -> nn.M
 def _cross(source: str, config: TrainConfig, pooling: str | None) -> nn.Module:
     from ranker.models import CrossEncoder
 
-    if _is_saved(source, "crossencoder"):
+    if model_kind(source) == "crossencoder":
         return _check_attention(CrossEncoder.load(source), config, source)
     return CrossEncoder.from_pretrained(
         source,
@@ -51,7 +46,12 @@ def build_relevance(config: TrainConfig) -> nn.Module:
 
     if config.model_type == "cross":
         return _cross(config.model, config, config.pooling or None)
-    if _is_saved(config.model, "biencoder"):
+    kind = model_kind(config.model)
+    if kind == "crossencoder":
+        raise InputError(
+            f"config key 'model' = {config.model!r} is a saved cross-encoder, but model_type is 'bi'"
+        )
+    if kind == "biencoder":
         return _check_attention(load_biencoder(config.model), config, config.model)
     kwargs: dict[str, Any] = {"normalize": config.normalize, "max_length": config.max_length}
     if config.gradient_checkpointing:

@@ -28,6 +28,12 @@ def to_device(features: Any, device: torch.device) -> Any:
     return {k: v.to(device) if torch.is_tensor(v) else v for k, v in features.items()}
 
 
+def unwrap(model: nn.Module) -> nn.Module:
+    """The model inside a DDP wrapper (DDP only forwards ``forward``; other methods such as
+    ``tokenize`` live on the wrapped module)."""
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
 def gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
     """Concatenate ``tensor`` from all ranks along dim 0, keeping gradients to every rank."""
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
@@ -38,16 +44,20 @@ def gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
 
 
 class CrossScorer:
-    """Cross-encoder scores: column 0 is each query's positive, then its negatives."""
+    """Cross-encoder scores: column 0 is each query's positive, then its negatives.
+
+    ``model`` may be wrapped in DDP: pairs are tokenized by the wrapped module and scored
+    through the wrapper (so gradients are synchronized)."""
 
     def __init__(self, model: nn.Module, device: torch.device):
         self.model, self.device = model, device
+        self.tokenize = unwrap(model).tokenize
 
     def __call__(self, batch: Batch) -> Scores:
         n = len(batch.neg_ids[0])
         queries = [q for q in batch.queries for _ in range(n + 1)]
         docs = [d for p, negs in zip(batch.pos_texts, batch.neg_texts, strict=True) for d in [p, *negs]]
-        logits = self.model(to_device(self.model.tokenize(queries, docs), self.device))
+        logits = self.model(to_device(self.tokenize(queries, docs), self.device))
         logits = logits.reshape(len(batch), n + 1)
         return Scores.from_groups(logits[:, 0], logits[:, 1:])
 
@@ -56,7 +66,7 @@ class CrossScorer:
         n = len(batch.neg_ids[0])
         queries = [q for q in batch.queries for _ in range(n)]
         docs = [d for negs in batch.neg_texts for d in negs]
-        logits = self.model(to_device(self.model.tokenize(queries, docs), self.device))
+        logits = self.model(to_device(self.tokenize(queries, docs), self.device))
         return logits.reshape(len(batch), n)
 
 
@@ -72,7 +82,7 @@ class BiScorer:
         self.model, self.device, self.scale = model, device, scale
 
     def __call__(self, batch: Batch) -> Scores:
-        inner = self.model.module if hasattr(self.model, "module") else self.model
+        inner = unwrap(self.model)
         b, n = len(batch), len(batch.neg_ids[0])
         texts = list(batch.pos_texts) + [t for negs in batch.neg_texts for t in negs]
         q, d = self.model(
@@ -89,7 +99,7 @@ class BiScorer:
     def negatives(self, batch: Batch) -> torch.Tensor:
         """``[B, n]`` scores of each query against its own hard negatives only (CET's weight
         pass: no positives, no gathering across ranks)."""
-        inner = self.model.module if hasattr(self.model, "module") else self.model
+        inner = unwrap(self.model)
         b, n = len(batch), len(batch.neg_ids[0])
         texts = [t for negs in batch.neg_texts for t in negs]
         q, d = self.model(
