@@ -47,6 +47,13 @@ def add_dense_index_args(parser: argparse.ArgumentParser) -> None:
         action="store_false",
         help="keep raw vectors (dot product) instead of L2-normalizing (cosine)",
     )
+    group.add_argument(
+        "--embeddings",
+        metavar="DIR",
+        help="index vectors computed earlier instead of encoding: a `ranker encode` folder or "
+        "another dense index (its model, pooling and attention are used; --model, if given, "
+        "must match); DATASET is then optional and, if given, must be the encoded corpus",
+    )
     group.add_argument("--batch-size", type=int, default=64, help="encoding batch size")
     group.add_argument("--shard-size", type=int, default=4096, help="documents per resumable encoding shard")
     group.add_argument("--hnsw-m", type=int, default=32, help="HNSW neighbours per node")
@@ -113,6 +120,113 @@ def build_dense(args: argparse.Namespace, dataset: Any, index_dir: Path) -> Path
         faiss_config=config,
         normalize=args.normalize,
         shard_size=args.shard_size,
+    )
+
+
+def _same_model(given: str, recorded: str) -> bool:
+    if given == recorded:
+        return True
+    a, b = Path(given), Path(recorded)
+    return a.exists() and b.exists() and a.resolve() == b.resolve()
+
+
+def _stored_vectors(folder: Path) -> tuple[dict[str, Any], list[str], Any]:
+    """``(record, docids, vectors)`` of a ``ranker encode`` folder or a dense index; the
+    record has ``model``, ``pooling``, ``encoder_options`` and ``dataset``."""
+    from ranker.encoders.corpus import CONFIG_NAME, read_embeddings
+    from retrievers.dense import read_index_vectors
+    from retrievers.index_meta import META_FILE
+
+    if (folder / META_FILE).is_file():
+        meta, docids, vectors = read_index_vectors(folder)
+        return meta, docids, vectors
+    if (folder / CONFIG_NAME).is_file():
+        import json
+
+        config = json.loads((folder / CONFIG_NAME).read_text(encoding="utf-8"))
+        docids, vectors = read_embeddings(folder)
+        pooling = config.get("pooling")
+        attention = config.get("attention")
+        if config.get("limit"):
+            logger.warning("%s holds only the first %d documents (--limit)", folder, config["limit"])
+        record = {
+            "model": config["model"],
+            "pooling": pooling.get("mode") if isinstance(pooling, dict) else pooling,
+            "encoder_options": {"attention": attention} if attention else None,
+            "dataset": config.get("dataset"),
+        }
+        return record, docids, vectors
+    raise InputError(
+        f"not an encoding ({CONFIG_NAME} from `ranker encode`) nor a dense index ({META_FILE})", folder
+    )
+
+
+def _same_corpus(dataset: Any, recorded: dict[str, Any] | None) -> bool:
+    if not recorded:
+        return True
+    mine = dataset.describe()
+    if mine.get("fingerprint") and recorded.get("fingerprint"):
+        return mine["fingerprint"] == recorded["fingerprint"]
+    return mine == recorded
+
+
+def build_dense_from_embeddings(args: argparse.Namespace, dataset: Any | None, index_dir: Path) -> Path:
+    """``ranker index --retriever dense --embeddings DIR``: index stored vectors, no encoding.
+
+    Raises:
+        InputError: the folder holds no vectors, or ``--model`` / ``--pooling`` /
+            ``--attention`` / DATASET differ from what computed them (naming both).
+    """
+    from retrievers.dense import build_dense_index_from_vectors
+    from retrievers.faiss_index import FaissConfig
+
+    folder = Path(args.embeddings)
+    if not folder.is_dir():
+        raise InputError(
+            "--embeddings folder not found (expected `ranker encode` output or a dense index)", folder
+        )
+    record, docids, vectors = _stored_vectors(folder)
+    model, pooling = record["model"], record.get("pooling")
+    options = record.get("encoder_options") or {}
+    if args.model and not _same_model(args.model, model):
+        raise InputError(
+            f"--model {args.model!r} differs from {model!r}, which computed these embeddings", folder
+        )
+    if args.pooling and args.pooling != pooling:
+        recorded = repr(pooling) if pooling else "the model's default"
+        raise InputError(
+            f"--pooling {args.pooling!r} differs from {recorded}, which computed these embeddings", folder
+        )
+    attention, recorded_attention = getattr(args, "attention", None), options.get("attention")
+    if attention and attention != recorded_attention:
+        recorded = repr(recorded_attention) if recorded_attention else "the model's default"
+        raise InputError(
+            f"--attention {attention!r} differs from {recorded}, which computed these embeddings", folder
+        )
+    if dataset is not None and not _same_corpus(dataset, record.get("dataset")):
+        raise InputError(f"these embeddings were computed from another corpus than {dataset.name!r}", folder)
+    config = FaissConfig(
+        kind=args.faiss,
+        hnsw_m=args.hnsw_m,
+        ef_search=args.ef_search,
+        nlist=args.nlist,
+        pq_m=args.pq_m,
+        nprobe=args.nprobe,
+    )
+    logger.info(
+        "indexing %d stored vectors from %s (model %s, pooling %s)", len(docids), folder, model, pooling
+    )
+    return build_dense_index_from_vectors(
+        vectors,
+        docids,
+        index_dir,
+        model=model,
+        pooling=pooling,
+        encoder_options=options or None,
+        faiss_config=config,
+        normalize=args.normalize,
+        dataset=record.get("dataset"),
+        source=str(folder.resolve()),
     )
 
 
