@@ -81,6 +81,9 @@ def register(subparsers) -> None:
     p.add_argument("--k1", type=float, default=0.9, help="BM25 k1 for BM25 indexes (0.9)")
     p.add_argument("--b", type=float, default=0.4, help="BM25 b for BM25 indexes (0.4)")
     p.add_argument("--batch-size", type=int, default=64, help="encoding batch size (64)")
+    from ranker.cli.retrieval import MODEL_LIMIT, add_max_length_arg
+
+    add_max_length_arg(p, "dense queries", "the index's --max-length, else " + MODEL_LIMIT)
     p.set_defaults(func=run)
 
 
@@ -129,7 +132,9 @@ def run(args: argparse.Namespace) -> int:
         return _finish_exports(args, config, dataset, out, source)
     queries = dataset.queries(args.split)
     qrels = dataset.qrels(args.split)
-    searchers = open_searchers(args.index, k1=args.k1, b=args.b, batch_size=args.batch_size)
+    searchers = open_searchers(
+        args.index, k1=args.k1, b=args.b, batch_size=args.batch_size, max_length=args.max_length
+    )
     with contextlib.ExitStack() as stack:
         for searcher in searchers.values():
             stack.enter_context(searcher)

@@ -9,6 +9,8 @@ logger = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from ranker.cli.retrieval import MODEL_LIMIT, add_max_length_arg
+
     parser = subparsers.add_parser(
         "search",
         help="search a split's queries (or a queries file) and write a TREC run",
@@ -33,6 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--batch-size", type=int, default=64, help="query encoding batch size for dense indexes (default: 64)"
     )
+    add_max_length_arg(parser, "dense queries", "the index's --max-length, else " + MODEL_LIMIT)
     gpu = parser.add_mutually_exclusive_group()
     gpu.add_argument(
         "--gpu",
@@ -71,7 +74,13 @@ def run(args: argparse.Namespace) -> int:
 
     queries = load_queries(args.dataset, args.queries, args.split)
     name, searcher = open_searcher(
-        args.index, k1=args.k1, b=args.b, threads=args.threads, gpu=args.gpu, batch_size=args.batch_size
+        args.index,
+        k1=args.k1,
+        b=args.b,
+        threads=args.threads,
+        gpu=args.gpu,
+        batch_size=args.batch_size,
+        max_length=args.max_length,
     )
     with searcher:
         hits = searcher.search_batch(queries, k=args.k)

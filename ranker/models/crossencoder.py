@@ -47,7 +47,7 @@ class CrossEncoder(nn.Module):
         self.backbone = backbone
         self.pooler = pooler
         self.head = nn.Linear(pooler.output_dim, 1)
-        self.max_length = int(max_length)
+        self.max_length = backbone.fit_max_length(max_length)
         self.dtype = dtype
 
     @classmethod
