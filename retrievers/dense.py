@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from retrievers.encoding import Encoder, encode_corpus_shards, encode_queries
+from retrievers.encoding import Encoder, encode_corpus_shards, encode_queries, l2_normalize
 from retrievers.errors import InputError
 from retrievers.faiss_index import (
     FaissConfig,
@@ -102,38 +102,140 @@ def build_dense_index(
         embeddings[row : row + len(array)] = array
         row += len(array)
     embeddings.flush()
+    meta = {"model": model, "pooling": pooling, "normalize": normalize, "dataset": dataset.describe()}
+    if encoder_options:
+        meta["encoder_options"] = dict(encoder_options)
+    _write_index(out, embeddings, docids, config, meta, seed)
+    del embeddings
+    _move_into_place(out, index_dir)
+    shutil.rmtree(work)
+    logger.info("dense index written to %s", index_dir)
+    return index_dir
+
+
+def build_dense_index_from_vectors(
+    vectors: np.ndarray,
+    docids: Sequence[str],
+    index_dir: str | Path,
+    *,
+    model: str,
+    pooling: str | None = None,
+    encoder_options: dict[str, Any] | None = None,
+    faiss_config: FaissConfig | None = None,
+    normalize: bool = True,
+    dataset: dict[str, Any] | None = None,
+    source: str | None = None,
+    seed: int = 0,
+) -> Path:
+    """Write a FAISS index folder from document vectors computed earlier (no encoding).
+
+    Encode once, index many ways: ``vectors`` come from ``ranker encode`` or from another
+    dense index's ``embeddings.npy`` (memory-mapped is fine: they are copied chunk by chunk).
+    The folder is the same as :func:`build_dense_index` writes for that model and pooling,
+    so :class:`DenseSearcher` gives the same results.
+
+    Args:
+        vectors: ``(len(docids), dim)`` float array, in ``docids`` order.
+        docids: The document ids.
+        index_dir: Output folder; must not exist or be empty.
+        model, pooling, encoder_options: What encoded ``vectors`` (recorded for searchers).
+        faiss_config: FAISS settings (default: exact flat inner product).
+        normalize: L2-normalize the vectors (and queries at search time).
+        dataset: The corpus description recorded by the encoding, if any.
+        source: Where the vectors came from (recorded as ``embeddings_from``).
+        seed: Seed for the IVF-PQ training sample.
+    """
+    index_dir = Path(index_dir)
+    config = faiss_config or FaissConfig()
+    if index_dir.exists() and any(index_dir.iterdir()):
+        raise FileExistsError(
+            f"{index_dir}: index folder exists and is not empty; remove it or choose another"
+        )
+    if vectors.ndim != 2 or len(vectors) != len(docids):
+        raise InputError(f"vectors of shape {vectors.shape} do not match {len(docids)} document ids")
+    if not len(docids):
+        raise InputError("no document vectors; nothing to index")
+    if len(set(docids)) != len(docids):
+        raise InputError("the embeddings list a document id twice")
+    work = index_dir.parent / f".{index_dir.name}.from-embeddings"
+    if work.exists():  # left by a killed attempt; nothing in it is reused
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    try:
+        embeddings = np.lib.format.open_memmap(
+            work / "embeddings.npy", mode="w+", dtype=np.float32, shape=vectors.shape
+        )
+        for start in range(0, len(vectors), _STEP):
+            chunk = np.asarray(vectors[start : start + _STEP], dtype=np.float32)
+            if not np.isfinite(chunk).all():
+                raise InputError(f"the embeddings hold NaN or infinite values (rows from {start})")
+            embeddings[start : start + len(chunk)] = l2_normalize(chunk) if normalize else chunk
+        embeddings.flush()
+        meta = {"model": model, "pooling": pooling, "normalize": normalize, "dataset": dataset}
+        if encoder_options:
+            meta["encoder_options"] = dict(encoder_options)
+        if source:
+            meta["embeddings_from"] = source
+        _write_index(work, embeddings, list(docids), config, meta, seed)
+        del embeddings
+        _move_into_place(work, index_dir)
+    finally:
+        if work.exists():
+            shutil.rmtree(work)
+    logger.info("dense index written to %s from stored vectors (no encoding)", index_dir)
+    return index_dir
+
+
+_STEP = 65536  # vectors added to FAISS (and copied) at a time
+
+
+def _write_index(
+    out: Path,
+    embeddings: np.ndarray,
+    docids: list[str],
+    config: FaissConfig,
+    meta: dict[str, Any],
+    seed: int,
+) -> None:
+    """FAISS index, ``docids.txt`` and ``ranker-index.json`` of ``embeddings`` into ``out``."""
+    count, dim = embeddings.shape
     sample = None
     if config.kind == "ivfpq":
         rng = np.random.default_rng(seed)
-        rows = np.sort(rng.choice(len(docids), size=min(len(docids), 100_000), replace=False))
+        rows = np.sort(rng.choice(count, size=min(count, 100_000), replace=False))
         sample = np.asarray(embeddings[rows])
-    step = 65536
-    chunks = (np.asarray(embeddings[i : i + step]) for i in range(0, len(docids), step))
-    logger.info("building FAISS %s index over %d vectors (dim %d)", config.kind, len(docids), dim)
+    chunks = (np.asarray(embeddings[i : i + _STEP]) for i in range(0, count, _STEP))
+    logger.info("building FAISS %s index over %d vectors (dim %d)", config.kind, count, dim)
     save_index(build_index(config, dim, chunks, sample), out / "index.faiss")
-    del embeddings
     with atomic_write(out / "docids.txt") as handle:
         handle.write("".join(f"{docid}\n" for docid in docids))
-    meta = {
-        "retriever": "dense",
-        "model": model,
-        "pooling": pooling,
-        "normalize": normalize,
-        "faiss": config.to_dict(),
-        "dim": dim,
-        "num_docs": len(docids),
-        "dataset": dataset.describe(),
-    }
-    if encoder_options:
-        meta["encoder_options"] = dict(encoder_options)
-    write_meta(out, meta)
+    write_meta(
+        out,
+        {"retriever": "dense", **meta, "faiss": config.to_dict(), "dim": int(dim), "num_docs": int(count)},
+    )
+
+
+def _move_into_place(out: Path, index_dir: Path) -> None:
     if index_dir.exists():
         index_dir.rmdir()
     index_dir.parent.mkdir(parents=True, exist_ok=True)
     os.replace(out, index_dir)
-    shutil.rmtree(work)
-    logger.info("dense index written to %s", index_dir)
-    return index_dir
+
+
+def read_index_vectors(index_dir: str | Path) -> tuple[dict[str, Any], list[str], np.ndarray]:
+    """``(metadata, docids, vectors)`` stored in a dense index folder (vectors memory-mapped)."""
+    index_dir = Path(index_dir)
+    meta = read_meta(index_dir)
+    if meta["retriever"] != "dense":
+        raise InputError(f"index was built by retriever {meta['retriever']!r}, not dense", index_dir)
+    path = index_dir / "embeddings.npy"
+    if not path.is_file():
+        raise InputError("embeddings.npy is missing from the dense index", index_dir)
+    docids = (index_dir / "docids.txt").read_text(encoding="utf-8").split("\n")[:-1]
+    vectors = np.load(path, mmap_mode="r")
+    if len(vectors) != len(docids):
+        raise InputError(f"holds {len(vectors)} vectors for {len(docids)} document ids", path)
+    return meta, docids, vectors
 
 
 class DenseSearcher:

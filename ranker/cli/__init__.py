@@ -13,6 +13,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from ranker.cli.parser import SubcommandParser
 from retrievers.errors import InputError
 
 logger = logging.getLogger("ranker")
@@ -45,7 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    subparsers = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, parser_class=SubcommandParser
+    )
     for name in COMMANDS:
         importlib.import_module(f"ranker.cli.{name.replace('-', '_')}").register(subparsers)
     return parser

@@ -72,7 +72,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate the runs, test their differences, print the report and draw the plot."""
-    from ranker.cli.evaluate import emit, load_evaluations
+    from ranker.cli.evaluate import emit, load_evaluations, split_positionals
     from ranker.evaluation.compare import compare_runs
     from ranker.evaluation.report import format_comparison
     from retrievers.errors import InputError
@@ -83,8 +83,9 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--resamples must be positive; got {args.resamples}")
     if args.plot and not args.plot.lower().endswith((".png", ".pdf", ".svg")):
         raise InputError("--plot file must end in .png, .pdf or .svg", args.plot)
-    paths = ([args.baseline] if args.baseline else []) + list(args.runs)
-    evaluations = load_evaluations(args.dataset, args.split, paths, args.metrics)
+    dataset, runs = split_positionals(args)
+    paths = ([args.baseline] if args.baseline else []) + runs
+    evaluations = load_evaluations(dataset, args.split, paths, args.metrics, args.qrels)
     comparison = compare_runs(
         evaluations,
         args.metrics,

@@ -11,6 +11,8 @@ DTYPES = {"float32": None, "bfloat16": "bfloat16", "float16": "float16"}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from ranker.cli.retrieval import MODEL_LIMIT, add_max_length_arg
+
     parser = subparsers.add_parser(
         "encode",
         help="embed a corpus with a bi-encoder (resumable, shards under torchrun)",
@@ -40,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--out", required=True, help="output folder (new, empty, or one to resume)")
     parser.add_argument("--batch-size", type=int, default=64, help="texts per forward pass (64)")
-    parser.add_argument("--max-length", type=int, default=None, help="token budget per document")
+    add_max_length_arg(parser, "documents", "the model's own (a saved model's setting), else " + MODEL_LIMIT)
     parser.add_argument("--doc-prefix", default=None, help="instruction prefix for documents")
     parser.add_argument(
         "--dtype",

@@ -19,15 +19,26 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_METRICS = ["ndcg@10", "mrr@10", "recall@100", "map"]
 RUN_HELP = (
-    "TREC run files; LABEL=GLOB stands for the runs the pattern matches (e.g. one per seed), "
+    "TREC run files (gzip allowed); LABEL=GLOB stands for the runs the pattern matches (e.g. one per seed), "
     "scored as one system whose per-query scores are their mean"
 )
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments shared by ``evaluate`` and ``compare``: dataset, split, metrics."""
-    parser.add_argument("dataset", help="BEIR or MS MARCO folder, irds:<id>, or a dataset name")
-    parser.add_argument("--split", default="test", help="split whose qrels to use (default: test)")
+    """Arguments shared by ``evaluate`` and ``compare``: dataset or qrels, split, metrics."""
+    parser.add_argument(
+        "dataset",
+        nargs="?",
+        metavar="DATASET",
+        help="BEIR or MS MARCO folder, irds:<id>, or a dataset name (omit it with --qrels)",
+    )
+    parser.add_argument(
+        "--qrels",
+        metavar="FILE",
+        help="a bare qrels file instead of DATASET: TREC (qid iter docid rel) or BEIR TSV "
+        "(query-id corpus-id score, header optional); gzip allowed",
+    )
+    parser.add_argument("--split", default=None, help="split of DATASET whose qrels to use (default: test)")
     parser.add_argument(
         "--metrics",
         nargs="+",
@@ -61,13 +72,55 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def split_positionals(args: argparse.Namespace) -> tuple[str | None, list[str]]:
+    """``(dataset, runs)`` from the positional arguments: with ``--qrels`` there is no
+    dataset, and the first positional argument (which argparse takes as DATASET) is a run.
+
+    Raises:
+        InputError: ``--qrels`` together with a dataset folder or ``irds:`` id, or
+            ``--split`` with ``--qrels``.
+    """
+    from pathlib import Path
+
+    from retrievers.errors import InputError
+
+    runs = list(args.runs or [])
+    if args.qrels is None:
+        if args.dataset is None:
+            raise InputError("give a DATASET (folder, irds:<id> or name) or --qrels FILE")
+        return args.dataset, runs
+    first = args.dataset
+    if first is not None:
+        if Path(first).is_dir() or first.startswith("irds:"):
+            raise InputError(f"give a DATASET or --qrels, not both (got {first!r} and --qrels)")
+        runs.insert(0, first)
+    if args.split is not None:
+        raise InputError("--split selects a dataset's qrels; a --qrels file has no splits")
+    return None, runs
+
+
+def load_qrels(dataset: str | None, qrels_file: str | None, split: str | None):
+    """Judgments of ``dataset``'s ``split`` (default test), or of a bare qrels file."""
+    if qrels_file is not None:
+        from retrievers.io.adhoc import read_qrels_file
+
+        return read_qrels_file(qrels_file)
+    from retrievers.io.dataset import load_dataset
+
+    return load_dataset(dataset).qrels(split or "test")
+
+
 def load_evaluations(
-    dataset: str, split: str, runs: Sequence[str], metrics: Sequence[str]
+    dataset: str | None,
+    split: str | None,
+    runs: Sequence[str],
+    metrics: Sequence[str],
+    qrels_file: str | None = None,
 ) -> list[RunEvaluation]:
-    """Read the qrels and each run, and score every run on every metric."""
+    """Read the qrels (of ``dataset`` or ``qrels_file``) and each run, and score every run on
+    every metric."""
     from ranker.evaluation.metrics import average_evaluations, canonical_metric, evaluate_run
     from retrievers.errors import InputError
-    from retrievers.io.dataset import load_dataset
     from retrievers.io.trec import read_run
 
     for metric in metrics:
@@ -76,7 +129,9 @@ def load_evaluations(
         raise InputError(f"a metric is listed twice in --metrics: {' '.join(metrics)}")
     if len(set(runs)) != len(runs):
         raise InputError(f"a run is listed twice: {' '.join(runs)}")
-    qrels = load_dataset(dataset).qrels(split)
+    if not runs:
+        raise InputError("give at least one RUN file")
+    qrels = load_qrels(dataset, qrels_file, split)
     evaluations = []
     for spec in runs:
         label, paths = expand_run(spec)
@@ -122,7 +177,8 @@ def run(args: argparse.Namespace) -> int:
     """Score the runs and print (or write) the report."""
     from ranker.evaluation.report import format_scores, write_per_query
 
-    evaluations = load_evaluations(args.dataset, args.split, args.runs, args.metrics)
+    dataset, runs = split_positionals(args)
+    evaluations = load_evaluations(dataset, args.split, runs, args.metrics, args.qrels)
     if args.format == "json":  # the other formats print these lines under the table
         for evaluation in evaluations:
             logger.info("%s", evaluation.describe_queries())

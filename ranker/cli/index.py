@@ -19,7 +19,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "Dense encoding is resumable: rerun the same command after an interruption.",
     )
     parser.add_argument(
-        "dataset", help="folder (BEIR or MS MARCO layout), irds:<id>, or a name under $RANKER_DATA or data/"
+        "dataset",
+        nargs="?",
+        help="folder (BEIR or MS MARCO layout), irds:<id>, or a name under $RANKER_DATA or data/ "
+        "(optional with --embeddings)",
     )
     parser.add_argument("--index", required=True, help="output folder (must not exist or be empty)")
     parser.add_argument("--retriever", choices=["bm25", "dense"], default="bm25", help="index type")
@@ -29,12 +32,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from retrievers.errors import InputError
     from retrievers.io.dataset import load_dataset
 
+    if args.embeddings is not None:
+        if args.retriever != "dense":
+            raise InputError("--embeddings builds a dense index; add --retriever dense")
+        from ranker.cli.retrieval import build_dense_from_embeddings
+
+        dataset = load_dataset(args.dataset) if args.dataset is not None else None
+        build_dense_from_embeddings(args, dataset, Path(args.index))
+        return 0
+    if args.dataset is None:
+        raise InputError("give the DATASET to index (or --retriever dense --embeddings DIR)")
     dataset = load_dataset(args.dataset)
     if args.retriever == "dense":
-        from pathlib import Path
-
         from ranker.cli.retrieval import build_dense
 
         build_dense(args, dataset, Path(args.index))

@@ -90,6 +90,9 @@ def register(subparsers) -> None:
     p.add_argument("--k1", type=float, default=0.9, help="BM25 k1 for BM25 indexes (0.9)")
     p.add_argument("--b", type=float, default=0.4, help="BM25 b for BM25 indexes (0.4)")
     p.add_argument("--batch-size", type=int, default=64, help="encoding batch size (64)")
+    from ranker.cli.retrieval import MODEL_LIMIT, add_max_length_arg
+
+    add_max_length_arg(p, "dense queries", "the index's --max-length, else " + MODEL_LIMIT)
     p.set_defaults(func=run)
 
 
@@ -145,7 +148,11 @@ def run(args: argparse.Namespace) -> int:
     queries = dataset.queries(args.split)
     qrels = dataset.qrels(args.split)
     opened = open_searchers(
-        args.index + args.evidence_index, k1=args.k1, b=args.b, batch_size=args.batch_size
+        args.index + args.evidence_index,
+        k1=args.k1,
+        b=args.b,
+        batch_size=args.batch_size,
+        max_length=args.max_length,
     )
     labels = list(opened)
     searchers = {name: opened[name] for name in labels[: len(args.index)]}

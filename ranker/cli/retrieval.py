@@ -47,13 +47,46 @@ def add_dense_index_args(parser: argparse.ArgumentParser) -> None:
         action="store_false",
         help="keep raw vectors (dot product) instead of L2-normalizing (cosine)",
     )
+    group.add_argument(
+        "--embeddings",
+        metavar="DIR",
+        help="index vectors computed earlier instead of encoding: a `ranker encode` folder or "
+        "another dense index (its model, pooling and attention are used; --model, if given, "
+        "must match); DATASET is then optional and, if given, must be the encoded corpus",
+    )
     group.add_argument("--batch-size", type=int, default=64, help="encoding batch size")
+    add_max_length_arg(group, "documents")
     group.add_argument("--shard-size", type=int, default=4096, help="documents per resumable encoding shard")
     group.add_argument("--hnsw-m", type=int, default=32, help="HNSW neighbours per node")
     group.add_argument("--ef-search", type=int, default=128, help="HNSW search beam width")
     group.add_argument("--nlist", type=int, default=0, help="IVF lists (0: 4 * sqrt(n))")
     group.add_argument("--pq-m", type=int, default=0, help="PQ sub-quantizers (0: automatic)")
     group.add_argument("--nprobe", type=int, default=16, help="IVF lists probed per query")
+
+
+MODEL_LIMIT = "512, or the model's own limit if smaller (128 for a model with 128 positions)"
+
+
+def add_max_length_arg(parser: Any, what: str, default: str = MODEL_LIMIT) -> None:
+    """``--max-length``: the token budget of dense encoding."""
+    parser.add_argument(
+        "--max-length",
+        type=_positive_length,
+        default=None,
+        metavar="N",
+        help=f"tokens per text when encoding {what}; more than the model's positions is "
+        f"capped at them (default: {default})",
+    )
+
+
+def _positive_length(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of tokens, got {text!r}") from None
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"must be at least 2, got {value}")
+    return value
 
 
 class _Batched:
@@ -74,16 +107,25 @@ class _Batched:
 
 @cache
 def load_encoder(
-    model: str, pooling: str | None, batch_size: int = 64, attention: str | None = None
+    model: str,
+    pooling: str | None,
+    batch_size: int = 64,
+    attention: str | None = None,
+    max_length: int | None = None,
 ) -> _Batched:
-    """Load (once per process) a bi-encoder through :func:`ranker.models.load_biencoder`."""
+    """Load (once per process) a bi-encoder through :func:`ranker.models.load_biencoder`;
+    ``max_length`` (capped at the model's positions) overrides the model's token budget."""
     from ranker.models import load_biencoder
 
     options = {"attention": attention} if attention else {}
     try:
-        return _Batched(load_biencoder(model, pooling, **options), batch_size)
+        loaded = load_biencoder(model, pooling, **options)
     except (OSError, ValueError) as err:
         raise InputError(f"could not load model {model!r}: {err}") from None
+    if max_length is not None:
+        for tower in (loaded.query_encoder, loaded.doc_encoder):
+            tower.max_length = max_length
+    return _Batched(loaded, batch_size)
 
 
 def build_dense(args: argparse.Namespace, dataset: Any, index_dir: Path) -> Path:
@@ -102,17 +144,128 @@ def build_dense(args: argparse.Namespace, dataset: Any, index_dir: Path) -> Path
         nprobe=args.nprobe,
     )
     attention = getattr(args, "attention", None)
-    encoder = load_encoder(args.model, args.pooling, args.batch_size, attention)
+    max_length = getattr(args, "max_length", None)
+    encoder = load_encoder(args.model, args.pooling, args.batch_size, attention, max_length)
+    options: dict[str, Any] = {"attention": attention} if attention else {}
+    if max_length is not None:
+        options["max_length"] = max_length
     return build_dense_index(
         dataset,
         index_dir,
         encoder,
         model=args.model,
         pooling=args.pooling,
-        encoder_options={"attention": attention} if attention else None,
+        encoder_options=options or None,
         faiss_config=config,
         normalize=args.normalize,
         shard_size=args.shard_size,
+    )
+
+
+def _same_model(given: str, recorded: str) -> bool:
+    if given == recorded:
+        return True
+    a, b = Path(given), Path(recorded)
+    return a.exists() and b.exists() and a.resolve() == b.resolve()
+
+
+def _stored_vectors(folder: Path) -> tuple[dict[str, Any], list[str], Any]:
+    """``(record, docids, vectors)`` of a ``ranker encode`` folder or a dense index; the
+    record has ``model``, ``pooling``, ``encoder_options`` and ``dataset``."""
+    from ranker.encoders.corpus import CONFIG_NAME, read_embeddings
+    from retrievers.dense import read_index_vectors
+    from retrievers.index_meta import META_FILE
+
+    if (folder / META_FILE).is_file():
+        meta, docids, vectors = read_index_vectors(folder)
+        return meta, docids, vectors
+    if (folder / CONFIG_NAME).is_file():
+        import json
+
+        config = json.loads((folder / CONFIG_NAME).read_text(encoding="utf-8"))
+        docids, vectors = read_embeddings(folder)
+        pooling = config.get("pooling")
+        attention = config.get("attention")
+        if config.get("limit"):
+            logger.warning("%s holds only the first %d documents (--limit)", folder, config["limit"])
+        record = {
+            "model": config["model"],
+            "pooling": pooling.get("mode") if isinstance(pooling, dict) else pooling,
+            "encoder_options": {"attention": attention} if attention else None,
+            "dataset": config.get("dataset"),
+        }
+        return record, docids, vectors
+    raise InputError(
+        f"not an encoding ({CONFIG_NAME} from `ranker encode`) nor a dense index ({META_FILE})", folder
+    )
+
+
+def _same_corpus(dataset: Any, recorded: dict[str, Any] | None) -> bool:
+    if not recorded:
+        return True
+    mine = dataset.describe()
+    if mine.get("fingerprint") and recorded.get("fingerprint"):
+        return mine["fingerprint"] == recorded["fingerprint"]
+    return mine == recorded
+
+
+def build_dense_from_embeddings(args: argparse.Namespace, dataset: Any | None, index_dir: Path) -> Path:
+    """``ranker index --retriever dense --embeddings DIR``: index stored vectors, no encoding.
+
+    Raises:
+        InputError: the folder holds no vectors, or ``--model`` / ``--pooling`` /
+            ``--attention`` / DATASET differ from what computed them (naming both).
+    """
+    from retrievers.dense import build_dense_index_from_vectors
+    from retrievers.faiss_index import FaissConfig
+
+    folder = Path(args.embeddings)
+    if not folder.is_dir():
+        raise InputError(
+            "--embeddings folder not found (expected `ranker encode` output or a dense index)", folder
+        )
+    record, docids, vectors = _stored_vectors(folder)
+    model, pooling = record["model"], record.get("pooling")
+    options = record.get("encoder_options") or {}
+    if args.model and not _same_model(args.model, model):
+        raise InputError(
+            f"--model {args.model!r} differs from {model!r}, which computed these embeddings", folder
+        )
+    if args.pooling and args.pooling != pooling:
+        recorded = repr(pooling) if pooling else "the model's default"
+        raise InputError(
+            f"--pooling {args.pooling!r} differs from {recorded}, which computed these embeddings", folder
+        )
+    attention, recorded_attention = getattr(args, "attention", None), options.get("attention")
+    if attention and attention != recorded_attention:
+        recorded = repr(recorded_attention) if recorded_attention else "the model's default"
+        raise InputError(
+            f"--attention {attention!r} differs from {recorded}, which computed these embeddings", folder
+        )
+    if dataset is not None and not _same_corpus(dataset, record.get("dataset")):
+        raise InputError(f"these embeddings were computed from another corpus than {dataset.name!r}", folder)
+    config = FaissConfig(
+        kind=args.faiss,
+        hnsw_m=args.hnsw_m,
+        ef_search=args.ef_search,
+        nlist=args.nlist,
+        pq_m=args.pq_m,
+        nprobe=args.nprobe,
+    )
+    logger.info(
+        "indexing %d stored vectors from %s (model %s, pooling %s)", len(docids), folder, model, pooling
+    )
+    return build_dense_index_from_vectors(
+        vectors,
+        docids,
+        index_dir,
+        model=model,
+        pooling=pooling,
+        encoder_options=options or None,
+        faiss_config=config,
+        normalize=args.normalize,
+        dataset=record.get("dataset"),
+        source=str(folder.resolve()),
     )
 
 
@@ -124,8 +277,12 @@ def open_searcher(
     threads: int | None = None,
     gpu: bool | None = None,
     batch_size: int = 64,
+    max_length: int | None = None,
 ) -> tuple[str, Any]:
-    """Open any index folder for search; returns ``(retriever name, searcher)``."""
+    """Open any index folder for search; returns ``(retriever name, searcher)``.
+
+    Dense queries are encoded with ``max_length`` tokens, else the index's recorded
+    ``--max-length``, else the model's own budget."""
     from retrievers.index_meta import read_meta
 
     meta = read_meta(index_dir)
@@ -134,7 +291,10 @@ def open_searcher(
         from retrievers.dense import DenseSearcher
 
         options = meta.get("encoder_options") or {}
-        encoder = load_encoder(meta["model"], meta.get("pooling"), batch_size, options.get("attention"))
+        length = max_length or options.get("max_length")
+        encoder = load_encoder(
+            meta["model"], meta.get("pooling"), batch_size, options.get("attention"), length
+        )
         return kind, DenseSearcher(index_dir, encoder, gpu=gpu)
     if kind == "bm25":
         from retrievers.bm25 import BM25Searcher

@@ -15,6 +15,9 @@ from torch import Tensor, nn
 logger = logging.getLogger(__name__)
 
 ATTENTION_MODES = ("causal", "bidirectional")
+# Token budget when none is asked for (capped at the model's own limit).
+DEFAULT_MAX_LENGTH = 512
+_WARNED: set[tuple[int, int]] = set()
 
 
 def is_decoder_config(config: Any) -> bool:
@@ -212,6 +215,44 @@ class Backbone(nn.Module):
         if lora is not None:
             backbone.add_lora(**lora)
         return backbone
+
+    # -- length limits ---------------------------------------------------------------------------
+    @property
+    def max_positions(self) -> int | None:
+        """The most tokens the model takes: ``max_position_embeddings`` less the offset of
+        models whose positions start after the padding index (RoBERTa: 514 - 2), and the
+        tokenizer's ``model_max_length`` when that is a real limit; ``None`` if neither says."""
+        config = self.base_model.config
+        text = config.get_text_config() if hasattr(config, "get_text_config") else config
+        limits = []
+        positions = getattr(text, "max_position_embeddings", None)
+        if isinstance(positions, int) and positions > 0:
+            embeddings = getattr(self.base_model, "embeddings", None)
+            padding_idx = getattr(embeddings, "padding_idx", None)
+            offset = (
+                padding_idx + 1
+                if isinstance(padding_idx, int) and hasattr(embeddings, "position_embeddings")
+                else 0
+            )
+            limits.append(positions - offset)
+        tokenizer_limit = getattr(self.tokenizer, "model_max_length", None)
+        if isinstance(tokenizer_limit, int) and 0 < tokenizer_limit < 1_000_000:  # else "no limit"
+            limits.append(tokenizer_limit)
+        return min(limits) if limits else None
+
+    def fit_max_length(self, requested: int | None, default: int = DEFAULT_MAX_LENGTH) -> int:
+        """``requested`` (or ``default``) capped at :attr:`max_positions`; a requested length
+        beyond the model's limit is logged (once per value) and capped."""
+        limit = self.max_positions
+        length = default if requested is None else int(requested)
+        if limit is not None and length > limit:
+            if requested is not None and (requested, limit) not in _WARNED:
+                _WARNED.add((requested, limit))
+                logger.warning(
+                    "max_length %d exceeds the model's %d positions; using %d", requested, limit, limit
+                )
+            length = limit
+        return length
 
     # -- training helpers ----------------------------------------------------------------------
     def enable_gradient_checkpointing(self) -> None:

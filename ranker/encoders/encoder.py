@@ -23,7 +23,8 @@ class Encoder(nn.Module):
     Args:
         backbone: The transformer and its tokenizer.
         pooler: Any registered pooler sized for this backbone.
-        max_length: Token budget per text (prefix and EOS included).
+        max_length: Token budget per text (prefix and EOS included); capped at the model's
+            positions, default 512 or that limit if smaller.
         prefix: Prepended to every text (e.g. ``"query: "``).
         normalize: L2-normalize the pooled vectors.
         dtype: Autocast dtype for the forward pass (``torch.bfloat16`` / ``torch.float16``).
@@ -33,7 +34,7 @@ class Encoder(nn.Module):
         self,
         backbone: Backbone,
         pooler: Pooler,
-        max_length: int = 512,
+        max_length: int | None = None,
         prefix: str = "",
         normalize: bool = False,
         dtype: torch.dtype | None = None,
@@ -45,14 +46,24 @@ class Encoder(nn.Module):
                 f"{pooler.num_layers}; backbone has {backbone.hidden_size}, "
                 f"{backbone.num_layers}"
             )
-        if max_length < 2:
-            raise ValueError(f"max_length must be at least 2, got {max_length}")
         self.backbone = backbone
         self.pooler = pooler
-        self.max_length = int(max_length)
+        self.max_length = max_length  # type: ignore[assignment]  # the setter resolves None
         self.prefix = prefix
         self.normalize = normalize
         self.dtype = dtype
+
+    @property
+    def max_length(self) -> int:
+        """Token budget per text; setting it caps it at the model's positions (None: 512 or
+        the model's limit if smaller)."""
+        return self._max_length
+
+    @max_length.setter
+    def max_length(self, value: int | None) -> None:
+        if value is not None and value < 2:
+            raise ValueError(f"max_length must be at least 2, got {value}")
+        self._max_length = self.backbone.fit_max_length(value)
 
     @property
     def device(self) -> torch.device:

@@ -54,7 +54,7 @@ class BiEncoder(nn.Module):
         name_or_path: str | Path,
         pooling: str = "mean",
         normalize: bool = True,
-        max_length: int = 512,
+        max_length: int | None = None,
         query_prefix: str = "",
         doc_prefix: str = "",
         attention: str | None = None,
@@ -74,7 +74,7 @@ class BiEncoder(nn.Module):
             name_or_path: The backbone.
             pooling: A registered pooler name (see ``ranker.pooling.POOLERS``).
             normalize: L2-normalize embeddings.
-            max_length: Token budget per text.
+            max_length: Token budget per text (default 512, capped at the model's positions).
             query_prefix, doc_prefix: Instruction prefixes (e.g. ``"query: "``, ``"passage: "``).
             attention: Decoder attention, ``"causal"`` (default) or ``"bidirectional"``.
             shared: One tower for both sides (False: two independent copies).

@@ -70,7 +70,7 @@ class CrossEncoder(nn.Module):
                 raise ValueError(f"the sequence-classification model has {labels} labels; expected 1")
         else:
             self.head = nn.Linear(pooler.output_dim, 1)
-        self.max_length = int(max_length)
+        self.max_length = backbone.fit_max_length(max_length)
         self.dtype = dtype
 
     @property
