@@ -161,15 +161,26 @@ class Backbone(nn.Module):
         """
         from transformers import AutoModel, AutoTokenizer
 
+        from ranker.encoders.folders import check_model_folder
+        from retrievers.errors import InputError
+
         name_or_path = str(name_or_path)
         if name_or_path.endswith(".gguf"):
             from ranker.encoders.gguf import cached_hf_folder
 
             name_or_path = str(cached_hf_folder(name_or_path))
-        model = AutoModel.from_pretrained(
-            name_or_path, trust_remote_code=trust_remote_code, dtype=dtype or torch.float32
-        )
-        tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+        check_model_folder(name_or_path)
+        try:
+            model = AutoModel.from_pretrained(
+                name_or_path,
+                trust_remote_code=trust_remote_code,
+                dtype=dtype or torch.float32,
+                use_safetensors=True,
+            )
+            tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+        except OSError as err:  # not on the hub (or offline), no tokenizer files, ...
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise InputError(f"cannot load the model: {first}", name_or_path) from None
         backbone = cls(model, tokenizer, attention=attention, append_eos=append_eos)
         if gradient_checkpointing:
             backbone.enable_gradient_checkpointing()

@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from ranker.encoders.backbone import Backbone, autocast
 from ranker.pooling import build_pooler, pooler_from_config
+from retrievers.errors import InputError
 from retrievers.io.atomic import atomic_directory
 
 logger = logging.getLogger(__name__)
@@ -173,10 +174,16 @@ class CrossEncoder(nn.Module):
     @classmethod
     def load(cls, directory: str | Path, **backbone_kwargs: Any) -> CrossEncoder:
         """Load a folder written by :meth:`save`."""
+        from ranker.encoders.folders import check_safetensors, read_json_file
+
         directory = Path(directory)
-        config = json.loads((directory / CONFIG_NAME).read_text(encoding="utf-8"))
-        if config.get("type") != "crossencoder":
-            raise ValueError(f"{directory / CONFIG_NAME}: expected type 'crossencoder'")
+        if not directory.is_dir():
+            raise InputError("model folder not found", directory)
+        config = read_json_file(directory / CONFIG_NAME, "cross-encoder")
+        if not isinstance(config, dict) or config.get("type") != "crossencoder":
+            kind = config.get("type") if isinstance(config, dict) else None
+            raise InputError(f"type is {kind!r}, expected 'crossencoder'", directory / CONFIG_NAME)
+        check_safetensors(directory / HEAD_NAME)
         backbone = Backbone.from_pretrained(
             directory,
             attention=config["attention"],
