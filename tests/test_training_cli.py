@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from ranker.cli import rerank as rerank_cli
@@ -42,15 +43,16 @@ def test_unknown_key_is_named(tmp_path):
     with pytest.raises(InputError, match="unknown config key 'learning_rate'") as err:
         load_config(config)
     assert str(config) in str(err.value)
+    good = write_config(tmp_path / "good.yaml", dataset="d", negatives="n", output_dir="o", model="m")
     with pytest.raises(InputError, match="unknown config key 'bogus'"):
-        load_config(config, ["bogus=1"])
+        load_config(good, ["bogus=1"])
 
 
 def test_overrides_types_and_required_keys(tmp_path):
     config = write_config(tmp_path / "c.yaml", dataset="d", negatives="n", output_dir="o", model="m", lr=1e-5)
     loaded = load_config(config, ["lr=3e-6", "loss=pairwise", "normalize_weights=true"])
     assert loaded.lr == 3e-6 and loaded.loss == "pairwise" and loaded.normalize_weights is True
-    with pytest.raises(InputError, match=r"'batch_size'.*expected int"):
+    with pytest.raises(InputError, match=r"'batch_size'.*expected a valid integer"):
         load_config(config, ["batch_size=big"])
     with pytest.raises(InputError, match="'loss'"):
         load_config(config, ["loss=hinge"])
@@ -61,6 +63,78 @@ def test_overrides_types_and_required_keys(tmp_path):
     assert isinstance(loaded, TrainConfig)
     with pytest.raises(AttributeError):
         loaded.lr = 1.0  # frozen
+
+
+REQUIRED = "dataset: d\nnegatives: n\noutput_dir: o\nmodel: m\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "line"),
+    [
+        ("lr: -1\n", "lr", 5),
+        ("lr: .nan\n", "lr", 5),
+        ("lr: .inf\n", "lr", 5),
+        ("lr: 0\n", "lr", 5),
+        ("warmup_steps: -3\n", "warmup_steps", 5),
+        ("keep_checkpoints: -1\n", "keep_checkpoints", 5),
+        ("save_every: -1\n", "save_every", 5),
+        ("batch_size: 0\n", "batch_size", 5),
+        ("batch_size: true\n", "batch_size", 5),
+        ("max_steps: 2.5\n", "max_steps", 5),
+        ("temperature: 0\n", "temperature", 5),
+        ("max_weight: -1\n", "max_weight", 5),
+        ("weight_decay: .nan\n", "weight_decay", 5),
+        ("n_negatives: 0\n", "n_negatives", 5),
+        ("precision: fp8\n", "precision", 5),
+        ("loss: hinge\n", "loss", 5),
+        ("lora: {rank: 0}\n", "lora.rank", 5),
+        ("lora: {rank: 4, dropout: 1.5}\n", "lora.dropout", 5),
+        ("lora: {rnk: 4}\n", "lora.rnk", 5),
+        ("lora: 4\n", "lora", 5),
+        ("seed: -1\n", "seed", 5),
+    ],
+)
+def test_invalid_values_fail_at_load_naming_key_file_and_line(tmp_path, text, key, line):
+    path = tmp_path / "c.yaml"
+    path.write_text(REQUIRED + text)
+    with pytest.raises(InputError) as err:
+        load_config(path)
+    assert f"'{key}'" in err.value.message and err.value.path == str(path) and err.value.line == line
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("content", "expected", "line"),
+    [
+        (b"lr: [1\n", "not valid YAML", 2),
+        (b"a: !!python/object:os.system {}\n", "python/object", 1),
+        (b"\xff\xfe: 1\n", "not valid UTF-8", None),
+        (b"- a\n- b\n", "mapping of config keys", 1),
+        (b"lr: 1\nlr: 2\n", "appears twice", 2),
+    ],
+)
+def test_unreadable_config_files(tmp_path, content, expected, line):
+    path = tmp_path / "c.yaml"
+    path.write_bytes(content)
+    with pytest.raises(InputError, match=expected) as err:
+        load_config(path)
+    assert err.value.path == str(path) and err.value.line == line and "\n" not in str(err.value)
+    with pytest.raises(InputError, match="directory"):
+        load_config(tmp_path)
+
+
+def test_set_with_nested_keys_and_saved_config_round_trips(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(REQUIRED + "lora: {alpha: 16}\n")
+    config = load_config(path, ["lora.rank=4", "lora.target_modules=[query, value]", "lr=2e-5"])
+    assert config.lora is not None and config.lora.rank == 4 and config.lora.alpha == 16
+    assert config.lora.peft_kwargs()["target_modules"] == ["query", "value"] and config.lr == 2e-5
+    saved = tmp_path / "saved.yaml"
+    saved.write_text(yaml.safe_dump(config.to_dict()))
+    assert load_config(saved) == config
+    assert load_config(path, ["lora=null"]).lora is None
+    with pytest.raises(InputError, match=r"'lr'.*from --set"):
+        load_config(path, ["lr=-1"])
 
 
 @pytest.fixture()
@@ -136,6 +210,40 @@ def test_train_cross_with_text_cet_then_rerank(tiny_beir, tiny_bert, toy_negativ
     reranked = read_run(tmp_path / "re.trec")
     assert {q: len(d) for q, d in reranked.items()} == {"q1": 2, "q2": 2}
     assert set(reranked["q1"]) == {"d1", "d2"}  # only the top 2 of the input are reranked
+
+
+def test_train_cross_with_lora_saves_config_and_a_model_that_reloads(
+    tiny_beir, tiny_bert, toy_negatives, tmp_path
+):
+    pytest.importorskip("peft")
+    from safetensors.torch import load_file
+
+    from ranker.models import CrossEncoder
+
+    out = tmp_path / "lora"
+    config = write_config(
+        tmp_path / "c.yaml",
+        dataset=str(tiny_beir),
+        negatives=str(toy_negatives),
+        output_dir=str(out),
+        model=str(tiny_bert),
+        n_negatives=2,
+        batch_size=2,
+        max_steps=3,
+        warmup_steps=0,
+        lr=0.05,
+        max_length=32,
+    )
+    assert cli("train", str(config), "--set", "lora.rank=4", "--set", "lora.target_modules=[query]") == 0
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["lora"] == {"rank": 4, "alpha": None, "dropout": 0.0, "target_modules": ["query"]}
+    assert load_config(out / "config.yaml").lora.rank == 4
+    model = CrossEncoder.load(out / "model")  # a plain folder: the adapter is merged in
+    assert not any("lora" in name for name, _ in model.named_parameters())
+    before = load_file(str(tiny_bert / "model.safetensors"))
+    after = load_file(str(out / "model" / "model.safetensors"))
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all("query" in k for k in changed)  # only the adapted layers moved
 
 
 def test_train_bi_with_feature_cet_and_periodic_eval(tiny_beir, tiny_bert, toy_negatives, tmp_path):

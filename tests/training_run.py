@@ -1,13 +1,16 @@
 """Build and run a Trainer on the toy data with the tiny stand-in models (tests and subprocesses).
 
 Usage as a script: ``python tests/training_run.py DATA_DIR OUT_DIR MODEL_TYPE SELECTION
-[--resume] [--slow]``; prints nothing, leaves the trained model in OUT_DIR.
+[--resume] [--die-at STEP]``; prints nothing, leaves the trained model in OUT_DIR. With
+``--die-at STEP`` the process SIGKILLs itself at the start of 0-based step STEP: a kill -9 at
+a known point, whatever the machine's speed.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -74,14 +77,15 @@ def make_trainer(
 def main(argv: list[str]) -> None:
     data, out, model_type, selection = Path(argv[0]), Path(argv[1]), argv[2], argv[3]
     trainer = make_trainer(data, out, model_type, selection)
-    if "--slow" in argv:
-        original = trainer._step
+    if "--die-at" in argv:
+        die_at, original = int(argv[argv.index("--die-at") + 1]), trainer._step
 
-        def slow(step):
-            time.sleep(0.15)
+        def step_or_die(step):
+            if step == die_at:
+                os.kill(os.getpid(), signal.SIGKILL)
             return original(step)
 
-        trainer._step = slow
+        trainer._step = step_or_die
     torch.set_num_threads(1)
     trainer.train(resume="--resume" in argv)
     teardown(trainer.ctx_for_teardown)

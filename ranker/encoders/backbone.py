@@ -198,17 +198,31 @@ class Backbone(nn.Module):
         """
         from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
 
+        from ranker.encoders.folders import check_model_folder
+        from retrievers.errors import InputError
+
         name_or_path = str(name_or_path)
         if name_or_path.endswith(".gguf"):
             from ranker.encoders.gguf import cached_hf_folder
 
             name_or_path = str(cached_hf_folder(name_or_path))
-        kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code, "dtype": dtype or torch.float32}
-        if sequence_classification:
-            model = AutoModelForSequenceClassification.from_pretrained(name_or_path, num_labels=1, **kwargs)
-        else:
-            model = AutoModel.from_pretrained(name_or_path, **kwargs)
-        tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+        check_model_folder(name_or_path)
+        kwargs: dict[str, Any] = {
+            "trust_remote_code": trust_remote_code,
+            "dtype": dtype or torch.float32,
+            "use_safetensors": True,
+        }
+        try:
+            if sequence_classification:
+                model = AutoModelForSequenceClassification.from_pretrained(
+                    name_or_path, num_labels=1, **kwargs
+                )
+            else:
+                model = AutoModel.from_pretrained(name_or_path, **kwargs)
+            tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+        except OSError as err:  # not on the hub (or offline), no tokenizer files, ...
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise InputError(f"cannot load the model: {first}", name_or_path) from None
         backbone = cls(model, tokenizer, attention=attention, append_eos=append_eos)
         if gradient_checkpointing:
             backbone.enable_gradient_checkpointing()

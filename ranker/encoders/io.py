@@ -26,6 +26,7 @@ from safetensors.torch import load_file, save_file
 
 from ranker.encoders.backbone import Backbone
 from ranker.encoders.encoder import Encoder
+from ranker.encoders.folders import check_safetensors, read_json_file
 from ranker.pooling import pooler_from_config
 
 POOLING_DIR = "1_Pooling"
@@ -137,10 +138,11 @@ def load_tower(folder: Path, config: dict[str, Any], **backbone_kwargs: Any) -> 
         **backbone_kwargs,
     )
     name = RANKER_POOLER_CONFIG if (folder / POOLING_DIR / RANKER_POOLER_CONFIG).is_file() else "config.json"
-    pooler_config = json.loads((folder / POOLING_DIR / name).read_text(encoding="utf-8"))
+    pooler_config = read_json_file(folder / POOLING_DIR / name, "encoder tower")
     pooler = pooler_from_config(pooler_config)
     weights = folder / POOLING_DIR / "model.safetensors"
     if weights.exists():
+        check_safetensors(weights)
         pooler.load_state_dict(load_file(str(weights)), strict=True)
     return Encoder(
         backbone,

@@ -18,6 +18,7 @@ from ranker.encoders.encoder import Encoder
 from ranker.encoders.io import load_tower, save_tower, tower_config
 from ranker.models.kind import CONFIG_NAME
 from ranker.pooling import build_pooler
+from retrievers.errors import InputError
 from retrievers.io.atomic import atomic_directory
 
 logger = logging.getLogger(__name__)
@@ -215,13 +216,16 @@ class BiEncoder(nn.Module):
     @classmethod
     def load(cls, directory: str | Path, **backbone_kwargs: Any) -> BiEncoder:
         """Load a folder written by :meth:`save`."""
+        from ranker.encoders.folders import read_json_file
+
         directory = Path(directory)
         path = directory / CONFIG_NAME
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: not a saved ranker bi-encoder (no {CONFIG_NAME})")
-        config = json.loads(path.read_text(encoding="utf-8"))
-        if config.get("type") != "biencoder":
-            raise ValueError(f"{path}: type is {config.get('type')!r}, expected 'biencoder'")
+        if not directory.is_dir():
+            raise InputError("model folder not found", directory)
+        config = read_json_file(path, "ranker bi-encoder")
+        if not isinstance(config, dict) or config.get("type") != "biencoder":
+            kind = config.get("type") if isinstance(config, dict) else None
+            raise InputError(f"type is {kind!r}, expected 'biencoder'", path)
         if config["shared"]:
             query = load_tower(directory, config["query"], **backbone_kwargs)
             doc = None

@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from ranker.encoders.backbone import Backbone, autocast, classifies_sequences
 from ranker.models.kind import CONFIG_NAME
 from ranker.pooling import build_pooler, pooler_from_config
+from retrievers.errors import InputError
 from retrievers.io.atomic import atomic_directory
 
 logger = logging.getLogger(__name__)
@@ -246,11 +247,18 @@ class CrossEncoder(nn.Module):
     def load(cls, directory: str | Path, **backbone_kwargs: Any) -> CrossEncoder:
         """Load a folder written by :meth:`save` (folders saved before the standard head, with
         ``head.safetensors`` and no ``head`` key, load as ranker heads)."""
+        from ranker.encoders.folders import check_safetensors, read_json_file
+
         directory = Path(directory)
-        config = json.loads((directory / CONFIG_NAME).read_text(encoding="utf-8"))
-        if config.get("type") != "crossencoder":
-            raise ValueError(f"{directory / CONFIG_NAME}: expected type 'crossencoder'")
+        if not directory.is_dir():
+            raise InputError("model folder not found", directory)
+        config = read_json_file(directory / CONFIG_NAME, "cross-encoder")
+        if not isinstance(config, dict) or config.get("type") != "crossencoder":
+            kind = config.get("type") if isinstance(config, dict) else None
+            raise InputError(f"type is {kind!r}, expected 'crossencoder'", directory / CONFIG_NAME)
         standard = config.get("head", RANKER_HEAD) == SEQUENCE_CLASSIFICATION
+        if not standard:
+            check_safetensors(directory / HEAD_NAME)
         backbone = Backbone.from_pretrained(
             directory,
             attention=config["attention"],

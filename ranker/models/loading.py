@@ -73,6 +73,8 @@ def load_biencoder(model: str | Path, pooling: str | None = None, **kw: Any) -> 
     and prompts are the defaults, and ``pooling`` / ``kw`` override them. Plain transformers
     models default to mean pooling for encoders and last-token pooling for decoders.
     """
+    from ranker.encoders.folders import check_model_folder
+
     path = Path(model)
     kind = model_kind(model)
     if kind == "crossencoder":
@@ -81,13 +83,14 @@ def load_biencoder(model: str | Path, pooling: str | None = None, **kw: Any) -> 
         loaded = BiEncoder.load(path)
         saved = loaded.query_encoder.pooler.mode
         if pooling is not None and pooling != saved:
-            raise ValueError(f"{path} was saved with pooling {saved!r}; cannot load it as {pooling!r}")
+            raise InputError(f"{path} was saved with pooling {saved!r}; cannot load it as {pooling!r}")
         attention = loaded.query_encoder.backbone.attention or "bidirectional"
         if kw.get("attention") not in (None, attention):
-            raise ValueError(
+            raise InputError(
                 f"{path} was saved with {attention} attention; cannot load it with {kw['attention']!r}"
             )
         return loaded
+    check_model_folder(model)
     settings: dict[str, Any] = {}
     if (path / "modules.json").is_file():
         settings = sentence_transformers_settings(path)
@@ -99,7 +102,13 @@ def load_biencoder(model: str | Path, pooling: str | None = None, **kw: Any) -> 
 
         from ranker.encoders.backbone import is_decoder_config
 
-        config = AutoConfig.from_pretrained(str(model), trust_remote_code=kw.get("trust_remote_code", False))
+        try:
+            config = AutoConfig.from_pretrained(
+                str(model), trust_remote_code=kw.get("trust_remote_code", False)
+            )
+        except OSError as err:  # not on the hub (or offline)
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise InputError(f"cannot load the model: {first}", model) from None
         settings["pooling"] = "last" if is_decoder_config(config) else "mean"
     logger.info("loading %s as a bi-encoder with %s", model, settings)
     return BiEncoder.from_pretrained(str(model), **settings)

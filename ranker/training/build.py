@@ -26,38 +26,53 @@ def _check_attention(model: nn.Module, config: TrainConfig, source: str) -> nn.M
     return model
 
 
-def _cross(source: str, config: TrainConfig, pooling: str | None) -> nn.Module:
+def _with_lora(model: nn.Module, config: TrainConfig) -> nn.Module:
+    """A saved model (loaded without an adapter) gets the config's LoRA adapter."""
+    from ranker.encoders.backbone import Backbone
+
+    if config.lora is not None:
+        for backbone in {id(m): m for m in model.modules() if isinstance(m, Backbone)}.values():
+            backbone.add_lora(**config.lora.peft_kwargs())
+    return model
+
+
+def _cross(source: str, config: TrainConfig, pooling: str | None, lora: bool = False) -> nn.Module:
     from ranker.models import CrossEncoder
 
     if model_kind(source) == "crossencoder":
-        return _check_attention(CrossEncoder.load(source), config, source)
+        model = _check_attention(CrossEncoder.load(source), config, source)
+        return _with_lora(model, config) if lora else model
     return CrossEncoder.from_pretrained(
         source,
         pooling=pooling,
         max_length=config.max_length,
         attention=config.attention or None,
         gradient_checkpointing=config.gradient_checkpointing,
+        lora=config.lora.peft_kwargs() if lora and config.lora is not None else None,
     )
 
 
 def build_relevance(config: TrainConfig) -> nn.Module:
-    """The relevance model R: a cross-encoder or a bi-encoder, new or from a saved folder."""
+    """The relevance model R: a cross-encoder or a bi-encoder, new or from a saved folder,
+    with the config's LoRA adapter if it has one (CET's S is always trained in full)."""
     from ranker.models import load_biencoder
 
     if config.model_type == "cross":
-        return _cross(config.model, config, config.pooling or None)
+        return _cross(config.model, config, config.pooling or None, lora=True)
     kind = model_kind(config.model)
     if kind == "crossencoder":
         raise InputError(
             f"config key 'model' = {config.model!r} is a saved cross-encoder, but model_type is 'bi'"
         )
     if kind == "biencoder":
-        return _check_attention(load_biencoder(config.model), config, config.model)
+        return _with_lora(_check_attention(load_biencoder(config.model), config, config.model), config)
     kwargs: dict[str, Any] = {"normalize": config.normalize, "max_length": config.max_length}
     if config.gradient_checkpointing:
         kwargs["gradient_checkpointing"] = True
     if config.attention:
         kwargs["attention"] = config.attention
+    if config.lora is not None:
+        kwargs["lora"] = config.lora.peft_kwargs()
     return load_biencoder(config.model, pooling=config.pooling or None, **kwargs)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import pickle
 import random
 import shutil
 from pathlib import Path
@@ -19,6 +20,7 @@ import torch
 from safetensors.torch import load_model, save_model
 from torch import nn
 
+from retrievers.errors import InputError
 from retrievers.io.atomic import atomic_directory, atomic_write
 
 logger = logging.getLogger(__name__)
@@ -84,7 +86,11 @@ def latest_checkpoint(root: Path) -> Path | None:
     pointer = root / LATEST
     if not pointer.exists():
         return None
-    path = root / json.loads(pointer.read_text())["path"]
+    try:
+        name = json.loads(pointer.read_text(encoding="utf-8"))["path"]
+    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as err:
+        raise InputError(f"not a checkpoint pointer ({type(err).__name__}: {err})", pointer) from None
+    path = root / str(name)
     return path if path.is_dir() else None
 
 
@@ -95,10 +101,36 @@ def load_checkpoint(
     schedulers: dict[str, Any],
     device: torch.device,
 ) -> dict[str, Any]:
-    """Load weights, optimizer/scheduler/RNG states in place; returns the metadata."""
+    """Load weights, optimizer/scheduler/RNG states in place; returns the metadata.
+
+    Only safetensors weights and a ``state.pt`` that ``torch.load(weights_only=True)`` accepts
+    are read: a checkpoint holding pickled objects is refused, never unpickled.
+
+    Raises:
+        InputError: a file of the checkpoint is missing, truncated or holds pickled objects.
+    """
+    from ranker.encoders.folders import check_safetensors
+
     for name, model in models.items():
-        load_model(model, str(path / f"{name}.safetensors"), device=str(device))
-    state = torch.load(path / "state.pt", map_location=device, weights_only=True)
+        weights = path / f"{name}.safetensors"
+        check_safetensors(weights)
+        try:
+            load_model(model, str(weights), device=str(device))
+        except RuntimeError as err:  # other tensor names or shapes: another model
+            first = str(err).strip().splitlines()[0]
+            raise InputError(f"weights do not fit the model being trained: {first}", weights) from None
+    if not (path / "state.pt").is_file():
+        raise InputError("missing state.pt (optimizer, schedule and RNG states)", path)
+    try:
+        state = torch.load(path / "state.pt", map_location=device, weights_only=True)
+    except pickle.UnpicklingError:
+        raise InputError(
+            "refused: holds pickled objects that torch.load(weights_only=True) does not load",
+            path / "state.pt",
+        ) from None
+    except (RuntimeError, EOFError, OSError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise InputError(f"cannot read checkpoint state (truncated?): {first}", path / "state.pt") from None
     for k, opt in optimizers.items():
         opt.load_state_dict(state["optimizers"][k])
     for k, sched in schedulers.items():

@@ -1,21 +1,23 @@
-"""Training configuration: one frozen dataclass, read from YAML, overridable from the CLI.
+"""Training configuration: one frozen, validated dataclass, read from YAML, overridable from the CLI.
 
-Every key has help text (``ranker train --help-config`` prints it); an unknown key is an error
-naming the key and the file, and the resolved configuration is saved beside each checkpoint so
-a run can always be reproduced.
+The dataclass is a pydantic dataclass with ``extra="forbid"`` and typed ranges, so an unknown
+key, a wrong type or an out-of-range value (a negative or NaN learning rate, a negative
+warm-up) fails at load with the key's name, the file and the line. Every key has help text
+(``ranker train --help-config`` prints it); the resolved configuration is saved beside each
+checkpoint (and as ``config.yaml`` in the output folder) so a run can always be reproduced.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic.dataclasses import dataclass
 
 from retrievers.errors import InputError
 
@@ -25,11 +27,49 @@ SELECTIONS = ("none", "text", "features")
 WEIGHT_PASSES = ("auto", "eval", "shared")
 
 
+def _not_bool(value: Any) -> Any:
+    """Numbers must be numbers: YAML's ``true`` is not 1."""
+    if isinstance(value, bool):
+        raise ValueError("expected a number, not true/false")
+    return value
+
+
+_Number = BeforeValidator(_not_bool)
+Count = Annotated[int, _Number, Field(ge=1)]
+NonNegInt = Annotated[int, _Number, Field(ge=0)]
+PositiveFloat = Annotated[float, _Number, Field(gt=0, allow_inf_nan=False)]
+NonNegFloat = Annotated[float, _Number, Field(ge=0, allow_inf_nan=False)]
+Probability = Annotated[float, _Number, Field(ge=0, lt=1, allow_inf_nan=False)]
+_SCHEMA = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+
+
 def _f(default: Any, help: str) -> Any:
     return field(default=default, metadata={"help": help})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=_SCHEMA)
+class LoraSettings:
+    """A LoRA adapter (Hu et al., ICLR 2022, through peft) on R's backbone instead of training
+    all its weights; the saved model has the adapter merged in (a plain transformers folder)."""
+
+    rank: Count = _f(8, "adapter rank r")
+    alpha: PositiveFloat | None = _f(None, "scaling lora_alpha (default: 2 * rank)")
+    dropout: Probability = _f(0.0, "dropout on the adapter's input")
+    target_modules: list[str] | str = _f(
+        "all-linear", "module names to adapt (a list, or 'all-linear' for every linear layer)"
+    )
+
+    def peft_kwargs(self) -> dict[str, Any]:
+        """Arguments of ``peft.LoraConfig``."""
+        return {
+            "r": self.rank,
+            "lora_alpha": self.alpha if self.alpha is not None else 2 * self.rank,
+            "lora_dropout": self.dropout,
+            "target_modules": self.target_modules,
+        }
+
+
+@dataclass(frozen=True, config=_SCHEMA)
 class TrainConfig:
     """Everything ``ranker train`` needs; see ``docs/training.md``."""
 
@@ -38,43 +78,48 @@ class TrainConfig:
     negatives: str = _f("", "negatives JSONL written by `ranker mine` (qid, query, positives, negatives)")
     output_dir: str = _f("", "where checkpoints, metrics.csv, weights and the final model go")
     # model
-    model_type: str = _f("cross", "'cross' (cross-encoder reranker) or 'bi' (bi-encoder)")
+    model_type: Literal["cross", "bi"] = _f("cross", "'cross' (cross-encoder reranker) or 'bi' (bi-encoder)")
     model: str = _f("", "model name or path to start from (HF folder or a saved ranker model)")
     pooling: str = _f(
         "",
         "pooling mode ('': the model's default; mean for a bi-encoder from a "
         "plain transformer, cls for a cross-encoder)",
     )
-    attention: str = _f(
+    attention: Literal["", "causal", "bidirectional"] = _f(
         "",
         "decoder attention: '' (the model's: causal for a new decoder), 'causal' or "
         "'bidirectional' (LLM2Vec-style); encoders are always bidirectional",
     )
     normalize: bool = _f(True, "bi-encoder: L2-normalize embeddings (cosine similarity)")
-    max_query_length: int = _f(32, "query tokens (bi-encoder)")
-    max_length: int = _f(256, "tokens of a document (bi) or of a query+document pair (cross)")
+    max_query_length: Count = _f(32, "query tokens (bi-encoder)")
+    max_length: Count = _f(256, "tokens of a document (bi) or of a query+document pair (cross)")
+    lora: LoraSettings | None = _f(
+        None,
+        "train a LoRA adapter on R instead of all weights: a mapping of rank, alpha, dropout, "
+        "target_modules (e.g. --set lora.rank=8); null: full fine-tuning",
+    )
     # loss
-    loss: str = _f(
+    loss: Literal["pairwise", "listwise", "infonce"] = _f(
         "listwise",
         "'pairwise' (softmax CE per (pos, neg) pair, the CET paper's), "
         "'listwise' (CE over 1 positive + n negatives) or 'infonce' (bi: + in-batch)",
     )
-    n_negatives: int = _f(3, "hard negatives per query in a step")
-    negative_depth: int = _f(0, "sample negatives among the first N of each list (0: all)")
-    scale: float = _f(20.0, "bi-encoder logit scale (1 / temperature) on cosine similarities")
+    n_negatives: Count = _f(3, "hard negatives per query in a step")
+    negative_depth: NonNegInt = _f(0, "sample negatives among the first N of each list (0: all)")
+    scale: PositiveFloat = _f(20.0, "bi-encoder logit scale (1 / temperature) on cosine similarities")
     # CET (Cai et al., CIKM 2022)
-    selection: str = _f(
+    selection: Literal["none", "text", "features"] = _f(
         "none",
         "CET selection model S: 'none' (plain training), 'text' (a "
         "cross-encoder, the paper's) or 'features' (an MLP over the negative's "
         "retriever rank/score/name)",
     )
     selection_model: str = _f("", "starting weights of a text S (default: the cross-encoder `model`)")
-    selection_lr: float = _f(0.0, "learning rate of S (0: same as lr; features S uses 1e-3 if 0)")
-    temperature: float = _f(10.0, "CET temperature T in w = 1 / (1 - sigmoid(score / T))")
-    max_weight: float = _f(0.0, "clip CET weights to at most this (0: no clipping)")
+    selection_lr: NonNegFloat = _f(0.0, "learning rate of S (0: same as lr; features S uses 1e-3 if 0)")
+    temperature: PositiveFloat = _f(10.0, "CET temperature T in w = 1 / (1 - sigmoid(score / T))")
+    max_weight: NonNegFloat = _f(0.0, "clip CET weights to at most this (0: no clipping)")
     normalize_weights: bool = _f(False, "divide each batch's negative weights by their mean")
-    weight_pass: str = _f(
+    weight_pass: Literal["auto", "eval", "shared"] = _f(
         "auto",
         "where CET's weights come from: 'eval' (a separate no-grad eval-mode pass over the "
         "negatives, the authors' way), 'shared' (the training forward's detached scores; "
@@ -83,128 +128,146 @@ class TrainConfig:
     )
     dump_weights: bool = _f(True, "write weights.jsonl (qid, docid, weight, step) for audits")
     # optimisation
-    batch_size: int = _f(16, "queries per micro-batch (global across processes)")
-    grad_accum: int = _f(1, "micro-batches per optimizer step")
-    max_steps: int = _f(500, "optimizer steps")
-    lr: float = _f(2e-5, "AdamW learning rate (the CET paper: 3e-6 for BERT-base)")
-    weight_decay: float = _f(0.01, "AdamW weight decay (not on biases and LayerNorm)")
-    warmup_steps: int = _f(50, "linear warm-up steps, then linear decay to 0 at max_steps")
-    max_grad_norm: float = _f(1.0, "gradient clipping norm (0: off)")
-    precision: str = _f("auto", "'auto' (bf16 autocast on GPU, fp32 on CPU), 'bf16' or 'fp32'")
+    batch_size: Count = _f(16, "queries per micro-batch (global across processes)")
+    grad_accum: Count = _f(1, "micro-batches per optimizer step")
+    max_steps: Count = _f(500, "optimizer steps")
+    lr: PositiveFloat = _f(2e-5, "AdamW learning rate (the CET paper: 3e-6 for BERT-base)")
+    weight_decay: NonNegFloat = _f(0.01, "AdamW weight decay (not on biases and LayerNorm)")
+    warmup_steps: NonNegInt = _f(50, "linear warm-up steps, then linear decay to 0 at max_steps")
+    max_grad_norm: NonNegFloat = _f(1.0, "gradient clipping norm (0: off)")
+    precision: Literal["auto", "bf16", "fp32"] = _f(
+        "auto", "'auto' (bf16 autocast on GPU, fp32 on CPU), 'bf16' or 'fp32'"
+    )
     gradient_checkpointing: bool = _f(False, "recompute activations in backward to save memory")
-    seed: int = _f(42, "fixes data order, negative sampling, dropout and initialisation")
+    seed: NonNegInt = _f(42, "fixes data order, negative sampling, dropout and initialisation")
     device: str = _f("auto", "'auto', 'cpu', 'cuda' (DDP: one GPU per process)")
     # evaluation, logging, checkpoints
     eval_split: str = _f("", "dataset split for periodic evaluation ('' : none)")
-    eval_every: int = _f(0, "evaluate every N steps (0: only at the end, if eval_split is set)")
+    eval_every: NonNegInt = _f(0, "evaluate every N steps (0: only at the end, if eval_split is set)")
     eval_metric: str = _f("ndcg@10", "ranx metric that picks the best checkpoint")
     eval_run: str = _f("", "cross-encoder evaluation: TREC run to rerank")
-    eval_depth: int = _f(100, "cross-encoder evaluation: documents reranked per query")
-    eval_batch_size: int = _f(64, "batch size for encoding/scoring during evaluation")
-    log_every: int = _f(10, "write a metrics.csv row every N steps")
-    save_every: int = _f(100, "checkpoint every N steps (0: only at the end)")
-    keep_checkpoints: int = _f(2, "how many recent checkpoints to keep")
+    eval_depth: Count = _f(100, "cross-encoder evaluation: documents reranked per query")
+    eval_batch_size: Count = _f(64, "batch size for encoding/scoring during evaluation")
+    log_every: Count = _f(10, "write a metrics.csv row every N steps")
+    save_every: NonNegInt = _f(100, "checkpoint every N steps (0: only at the end)")
+    keep_checkpoints: NonNegInt = _f(2, "how many recent checkpoints to keep (0: all)")
 
     def __post_init__(self) -> None:
-        checks = [
-            (self.model_type in MODEL_TYPES, "model_type", f"one of {MODEL_TYPES}"),
-            (self.loss in LOSSES, "loss", f"one of {LOSSES}"),
-            (self.selection in SELECTIONS, "selection", f"one of {SELECTIONS}"),
-            (self.weight_pass in WEIGHT_PASSES, "weight_pass", f"one of {WEIGHT_PASSES}"),
-            (self.precision in ("auto", "bf16", "fp32"), "precision", "auto, bf16 or fp32"),
-            (
-                self.attention in ("", "causal", "bidirectional"),
-                "attention",
-                "'', 'causal' or 'bidirectional'",
-            ),
-            (self.n_negatives >= 1, "n_negatives", ">= 1"),
-            (self.batch_size >= 1, "batch_size", ">= 1"),
-            (self.grad_accum >= 1, "grad_accum", ">= 1"),
-            (self.max_steps >= 1, "max_steps", ">= 1"),
-            (self.temperature > 0, "temperature", "> 0"),
-            (self.max_weight >= 0, "max_weight", ">= 0"),
-            (
-                not (self.loss == "infonce" and self.model_type == "cross"),
-                "loss",
-                "'pairwise' or 'listwise' for a cross-encoder (no in-batch negatives)",
-            ),
-        ]
-        for ok, key, expected in checks:
-            if not ok:
-                raise InputError(f"config key {key!r} = {getattr(self, key)!r}; expected {expected}")
+        if self.loss == "infonce" and self.model_type == "cross":
+            raise ValueError(
+                "config key 'loss' = 'infonce': expected 'pairwise' or 'listwise' for a "
+                "cross-encoder (no in-batch negatives)"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (YAML/JSON-safe)."""
         return dataclasses.asdict(self)
 
 
-def _key_types() -> dict[str, type]:
-    hints = typing.get_type_hints(TrainConfig)
-    return {f.name: hints[f.name] for f in dataclasses.fields(TrainConfig)}
+def _describe(error: dict[str, Any]) -> tuple[str, str]:
+    """The dotted key and a one-line message for one pydantic error."""
+    key = ".".join(str(part) for part in error["loc"])
+    message = " ".join(str(error["msg"]).split())
+    if error["type"] == "unexpected_keyword_argument":
+        return key, f"unknown config key {key!r}"
+    if not key:  # a check across keys (__post_init__)
+        return key, message.removeprefix("Value error, ")
+    message = message.removeprefix("Value error, ")
+    for bound in ("greater", "less"):
+        message = message.replace(f"Input should be {bound}", f"expected a value {bound}")
+    message = message.replace("Input should be", "expected")
+    return key, f"config key {key!r} = {error.get('input')!r}: {message}"
 
 
-def _coerce(key: str, value: Any, kind: type, source: str) -> Any:
-    if isinstance(kind, types.UnionType):
-        kind = next(k for k in typing.get_args(kind) if k is not type(None))
-    if kind is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
-            return value.lower() in ("true", "1", "yes")
-    elif kind is int and isinstance(value, (int, str)) and not isinstance(value, bool):
-        try:
-            return int(value)
-        except ValueError:
-            pass
-    elif kind is float and isinstance(value, (int, float, str)) and not isinstance(value, bool):
-        try:
-            return float(value)
-        except ValueError:
-            pass
-    elif kind is str and isinstance(value, (str, int, float)) and not isinstance(value, bool):
-        return str(value)
-    raise InputError(f"config key {key!r} = {value!r} in {source}; expected {kind.__name__}")
+def build_config(
+    values: Mapping[str, Any], source: str = "config", lines: Mapping[str, int] | None = None
+) -> TrainConfig:
+    """A validated :class:`TrainConfig` from a mapping.
 
+    Args:
+        values: Keys and values (nested mappings for ``lora``).
+        source: The file they come from (or ``--set``), named in errors.
+        lines: The line of each top-level key in ``source``, if known.
 
-def build_config(values: Mapping[str, Any], source: str = "config") -> TrainConfig:
-    """A :class:`TrainConfig` from a mapping; unknown keys and wrong types raise InputError."""
-    kinds = _key_types()
-    unknown = sorted(set(values) - set(kinds))
-    if unknown:
-        raise InputError(
-            f"unknown config key {unknown[0]!r} in {source}; known keys: {', '.join(sorted(kinds))}"
-        )
-    return TrainConfig(**{k: _coerce(k, v, kinds[k], source) for k, v in values.items()})
+    Raises:
+        InputError: one line naming the first bad key (unknown, wrong type, out of range).
+    """
+    try:
+        return TrainConfig(**values)
+    except ValidationError as err:
+        key, message = _describe(err.errors()[0])
+        if message.startswith("unknown config key"):
+            schema = LoraSettings if key.startswith("lora.") else TrainConfig
+            known = ", ".join(f.name for f in dataclasses.fields(schema))
+            message += f"; known keys: {known}"
+        top = key.split(".")[0]
+        error = InputError(message, source, None if lines is None else lines.get(top))
+        error.key = top  # type: ignore[attr-defined]
+        raise error from None
+    except TypeError as err:  # not a mapping of str keys
+        raise InputError(f"expected a mapping of config keys: {err}", source) from None
 
 
 def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
-    """``["lr=1e-5", "loss=listwise"]`` -> dict; values are parsed as YAML scalars."""
+    """``["lr=1e-5", "lora.rank=4"]`` -> ``{"lr": 1e-5, "lora": {"rank": 4}}``; values are
+    parsed as YAML scalars (``yaml.safe_load``), dots in a key address nested keys."""
     out: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise InputError(f"--set {pair!r}: expected KEY=VALUE")
-        out[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+        parts = [p.strip() for p in key.split(".")]
+        if not sep or not all(parts):
+            raise InputError(f"--set {pair!r}: expected KEY=VALUE (KEY.SUBKEY=VALUE for nested keys)")
+        try:
+            parsed = yaml.safe_load(value) if value.strip() else ""
+        except yaml.YAMLError:
+            parsed = value
+        target = out
+        for part in parts[:-1]:
+            if not isinstance(target.get(part), dict):
+                target[part] = {}
+            target = target[part]
+        target[parts[-1]] = parsed
+    return out
+
+
+def merge(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``overrides`` applied, nested mappings merged key by key."""
+    out = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
     return out
 
 
 def load_config(path: str | Path | None, overrides: Sequence[str] = ()) -> TrainConfig:
-    """Read a YAML config (``yaml.safe_load``) and apply ``KEY=VALUE`` overrides."""
+    """Read a YAML config and apply ``KEY=VALUE`` overrides.
+
+    Raises:
+        InputError: one line naming the file (and line) when the file is missing, a directory,
+            not UTF-8, not valid YAML (or has a ``!!python`` tag), or holds a bad key or value.
+    """
+    from ranker.yamlfile import read_yaml
+
     values: dict[str, Any] = {}
+    lines: dict[str, int] = {}
+    source = "--set"
     if path is not None:
-        path = Path(path)
-        try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise InputError("config file not found", path) from None
-        except yaml.YAMLError as err:
-            line = getattr(getattr(err, "problem_mark", None), "line", None)
-            raise InputError(f"not valid YAML: {err}", path, None if line is None else line + 1) from None
+        loaded = read_yaml(path, "training config")
         if loaded is not None and not isinstance(loaded, dict):
-            raise InputError("expected a mapping of config keys at the top level", path)
-        values.update(loaded or {})
-    source = str(path) if path is not None else "--set"
-    config = build_config({**values, **parse_overrides(overrides)}, source)
+            raise InputError("expected a mapping of config keys at the top level", path, 1)
+        values = dict(loaded or {})
+        lines = dict(getattr(loaded, "lines", {}))
+        source = str(path)
+    extra = parse_overrides(overrides)
+    config_lines = {k: v for k, v in lines.items() if k not in extra}
+    try:
+        config = build_config(merge(values, extra), source, config_lines)
+    except InputError as err:
+        if getattr(err, "key", None) in extra:  # the bad value came from --set
+            raise InputError(f"{err.message} (from --set)", source) from None
+        raise
     for key in ("dataset", "negatives", "output_dir", "model"):
         if not getattr(config, key):
             raise InputError(f"config key {key!r} is required ({source})")
@@ -216,4 +279,6 @@ def describe_keys() -> str:
     lines = []
     for f in dataclasses.fields(TrainConfig):
         lines.append(f"  {f.name} (default {f.default!r}): {f.metadata['help']}")
+    for f in dataclasses.fields(LoraSettings):
+        lines.append(f"  lora.{f.name} (default {f.default!r}): {f.metadata['help']}")
     return "\n".join(lines)

@@ -12,6 +12,7 @@ from ranker.training.config import TrainConfig
 from ranker.training.data import BatchMaker, load_negatives, load_texts
 from ranker.training.distributed import setup, teardown
 from ranker.training.evaluate import evaluate_model
+from ranker.training.resume import check_resume, record_config
 from ranker.training.selection import FeatureEncoder
 from ranker.training.trainer import Trainer, TrainResult
 from retrievers.io.dataset import load_dataset
@@ -78,6 +79,8 @@ def train_from_config(config: TrainConfig, resume: bool = False) -> TrainResult:
     """Train as ``config`` says; under torchrun, every process calls this."""
     ctx = setup(config.device)
     try:
+        if resume:
+            check_resume(config)  # before any data is read: a refusal is immediate
         seed_everything(config.seed)
         dataset = load_dataset(config.dataset)
         batches, features = make_batches(config, dataset)
@@ -85,6 +88,8 @@ def train_from_config(config: TrainConfig, resume: bool = False) -> TrainResult:
         selection = build_selection(config, features)
         evaluator = make_evaluator(config, dataset) if ctx.main else None
         trainer = Trainer(config, ctx, batches, relevance, selection, evaluator)
+        if resume and ctx.main:
+            record_config(config)
         return trainer.train(resume=resume)
     finally:
         teardown(ctx)
