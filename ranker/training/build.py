@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,18 +33,33 @@ def _check_attention(model: nn.Module, config: TrainConfig, source: str) -> nn.M
     return model
 
 
-def _cross(source: str, config: TrainConfig, pooling: str | None) -> nn.Module:
+def _cross(
+    source: str, config: TrainConfig, pooling: str | None, options: dict[str, Any] | None = None
+) -> nn.Module:
     from ranker.models import CrossEncoder
 
     if _is_saved(source, "crossencoder"):
         return _check_attention(CrossEncoder.load(source), config, source)
-    return CrossEncoder.from_pretrained(
-        source,
-        pooling=pooling,
-        max_length=config.max_length,
-        attention=config.attention or None,
-        gradient_checkpointing=config.gradient_checkpointing,
-    )
+    with _pooler_options_errors(options):
+        return CrossEncoder.from_pretrained(
+            source,
+            pooling=pooling,
+            max_length=config.max_length,
+            attention=config.attention or None,
+            gradient_checkpointing=config.gradient_checkpointing,
+            **(options or {}),
+        )
+
+
+@contextmanager
+def _pooler_options_errors(options: dict[str, Any] | None) -> Iterator[None]:
+    """A pooler refusing ``pooling_options`` is a config error (one line, exit 2)."""
+    try:
+        yield
+    except (TypeError, ValueError) as err:
+        if not options:
+            raise
+        raise InputError(f"config key 'pooling_options' = {options!r}: {err}") from None
 
 
 def build_relevance(config: TrainConfig) -> nn.Module:
@@ -50,15 +67,25 @@ def build_relevance(config: TrainConfig) -> nn.Module:
     from ranker.models import load_biencoder
 
     if config.model_type == "cross":
-        return _cross(config.model, config, config.pooling or None)
+        return _cross(config.model, config, config.pooling or None, config.pooling_options)
     if _is_saved(config.model, "biencoder"):
+        if config.pooling_options:
+            raise InputError(
+                f"config key 'pooling_options' is set, but the saved model {config.model} keeps "
+                "its own pooler; leave 'pooling_options' empty"
+            )
         return _check_attention(load_biencoder(config.model), config, config.model)
-    kwargs: dict[str, Any] = {"normalize": config.normalize, "max_length": config.max_length}
+    kwargs: dict[str, Any] = {
+        "normalize": config.normalize,
+        "max_length": config.max_length,
+        **config.pooling_options,
+    }
     if config.gradient_checkpointing:
         kwargs["gradient_checkpointing"] = True
     if config.attention:
         kwargs["attention"] = config.attention
-    return load_biencoder(config.model, pooling=config.pooling or None, **kwargs)
+    with _pooler_options_errors(config.pooling_options):
+        return load_biencoder(config.model, pooling=config.pooling or None, **kwargs)
 
 
 def build_selection(config: TrainConfig, retrievers: list[str]) -> nn.Module | None:

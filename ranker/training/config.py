@@ -45,6 +45,13 @@ class TrainConfig:
         "pooling mode ('': the model's default; mean for a bi-encoder from a "
         "plain transformer, cls for a cross-encoder)",
     )
+    pooling_options: dict[str, Any] = field(
+        default_factory=dict,
+        metadata={
+            "help": "options of the pooler of a new model, e.g. {segments: 8, window: 5} for "
+            "ponet (see docs/pooling.md; a saved model keeps its own)"
+        },
+    )
     attention: str = _f(
         "",
         "decoder attention: '' (the model's: causal for a new decoder), 'causal' or "
@@ -146,6 +153,10 @@ def _key_types() -> dict[str, type]:
 def _coerce(key: str, value: Any, kind: type, source: str) -> Any:
     if isinstance(kind, types.UnionType):
         kind = next(k for k in typing.get_args(kind) if k is not type(None))
+    if typing.get_origin(kind) is dict:
+        if isinstance(value, Mapping) and all(isinstance(k, str) for k in value):
+            return dict(value)
+        raise InputError(f"config key {key!r} = {value!r} in {source}; expected a mapping")
     if kind is bool:
         if isinstance(value, bool):
             return value
@@ -215,5 +226,6 @@ def describe_keys() -> str:
     """One line per key: name, default and help (for ``--help-config``)."""
     lines = []
     for f in dataclasses.fields(TrainConfig):
-        lines.append(f"  {f.name} (default {f.default!r}): {f.metadata['help']}")
+        default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+        lines.append(f"  {f.name} (default {default!r}): {f.metadata['help']}")
     return "\n".join(lines)
