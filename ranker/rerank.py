@@ -1,9 +1,11 @@
-"""Rerank a run's top documents with a cross-encoder (Nogueira & Cho, 2019)."""
+"""Rerank a run's top documents with a cross-encoder (Nogueira & Cho, 2019) or a bi-encoder."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
+from pathlib import Path
 
 from tqdm.auto import tqdm
 
@@ -25,7 +27,7 @@ def rerank(
     """Scores of ``model`` for each query's top ``depth`` documents of ``run``.
 
     Args:
-        model: a cross-encoder with ``score(queries, docs, batch_size) -> np.ndarray``.
+        model: a cross-encoder or bi-encoder, ``score(queries, docs, batch_size) -> np.ndarray``.
         queries: query id -> text (queries missing here are skipped, with a warning).
         texts: document id -> text; must cover the reranked documents.
         run: query id -> document id -> score (the ranking to rerank).
@@ -54,3 +56,20 @@ def rerank(
             floor = min(out[qid].values()) if out[qid] else 0.0
             out[qid].update({d: floor - 1.0 - i for i, d in enumerate(order[depth:])})
     return out
+
+
+def load_reranker(config_path: Path):
+    """The saved model whose ``ranker_config.json`` is ``config_path``: a CrossEncoder, or a
+    BiEncoder (its interaction head scores pairs; without one, the embeddings' inner product)."""
+    from ranker.models import BiEncoder, CrossEncoder
+    from retrievers.errors import InputError
+
+    try:
+        kind = json.loads(config_path.read_text(encoding="utf-8")).get("type")
+    except (OSError, ValueError, AttributeError) as err:
+        raise InputError(f"unreadable model config: {err}", config_path) from None
+    if kind == "crossencoder":
+        return CrossEncoder.load(config_path.parent)
+    if kind == "biencoder":
+        return BiEncoder.load(config_path.parent)
+    raise InputError(f"type is {kind!r}; expected 'crossencoder' or 'biencoder'", config_path)

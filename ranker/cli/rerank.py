@@ -1,4 +1,7 @@
-"""``ranker rerank DATASET --split SPLIT --run RUN.trec --model DIR --depth 100 --out RUN.trec``."""
+"""``ranker rerank DATASET --split SPLIT --run RUN.trec --model DIR --depth 100 --out RUN.trec``.
+
+``DIR`` is a saved cross-encoder, or a saved bi-encoder (scored by its bilinear interaction
+head when it has one, else by the inner product of its embeddings)."""
 
 from __future__ import annotations
 
@@ -6,11 +9,16 @@ import argparse
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("rerank", help="rerank a run's top documents with a cross-encoder")
+    parser = subparsers.add_parser(
+        "rerank",
+        help="rerank a run's top documents with a cross-encoder or a bi-encoder",
+    )
     parser.add_argument("dataset", help="dataset spec (folder, irds:<id>, or name)")
     parser.add_argument("--split", required=True, help="split whose queries the run answers")
     parser.add_argument("--run", required=True, help="TREC run to rerank")
-    parser.add_argument("--model", required=True, help="saved cross-encoder folder")
+    parser.add_argument(
+        "--model", required=True, help="saved cross-encoder or bi-encoder (interaction head) folder"
+    )
     parser.add_argument("--depth", type=int, default=100, help="documents reranked per query")
     parser.add_argument("--batch-size", type=int, default=64, help="pairs scored per batch")
     parser.add_argument(
@@ -28,8 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ranker.models import CrossEncoder
-    from ranker.rerank import rerank
+    from ranker.rerank import load_reranker, rerank
     from ranker.training.distributed import pick_device
     from retrievers.errors import InputError
     from retrievers.io.dataset import load_dataset
@@ -37,8 +44,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.depth < 1:
         raise InputError(f"--depth {args.depth}: expected >= 1")
-    if not (Path(args.model) / "ranker_config.json").is_file():
-        raise InputError("not a saved cross-encoder (no ranker_config.json)", args.model)
+    config_path = Path(args.model) / "ranker_config.json"
+    if not config_path.is_file():
+        raise InputError("not a saved cross-encoder or bi-encoder (no ranker_config.json)", args.model)
     dataset = load_dataset(args.dataset)
     queries = dataset.queries(args.split)
     run_in = read_run(args.run)
@@ -50,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
             f"{len(missing)} document(s) of the run are not in the dataset, e.g. {sorted(missing)[0]!r}",
             args.run,
         )
-    model = CrossEncoder.load(args.model).to(pick_device(args.device))
+    model = load_reranker(config_path).to(pick_device(args.device))
     reranked = rerank(
         model, queries, texts, run_in, depth=args.depth, batch_size=args.batch_size, keep_rest=args.keep_rest
     )

@@ -64,10 +64,39 @@ def _pooler_options_errors(options: dict[str, Any] | None) -> Iterator[None]:
 
 def build_relevance(config: TrainConfig) -> nn.Module:
     """The relevance model R: a cross-encoder or a bi-encoder, new or from a saved folder."""
-    from ranker.models import load_biencoder
-
     if config.model_type == "cross":
         return _cross(config.model, config, config.pooling or None, config.pooling_options)
+    return _with_interaction(_bi(config), config)
+
+
+def _with_interaction(model: nn.Module, config: TrainConfig) -> nn.Module:
+    """Attach the bilinear interaction head the config asks for (a saved one is kept)."""
+    from ranker.models.interaction import make_interaction
+
+    saved = getattr(model, "interaction", None)
+    if saved is not None:
+        if config.interaction and config.interaction != saved.fusion:
+            raise InputError(
+                f"config key 'interaction' = {config.interaction!r}, but the saved model "
+                f"{config.model} has a {saved.fusion!r} head; leave 'interaction' empty to keep it"
+            )
+        return model
+    if not config.interaction:
+        if config.interaction_options:
+            raise InputError("config key 'interaction_options' is set without 'interaction'")
+        return model
+    try:
+        model.interaction = make_interaction(config.interaction, model.dim, config.interaction_options)
+    except (TypeError, ValueError) as err:
+        raise InputError(
+            f"config key 'interaction_options' = {config.interaction_options!r}: {err}"
+        ) from None
+    return model
+
+
+def _bi(config: TrainConfig) -> nn.Module:
+    from ranker.models import load_biencoder
+
     if _is_saved(config.model, "biencoder"):
         if config.pooling_options:
             raise InputError(

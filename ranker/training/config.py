@@ -58,6 +58,16 @@ class TrainConfig:
         "'bidirectional' (LLM2Vec-style); encoders are always bidirectional",
     )
     normalize: bool = _f(True, "bi-encoder: L2-normalize embeddings (cosine similarity)")
+    interaction: str = _f(
+        "",
+        "bi-encoder scorer: '' (scale * q . d) or a low-rank bilinear head over the two "
+        "embeddings, 'mlb' or 'mfb' (see docs/pooling.md); such a model reranks a run "
+        "(evaluation needs eval_run)",
+    )
+    interaction_options: dict[str, Any] = field(
+        default_factory=dict,
+        metadata={"help": "options of a new interaction head: mm_dim, factors, activ_input, normalize"},
+    )
     max_query_length: int = _f(32, "query tokens (bi-encoder)")
     max_length: int = _f(256, "tokens of a document (bi) or of a query+document pair (cross)")
     # loss
@@ -123,6 +133,12 @@ class TrainConfig:
                 self.attention in ("", "causal", "bidirectional"),
                 "attention",
                 "'', 'causal' or 'bidirectional'",
+            ),
+            (self.interaction in ("", "mlb", "mfb"), "interaction", "'', 'mlb' or 'mfb'"),
+            (
+                not (self.interaction and self.model_type != "bi"),
+                "interaction",
+                "'' for a cross-encoder (the head scores bi-encoder embeddings)",
             ),
             (self.n_negatives >= 1, "n_negatives", ">= 1"),
             (self.batch_size >= 1, "batch_size", ">= 1"),
