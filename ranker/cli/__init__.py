@@ -33,6 +33,7 @@ COMMANDS = [
     "audit",
     "cet-auc",
     "run",
+    "pooling-search",
 ]
 
 
