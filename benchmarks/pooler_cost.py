@@ -6,6 +6,11 @@ reported relative to mean pooling, together with the pooler's parameter count. M
 poolers also make the backbone return every layer's hidden states, which is part of their cost.
 
     PYTHONPATH=. python benchmarks/pooler_cost.py --docs 64 --repeats 3
+
+``--lengths 256,512,1024,2048`` instead times the poolers alone (``--poolers``, default all)
+on random hidden states of each sequence length (``--hidden``, ``--batch-size``) and prints
+milliseconds and microseconds per token: a pooler linear in length (mean, ponet, pyramid,
+bilinear) keeps a flat per-token cost as the length doubles.
 """
 
 from __future__ import annotations
@@ -40,6 +45,44 @@ def backbones(minilm: str | None, smollm2: str | None) -> dict[str, str]:
     return found
 
 
+def length_scaling(
+    lengths: list[int], poolers: list[str], hidden: int, batch: int, repeats: int, device: str
+) -> dict[str, dict[int, float]]:
+    """Seconds per forward pass of each pooler alone, per sequence length (median of repeats)."""
+    import torch
+
+    from ranker.pooling import build_pooler
+
+    results: dict[str, dict[int, float]] = {}
+    for mode in poolers:
+        torch.manual_seed(0)
+        pooler = build_pooler(mode, hidden_size=hidden, num_layers=2, num_heads=max(1, hidden // 64))
+        pooler = pooler.to(device).eval()
+        results[mode] = {}
+        for length in lengths:
+            states = [torch.randn(batch, length, hidden, device=device) for _ in range(3)]
+            mask = torch.ones(batch, length, dtype=torch.long, device=device)
+            mask[: batch // 2, length * 3 // 4 :] = 0  # half the rows padded
+            runs = []
+            with torch.inference_mode():
+                pooler(states, mask)  # warm-up
+                for _ in range(repeats):
+                    if device != "cpu":
+                        torch.cuda.synchronize()
+                    start = time.perf_counter()
+                    pooler(states, mask)
+                    if device != "cpu":
+                        torch.cuda.synchronize()
+                    runs.append(time.perf_counter() - start)
+            results[mode][length] = statistics.median(runs)
+    print(f"\npoolers alone, batch {batch}, hidden {hidden}, {device}: ms (us per token)")
+    print(f"{'pooler':14s}" + "".join(f"{length:>18d}" for length in lengths))
+    for mode, row in results.items():
+        cells = "".join(f"{t * 1e3:10.2f} ({t * 1e6 / (batch * n):5.2f})" for n, t in row.items())
+        print(f"{mode:14s}{cells}")
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=64, help="SciFact documents per run")
@@ -51,12 +94,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smollm2", default=None, help="SmolLM2 folder or .gguf (default: pip)")
     parser.add_argument("--corpus", default=None, help="BEIR folder (default: ../shared/data/scifact)")
     parser.add_argument("--json", default=None)
+    parser.add_argument(
+        "--lengths", default=None, help="comma-separated lengths: time poolers alone vs length"
+    )
+    parser.add_argument("--poolers", default=None, help="comma-separated poolers (default: all)")
+    parser.add_argument("--hidden", type=int, default=384, help="--lengths: hidden size")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
 
+    from ranker.pooling import POOLERS
+
+    chosen = args.poolers.split(",") if args.poolers else ["mean", *sorted(m for m in POOLERS if m != "mean")]
+    if args.lengths:
+        lengths = [int(n) for n in args.lengths.split(",")]
+        scaling = length_scaling(lengths, chosen, args.hidden, args.batch_size, args.repeats, args.device)
+        if args.json:
+            Path(args.json).write_text(json.dumps(scaling, indent=2))
+        return 0
+
     from ranker.encoders import Backbone, Encoder
-    from ranker.pooling import POOLERS, build_pooler
+    from ranker.pooling import build_pooler
     from retrievers.io.dataset import load_dataset
 
     corpus = args.corpus or REPO.parent / "shared" / "data" / "scifact"
@@ -75,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         backbone = backbone.to(args.device).eval()
         params: dict[str, int] = {}
         encoders = {}
-        for mode in ["mean", *sorted(m for m in POOLERS if m != "mean")]:
+        for mode in chosen:
             torch.manual_seed(0)
             pooler = build_pooler(
                 mode,

@@ -1,9 +1,10 @@
-"""Rerank a run's top documents with a cross-encoder (Nogueira & Cho, 2019)."""
+"""Rerank a run's top documents with a cross-encoder (Nogueira & Cho, 2019) or a bi-encoder."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from pathlib import Path
 
 from tqdm.auto import tqdm
 
@@ -25,7 +26,7 @@ def rerank(
     """Scores of ``model`` for each query's top ``depth`` documents of ``run``.
 
     Args:
-        model: a cross-encoder with ``score(queries, docs, batch_size) -> np.ndarray``.
+        model: a cross-encoder or bi-encoder, ``score(queries, docs, batch_size) -> np.ndarray``.
         queries: query id -> text (queries missing here are skipped, with a warning).
         texts: document id -> text; must cover the reranked documents.
         run: query id -> document id -> score (the ranking to rerank).
@@ -54,3 +55,17 @@ def rerank(
             floor = min(out[qid].values()) if out[qid] else 0.0
             out[qid].update({d: floor - 1.0 - i for i, d in enumerate(order[depth:])})
     return out
+
+
+def load_reranker(folder: str | Path, kind: str):
+    """The model saved by ranker in ``folder`` (``kind`` from
+    :func:`ranker.models.kind.model_kind`): a CrossEncoder, or a BiEncoder (its interaction
+    head scores pairs; without one, the embeddings' inner product)."""
+    from ranker.models import BiEncoder, CrossEncoder
+    from retrievers.errors import InputError
+
+    if kind == "crossencoder":
+        return CrossEncoder.load(folder)
+    if kind == "biencoder":
+        return BiEncoder.load(folder)
+    raise InputError(f"{kind}: expected a cross-encoder or a bi-encoder saved by ranker", folder)

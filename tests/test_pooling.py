@@ -86,7 +86,10 @@ def test_gradients_reach_every_trainable_parameter(mode):
     pooler = make(mode).train()
     hidden = [torch.randn(3, 6, HIDDEN, requires_grad=True) for _ in range(LAYERS + 1)]
     mask = torch.tensor([[1, 1, 1, 0, 0, 0], [1, 1, 1, 1, 1, 1], [0, 0, 1, 1, 1, 1]])
-    pooler(hidden, mask).pow(2).sum().backward()
+    out = pooler(hidden, mask)
+    # against a random target: a plain sum of squares has no gradient through an L2 norm
+    target = torch.randn(out.shape, generator=torch.Generator().manual_seed(5))
+    (out - target).pow(2).sum().backward()
     for name, param in pooler.named_parameters():
         assert param.grad is not None and param.grad.abs().sum() > 0, f"{mode}: no gradient for {name}"
 

@@ -34,6 +34,7 @@ COMMANDS = [
     "audit",
     "cet-auc",
     "run",
+    "pooling-search",
 ]
 
 

@@ -1,4 +1,7 @@
-"""``ranker rerank DATASET --split SPLIT --run RUN.trec --model DIR --depth 100 --out RUN.trec``."""
+"""``ranker rerank DATASET --split SPLIT --run RUN.trec --model DIR --depth 100 --out RUN.trec``.
+
+``DIR`` is a saved cross-encoder, or a saved bi-encoder (scored by its bilinear interaction
+head when it has one, else by the inner product of its embeddings)."""
 
 from __future__ import annotations
 
@@ -6,11 +9,16 @@ import argparse
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("rerank", help="rerank a run's top documents with a cross-encoder")
+    parser = subparsers.add_parser(
+        "rerank",
+        help="rerank a run's top documents with a cross-encoder or a bi-encoder",
+    )
     parser.add_argument("dataset", help="dataset spec (folder, irds:<id>, or name)")
     parser.add_argument("--split", required=True, help="split whose queries the run answers")
     parser.add_argument("--run", required=True, help="TREC run to rerank")
-    parser.add_argument("--model", required=True, help="saved cross-encoder folder")
+    parser.add_argument(
+        "--model", required=True, help="saved cross-encoder or bi-encoder (interaction head) folder"
+    )
     parser.add_argument("--depth", type=int, default=100, help="documents reranked per query")
     parser.add_argument("--batch-size", type=int, default=64, help="pairs scored per batch")
     parser.add_argument(
@@ -28,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ranker.models import CrossEncoder
     from ranker.models.kind import require_kind
-    from ranker.rerank import rerank
+    from ranker.rerank import load_reranker, rerank
     from ranker.training.distributed import pick_device
     from retrievers.errors import InputError
     from retrievers.io.dataset import load_dataset
@@ -38,9 +46,9 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--depth {args.depth}: expected >= 1")
     kind = require_kind(
         args.model,
-        ("crossencoder", "sequence-classification"),
+        ("crossencoder", "biencoder", "sequence-classification"),
         "a cross-encoder (saved by `ranker train` with model_type cross, or a transformers "
-        "*ForSequenceClassification folder with one label)",
+        "*ForSequenceClassification folder with one label) or a bi-encoder saved by ranker",
     )
     dataset = load_dataset(args.dataset)
     queries = dataset.queries(args.split)
@@ -54,12 +62,12 @@ def run(args: argparse.Namespace) -> int:
             args.run,
         )
     try:
-        if kind == "crossencoder":
-            model = CrossEncoder.load(args.model)
-        else:
+        if kind == "sequence-classification":
             model = CrossEncoder.from_pretrained(args.model)
+        else:
+            model = load_reranker(args.model, kind)
     except ValueError as err:
-        raise InputError(f"cannot load this cross-encoder: {err}", args.model) from None
+        raise InputError(f"cannot load this reranker: {err}", args.model) from None
     model = model.to(pick_device(args.device))
     reranked = rerank(
         model, queries, texts, run_in, depth=args.depth, batch_size=args.batch_size, keep_rest=args.keep_rest

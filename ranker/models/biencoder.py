@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from ranker.encoders.backbone import Backbone
 from ranker.encoders.encoder import Encoder
 from ranker.encoders.io import load_tower, save_tower, tower_config
+from ranker.models.interaction import BilinearInteraction, dot_scores
 from ranker.models.kind import CONFIG_NAME
 from ranker.pooling import build_pooler
 from retrievers.errors import InputError
@@ -35,10 +36,17 @@ class BiEncoder(nn.Module):
         query_encoder: The query tower.
         doc_encoder: The document tower; None shares the query tower.
         temperature: Divides similarities in :meth:`similarity` (for contrastive losses).
+        interaction: Optional low-rank bilinear head scoring (query, document) embedding
+            pairs instead of their inner product (:mod:`ranker.models.interaction`); such a
+            model reranks a run (:meth:`score`) rather than searching an index.
     """
 
     def __init__(
-        self, query_encoder: Encoder, doc_encoder: Encoder | None = None, temperature: float = 1.0
+        self,
+        query_encoder: Encoder,
+        doc_encoder: Encoder | None = None,
+        temperature: float = 1.0,
+        interaction: BilinearInteraction | None = None,
     ) -> None:
         super().__init__()
         if temperature <= 0:
@@ -47,6 +55,7 @@ class BiEncoder(nn.Module):
         self.shared = doc_encoder is None or doc_encoder is query_encoder
         self.doc_encoder = query_encoder if self.shared else doc_encoder
         self.temperature = float(temperature)
+        self.interaction = interaction
 
     # -- construction ------------------------------------------------------------------------
     @classmethod
@@ -141,8 +150,30 @@ class BiEncoder(nn.Module):
         return self.doc_encoder(features)
 
     def similarity(self, queries: Tensor, docs: Tensor) -> Tensor:
-        """Scores ``queries @ docs.T / temperature`` (Q, D)."""
+        """Scores ``queries @ docs.T / temperature`` (Q, D), or the interaction head's."""
+        if self.interaction is not None:
+            return self.interaction(queries, docs) / self.temperature
         return queries @ docs.transpose(0, 1) / self.temperature
+
+    @torch.no_grad()
+    def score(self, queries: Sequence[str], docs: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        """Scores of row-aligned (query, document) pairs, for reranking (``ranker rerank``):
+        the interaction head's when there is one, else the inner product of the embeddings."""
+        if len(queries) != len(docs):
+            raise ValueError(f"score: {len(queries)} queries but {len(docs)} documents")
+        unique = {text: i for i, text in enumerate(dict.fromkeys(queries))}
+        q = torch.from_numpy(self.encode_queries(list(unique), batch_size=batch_size))
+        d = torch.from_numpy(self.encode_corpus(list(docs), batch_size=batch_size))
+        rows = q[[unique[t] for t in queries]] if queries else q[:0]
+        out = []
+        for start in range(0, len(docs), batch_size):
+            qa, da = rows[start : start + batch_size], d[start : start + batch_size]
+            if self.interaction is not None:
+                device = self.interaction.linear0.weight.device
+                out.append(self.interaction.pairwise(qa.to(device), da.to(device)).float().cpu())
+            else:
+                out.append(dot_scores(qa, da))
+        return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.float32)
 
     # -- inference API ------------------------------------------------------------------------
     def encode_queries(
@@ -182,13 +213,16 @@ class BiEncoder(nn.Module):
     # -- persistence ----------------------------------------------------------------------------
     def config(self) -> dict[str, Any]:
         """The JSON config saved beside the weights."""
-        return {
+        config = {
             "type": "biencoder",
             "shared": self.shared,
             "temperature": self.temperature,
             "query": tower_config(self.query_encoder),
             "doc": tower_config(self.doc_encoder),
         }
+        if self.interaction is not None:
+            config["interaction"] = self.interaction.get_config()
+        return config
 
     def save(self, directory: str | Path) -> None:
         """Write the model atomically to a new (or empty) folder: safetensors + JSON configs.
@@ -210,6 +244,8 @@ class BiEncoder(nn.Module):
                 for side, encoder in (("query", self.query_encoder), ("doc", self.doc_encoder)):
                     (tmp / side).mkdir()
                     save_tower(encoder, tmp / side)
+            if self.interaction is not None:
+                self.interaction.save(tmp)
             (tmp / CONFIG_NAME).write_text(json.dumps(self.config(), indent=2) + "\n")
         logger.info("saved bi-encoder to %s", directory)
 
@@ -240,7 +276,10 @@ class BiEncoder(nn.Module):
         else:
             query = load_tower(directory / "query", config["query"], **backbone_kwargs)
             doc = load_tower(directory / "doc", config["doc"], **backbone_kwargs)
-        model = cls(query, doc, temperature=config["temperature"])
+        interaction = None
+        if config.get("interaction"):
+            interaction = BilinearInteraction.load(directory, config["interaction"])
+        model = cls(query, doc, temperature=config["temperature"], interaction=interaction)
         model.shared = config["shared"]
         return model.eval()
 

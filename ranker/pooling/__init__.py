@@ -1,6 +1,14 @@
 """Poolers: one registry of interchangeable ways to turn hidden states into a vector."""
 
-from ranker.pooling import gem, latent, layerwise, simple  # noqa: F401  (register the poolers)
+from ranker.pooling import (  # noqa: F401  (register the poolers)
+    bilinear,
+    gem,
+    latent,
+    layerwise,
+    ponet,
+    pyramid,
+    simple,
+)
 from ranker.pooling.base import (
     POOLERS,
     Pooler,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from torch import nn
@@ -36,44 +38,102 @@ def _with_lora(model: nn.Module, config: TrainConfig) -> nn.Module:
     return model
 
 
-def _cross(source: str, config: TrainConfig, pooling: str | None, lora: bool = False) -> nn.Module:
+@contextmanager
+def _pooler_options_errors(options: dict[str, Any] | None) -> Iterator[None]:
+    """A pooler refusing ``pooling_options`` is a config error (one line, exit 2)."""
+    try:
+        yield
+    except (TypeError, ValueError) as err:
+        if not options:
+            raise
+        raise InputError(f"config key 'pooling_options' = {options!r}: {err}") from None
+
+
+def _cross(
+    source: str,
+    config: TrainConfig,
+    pooling: str | None,
+    lora: bool = False,
+    options: dict[str, Any] | None = None,
+) -> nn.Module:
     from ranker.models import CrossEncoder
 
     if model_kind(source) == "crossencoder":
         model = _check_attention(CrossEncoder.load(source), config, source)
         return _with_lora(model, config) if lora else model
-    return CrossEncoder.from_pretrained(
-        source,
-        pooling=pooling,
-        max_length=config.max_length,
-        attention=config.attention or None,
-        gradient_checkpointing=config.gradient_checkpointing,
-        lora=config.lora.peft_kwargs() if lora and config.lora is not None else None,
-    )
+    with _pooler_options_errors(options):
+        return CrossEncoder.from_pretrained(
+            source,
+            pooling=pooling,
+            max_length=config.max_length,
+            attention=config.attention or None,
+            gradient_checkpointing=config.gradient_checkpointing,
+            lora=config.lora.peft_kwargs() if lora and config.lora is not None else None,
+            **(options or {}),
+        )
 
 
 def build_relevance(config: TrainConfig) -> nn.Module:
     """The relevance model R: a cross-encoder or a bi-encoder, new or from a saved folder,
     with the config's LoRA adapter if it has one (CET's S is always trained in full)."""
+    if config.model_type == "cross":
+        return _cross(config.model, config, config.pooling or None, lora=True, options=config.pooling_options)
+    return _with_interaction(_bi(config), config)
+
+
+def _with_interaction(model: nn.Module, config: TrainConfig) -> nn.Module:
+    """Attach the bilinear interaction head the config asks for (a saved one is kept)."""
+    from ranker.models.interaction import make_interaction
+
+    saved = getattr(model, "interaction", None)
+    if saved is not None:
+        if config.interaction and config.interaction != saved.fusion:
+            raise InputError(
+                f"config key 'interaction' = {config.interaction!r}, but the saved model "
+                f"{config.model} has a {saved.fusion!r} head; leave 'interaction' empty to keep it"
+            )
+        return model
+    if not config.interaction:
+        if config.interaction_options:
+            raise InputError("config key 'interaction_options' is set without 'interaction'")
+        return model
+    try:
+        model.interaction = make_interaction(config.interaction, model.dim, config.interaction_options)
+    except (TypeError, ValueError) as err:
+        raise InputError(
+            f"config key 'interaction_options' = {config.interaction_options!r}: {err}"
+        ) from None
+    return model
+
+
+def _bi(config: TrainConfig) -> nn.Module:
     from ranker.models import load_biencoder
 
-    if config.model_type == "cross":
-        return _cross(config.model, config, config.pooling or None, lora=True)
     kind = model_kind(config.model)
     if kind == "crossencoder":
         raise InputError(
             f"config key 'model' = {config.model!r} is a saved cross-encoder, but model_type is 'bi'"
         )
     if kind == "biencoder":
+        if config.pooling_options:
+            raise InputError(
+                f"config key 'pooling_options' is set, but the saved model {config.model} keeps "
+                "its own pooler; leave 'pooling_options' empty"
+            )
         return _with_lora(_check_attention(load_biencoder(config.model), config, config.model), config)
-    kwargs: dict[str, Any] = {"normalize": config.normalize, "max_length": config.max_length}
+    kwargs: dict[str, Any] = {
+        "normalize": config.normalize,
+        "max_length": config.max_length,
+        **config.pooling_options,
+    }
     if config.gradient_checkpointing:
         kwargs["gradient_checkpointing"] = True
     if config.attention:
         kwargs["attention"] = config.attention
     if config.lora is not None:
         kwargs["lora"] = config.lora.peft_kwargs()
-    return load_biencoder(config.model, pooling=config.pooling or None, **kwargs)
+    with _pooler_options_errors(config.pooling_options):
+        return load_biencoder(config.model, pooling=config.pooling or None, **kwargs)
 
 
 def build_selection(config: TrainConfig, retrievers: list[str] | FeatureEncoder) -> nn.Module | None:

@@ -85,12 +85,29 @@ class TrainConfig:
         "pooling mode ('': the model's default; mean for a bi-encoder from a "
         "plain transformer, cls for a cross-encoder)",
     )
+    pooling_options: dict[str, Any] = field(
+        default_factory=dict,
+        metadata={
+            "help": "options of the pooler of a new model, e.g. {segments: 8, window: 5} for "
+            "ponet (see docs/pooling.md; a saved model keeps its own)"
+        },
+    )
     attention: Literal["", "causal", "bidirectional"] = _f(
         "",
         "decoder attention: '' (the model's: causal for a new decoder), 'causal' or "
         "'bidirectional' (LLM2Vec-style); encoders are always bidirectional",
     )
     normalize: bool = _f(True, "bi-encoder: L2-normalize embeddings (cosine similarity)")
+    interaction: Literal["", "mlb", "mfb"] = _f(
+        "",
+        "bi-encoder scorer: '' (scale * q . d) or a low-rank bilinear head over the two "
+        "embeddings, 'mlb' or 'mfb' (see docs/pooling.md); such a model reranks a run "
+        "(evaluation needs eval_run)",
+    )
+    interaction_options: dict[str, Any] = field(
+        default_factory=dict,
+        metadata={"help": "options of a new interaction head: mm_dim, factors, activ_input, normalize"},
+    )
     max_query_length: Count = _f(32, "query tokens (bi-encoder)")
     max_length: Count = _f(256, "tokens of a document (bi) or of a query+document pair (cross)")
     lora: LoraSettings | None = _f(
@@ -157,6 +174,11 @@ class TrainConfig:
             raise ValueError(
                 "config key 'loss' = 'infonce': expected 'pairwise' or 'listwise' for a "
                 "cross-encoder (no in-batch negatives)"
+            )
+        if self.interaction and self.model_type != "bi":
+            raise ValueError(
+                f"config key 'interaction' = {self.interaction!r}: expected '' for a "
+                "cross-encoder (the head scores bi-encoder embeddings)"
             )
 
     def to_dict(self) -> dict[str, Any]:
@@ -278,7 +300,8 @@ def describe_keys() -> str:
     """One line per key: name, default and help (for ``--help-config``)."""
     lines = []
     for f in dataclasses.fields(TrainConfig):
-        lines.append(f"  {f.name} (default {f.default!r}): {f.metadata['help']}")
+        default = f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
+        lines.append(f"  {f.name} (default {default!r}): {f.metadata['help']}")
     for f in dataclasses.fields(LoraSettings):
         lines.append(f"  lora.{f.name} (default {f.default!r}): {f.metadata['help']}")
     return "\n".join(lines)

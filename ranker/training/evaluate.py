@@ -80,9 +80,9 @@ def evaluate_model(
     was_training = model.training
     model.eval()
     try:
-        if model_type == "cross":
+        if model_type == "cross" or getattr(model, "interaction", None) is not None:
             if run is None:
-                raise ValueError("cross-encoder evaluation needs a run to rerank (eval_run)")
+                raise ValueError(f"{model_type}-encoder evaluation needs a run to rerank (eval_run)")
             produced = rerank(
                 model,
                 queries,

@@ -34,7 +34,10 @@ def make_evaluator(config: TrainConfig, dataset):
     if not config.eval_split:
         return None
     queries, qrels = dataset.queries(config.eval_split), dataset.qrels(config.eval_split)
-    run = read_run(config.eval_run) if config.model_type == "cross" else None
+    if config.interaction and not config.eval_run:
+        raise ValueError("eval_run is required to evaluate a bi-encoder with an interaction head")
+    reranks = config.model_type == "cross" or bool(config.interaction)  # an interaction head reranks
+    run = read_run(config.eval_run) if reranks else None
     if config.model_type == "cross" and run is None:
         raise ValueError("eval_run is required to evaluate a cross-encoder")
     wanted = {d for q in run for d in list(run[q])} if run is not None else None

@@ -3,7 +3,8 @@
 One scorer per kind of model, so losses and CET never look inside a model:
 
 * :class:`CrossScorer` -- a cross-encoder (``tokenize(queries, docs)``, ``forward``);
-* :class:`BiScorer` -- a bi-encoder (``tokenize_queries/docs``, ``embed_queries/docs``);
+* :class:`BiScorer` -- a bi-encoder (``tokenize_queries/docs``, ``embed_queries/docs``),
+  scored by ``scale * q . d`` or by its bilinear interaction head when it has one;
   with several processes the document embeddings are gathered from every rank *with
   gradients*, so each query sees the whole global batch as in-batch negatives;
 * :class:`FeatureScorer` -- CET's feature selection model over retriever features.
@@ -90,7 +91,11 @@ class BiScorer:
             to_device(inner.encoder.tokenize_docs(texts), self.device),
         )
         rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
-        logits = self.scale * q.float() @ gather_with_grad(d).float().T
+        head = getattr(inner.encoder, "interaction", None)
+        if head is not None:  # a bilinear interaction head learns its own scale
+            logits = head(q.float(), gather_with_grad(d).float()).float()
+        else:
+            logits = self.scale * q.float() @ gather_with_grad(d).float().T
         offset = rank * b * (n + 1)
         rows = torch.arange(b, device=logits.device)
         hard = offset + b + rows[:, None] * n + torch.arange(n, device=logits.device)[None, :]
@@ -108,6 +113,10 @@ class BiScorer:
         )
         # row by row (not a matmul whose blocking depends on the batch), so a query's scores do
         # not depend on how many queries share its rank
+        head = getattr(inner.encoder, "interaction", None)
+        if head is not None:
+            pairs = q.float().repeat_interleave(n, dim=0)
+            return head.pairwise(pairs, d.float()).float().reshape(b, n)
         return self.scale * (q.float()[:, None, :] * d.float().reshape(b, n, -1)).sum(-1)
 
 
