@@ -239,5 +239,5 @@ def test_bad_pooling_options_are_a_config_error(tiny_beir, tiny_bert, tmp_path):
     )
     with pytest.raises(InputError, match=r"pooling_options.*takes no option"):
         build_relevance(config)
-    with pytest.raises(InputError, match="expected a mapping"):
+    with pytest.raises(InputError, match=r"pooling_options.*expected a valid dictionary"):
         build_config({"pooling_options": "segments=3"})
