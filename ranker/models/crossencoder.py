@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from ranker.encoders.backbone import Backbone, autocast
 from ranker.pooling import build_pooler, pooler_from_config
+from ranker.pooling.base import Pooler
 from retrievers.io.atomic import atomic_directory
 
 logger = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ class CrossEncoder(nn.Module):
     def __init__(
         self,
         backbone: Backbone,
-        pooler: nn.Module,
+        pooler: Pooler,
         max_length: int = 512,
         dtype: torch.dtype | None = None,
     ) -> None:

@@ -40,6 +40,9 @@ def gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
 class CrossScorer:
     """Cross-encoder scores: column 0 is each query's positive, then its negatives."""
 
+    # nn.Module (maybe inside DDP); typed Any as its methods come through nn.Module.__getattr__
+    model: Any
+
     def __init__(self, model: nn.Module, device: torch.device):
         self.model, self.device = model, device
 
@@ -67,6 +70,9 @@ class BiScorer:
     that rank's positives then its negatives (row-major), so one process on the same global
     batch sees the same matrix as the ranks together.
     """
+
+    # nn.Module (maybe inside DDP); typed Any as its methods come through nn.Module.__getattr__
+    model: Any
 
     def __init__(self, model: nn.Module, device: torch.device, scale: float):
         self.model, self.device, self.scale = model, device, scale
@@ -104,6 +110,9 @@ class BiScorer:
 class FeatureScorer:
     """Scores of :class:`~ranker.training.selection.FeatureSelector` on retriever features."""
 
+    # nn.Module (maybe inside DDP); typed Any as its methods come through nn.Module.__getattr__
+    model: Any
+
     def __init__(self, model: nn.Module, device: torch.device):
         self.model, self.device = model, device
 
@@ -120,6 +129,8 @@ class FeatureScorer:
 class BiEncoderModule(nn.Module):
     """``forward(query_features, doc_features) -> (q, d)`` over a bi-encoder, so that DDP (which
     only syncs what runs through ``forward``) can wrap it in one call per step."""
+
+    encoder: Any  # a BiEncoder; typed Any as its methods come through nn.Module.__getattr__
 
     def __init__(self, encoder: nn.Module):
         super().__init__()

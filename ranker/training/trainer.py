@@ -101,6 +101,7 @@ class Trainer:
         self.r_module: nn.Module = BiEncoderModule(relevance) if config.model_type == "bi" else relevance
         self.r_module = self._wrap(self.r_module)
         self.loss = make_loss(config.loss)
+        self.r_scorer: BiScorer | CrossScorer
         if config.model_type == "bi":
             self.r_scorer = BiScorer(self.r_module, ctx.device, config.scale)
         else:
@@ -163,7 +164,7 @@ class Trainer:
         stats["loss_unweighted"] += (
             self.loss(r_scores, None).item() if w_r is not None else loss.item()
         ) / accum
-        if s_scores is not None:
+        if s_scores is not None and w_r is not None and w_s is not None:  # CET: both passes set them
             s_loss = self.s_loss(s_scores, w_s)
             (s_loss / accum).backward()
             stats["selection_loss"] += s_loss.item() / accum
@@ -274,6 +275,7 @@ class Trainer:
     def _tensorboard(self, row: dict[str, Any]) -> None:
         """Mirror a metrics row to TensorBoard when the package is installed (main rank)."""
         if not hasattr(self, "_tb"):
+            self._tb: Any
             try:
                 from torch.utils.tensorboard import SummaryWriter
 

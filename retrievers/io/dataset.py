@@ -301,12 +301,12 @@ class IrdsDataset(Dataset):
 
     def queries(self, split: str) -> dict[str, str]:
         source = self._for_split(split)
-        queries = {}
+        queries: dict[str, str] = {}
         for query in self._iterate("queries", source.queries_iter):
             text = getattr(query, "text", None) or getattr(query, "title", "")
             if not str(text).strip():
                 raise InputError(f"query {query.query_id!r} is empty", self.name)
-            queries[query.query_id] = text
+            queries[query.query_id] = str(text)
         return queries
 
     def qrels(self, split: str) -> QrelsDict:
