@@ -59,8 +59,9 @@ class Batch:
         return len(self.qids)
 
 
-def read_negatives(path: str | Path) -> tuple[list[Example], list[str]]:
-    """Read a negatives file; returns the usable examples and the retriever names seen.
+def read_training_examples(path: str | Path) -> tuple[list[Example], list[str]]:
+    """Training examples from a negatives file (read by :func:`retrievers.mining.iter_negatives`);
+    returns the usable examples and the retriever names seen.
 
     Queries with no positive or no negative are skipped (and counted in the log).
 

@@ -24,12 +24,11 @@ def make_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.op
     )
 
 
-def linear_schedule(optimizer: torch.optim.Optimizer, warmup: int, total: int):
-    """Linear warm-up over ``warmup`` steps, then linear decay to 0 at ``total``."""
+def linear_schedule(
+    optimizer: torch.optim.Optimizer, warmup: int, total: int
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up from 0 over ``warmup`` steps, then linear decay to 0 at ``total``:
+    transformers' ``get_linear_schedule_with_warmup`` (the Hugging Face Trainer's default)."""
+    from transformers import get_linear_schedule_with_warmup
 
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / (warmup + 1)
-        return max(0.0, (total - step) / max(1, total - warmup))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    return get_linear_schedule_with_warmup(optimizer, warmup, total)

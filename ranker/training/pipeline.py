@@ -10,7 +10,7 @@ import torch
 from ranker.evaluation.metrics import canonical_metric
 from ranker.training.build import build_relevance, build_selection
 from ranker.training.config import TrainConfig
-from ranker.training.data import BatchMaker, load_texts, read_negatives
+from ranker.training.data import BatchMaker, load_texts, read_training_examples
 from ranker.training.distributed import setup, teardown
 from ranker.training.evaluate import evaluate_model
 from ranker.training.selection import FeatureEncoder
@@ -65,7 +65,7 @@ def make_evaluator(config: TrainConfig, dataset):
 def make_batches(config: TrainConfig, dataset) -> tuple[BatchMaker, list[str]]:
     """The config's deterministic micro-batches over its negatives file (texts read from
     ``dataset``), and the names of the retrievers that mined the negatives."""
-    examples, retrievers = read_negatives(config.negatives)
+    examples, retrievers = read_training_examples(config.negatives)
     wanted = {d for e in examples for d in (*e.positives, *e.negatives)}
     texts = load_texts(dataset.docs(), wanted, examples)
     batches = BatchMaker(

@@ -33,7 +33,6 @@ from ranker.training.logfiles import (
     COLUMNS,
     append_csv,
     append_jsonl,
-    replace_dir,
     truncate_csv,
     truncate_jsonl,
 )
@@ -41,6 +40,7 @@ from ranker.training.losses import make_loss
 from ranker.training.optim import linear_schedule, make_optimizer
 from ranker.training.scorers import BiEncoderModule, BiScorer, CrossScorer, FeatureScorer
 from ranker.training.selection import FeatureSelector
+from retrievers.io.atomic import replace_directory
 
 logger = logging.getLogger(__name__)
 
@@ -336,13 +336,13 @@ class Trainer:
             append_jsonl(self.out / "eval.jsonl", {"step": step, **scores})
             if not self.best or value > self.best["value"]:
                 self.best = {"step": step, "metric": self.config.eval_metric, "value": value}
-                replace_dir(self.out / "best", self.relevance.save)
+                replace_directory(self.out / "best", self.relevance.save)
         barrier(self.ctx)
 
     def _save_final(self) -> None:
-        replace_dir(self.out / "model", self.relevance.save)
+        replace_directory(self.out / "model", self.relevance.save)
         if self.selection is not None:
-            replace_dir(self.out / "selection", self.selection.save)
+            replace_directory(self.out / "selection", self.selection.save)
         summary = {
             "steps": self.config.max_steps,
             "best": self.best,

@@ -84,7 +84,9 @@ def _unique(ids: set[str], docid: str, path: Path, line: int) -> None:
     ids.add(docid)
 
 
-def _fingerprint(*paths: Path) -> str:
+def file_stamp(*paths: Path) -> str:
+    """A cheap identity of files from their names, sizes and modification times (not their
+    contents: a content hash is a *fingerprint*, see ``ranker.experiments.cache``)."""
     digest = hashlib.sha256()
     for path in paths:
         if path.exists():
@@ -106,7 +108,7 @@ class _FolderDataset(Dataset):
         return {
             **super().describe(),
             "path": str(self.root.resolve()),
-            "fingerprint": _fingerprint(self.corpus_path),
+            "corpus_stamp": file_stamp(self.corpus_path),
         }
 
     @property
