@@ -24,7 +24,7 @@ import torch
 
 from ranker.training.build import build_relevance, build_selection
 from ranker.training.config import build_config
-from ranker.training.data import BatchMaker, load_texts, read_negatives
+from ranker.training.data import BatchMaker, load_texts, read_training_examples
 from ranker.training.distributed import Context
 from ranker.training.pipeline import seed_everything
 from ranker.training.selection import FeatureEncoder
@@ -155,7 +155,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     device = torch.device(args.device)
     bf16 = device.type == "cuda"
-    examples, retrievers = read_negatives(args.negatives)
+    examples, retrievers = read_training_examples(args.negatives)
     wanted = {d for e in examples for d in (*e.positives, *e.negatives)}
     texts = load_texts(load_dataset(args.data).docs(), wanted)
     missing = FeatureEncoder(retrievers).missing()

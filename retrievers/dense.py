@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from retrievers.encoding import Encoder, encode_corpus_shards, encode_queries, l2_normalize
+from retrievers.encoding import Encoder, encode_corpus_shards, encode_documents, encode_queries, l2_normalize
 from retrievers.errors import InputError
 from retrievers.faiss_index import (
     FaissConfig,
@@ -36,6 +36,57 @@ from retrievers.io.trec import ranked
 logger = logging.getLogger(__name__)
 
 Hits = list[tuple[str, float]]
+
+
+def _hits(scores: np.ndarray, rows: np.ndarray, docids: Sequence[str]) -> Hits:
+    """One query's FAISS result as ranked hits (rows of -1, FAISS's "no result", dropped)."""
+    return ranked({docids[i]: float(s) for s, i in zip(scores, rows, strict=True) if i >= 0})
+
+
+def exact_search(
+    encoder: Encoder,
+    queries: Mapping[str, str],
+    docs: Mapping[str, str],
+    k: int = 1000,
+    normalize: bool = False,
+    chunk_size: int = 1024,
+) -> dict[str, Hits]:
+    """Exact inner-product search of ``queries`` over an in-memory corpus (FAISS flat index).
+
+    For corpora small enough to embed in one go (evaluation during training); a corpus on
+    disk goes through :func:`build_dense_index` and :class:`DenseSearcher` instead, which rank
+    the same way. Queries are searched ``chunk_size`` at a time, so no query x corpus matrix
+    is held.
+
+    Args:
+        encoder: Encodes documents (``encode_corpus`` or ``encode``) and queries
+            (``encode_queries`` or ``encode``).
+        queries: Query id -> text.
+        docs: Document id -> text.
+        k: Hits per query (at most the corpus size).
+        normalize: L2-normalize both sides (cosine similarity).
+        chunk_size: Queries encoded and searched at a time.
+
+    Returns:
+        Query id -> hits ranked by score, ties broken by document id.
+    """
+    if k < 1:
+        raise InputError(f"k must be at least 1, got {k}")
+    docids = list(docs)
+    if not docids:
+        return {qid: [] for qid in queries}
+    vectors = encode_documents(encoder, [docs[d] for d in docids], normalize)
+    index = build_index(FaissConfig("flat"), vectors.shape[1], [vectors])
+    k = min(k, len(docids))
+    items = list(queries.items())
+    out: dict[str, Hits] = {}
+    for start in range(0, len(items), chunk_size):
+        chunk = items[start : start + chunk_size]
+        q = encode_queries(encoder, [text for _, text in chunk], normalize)
+        scores, rows = index.search(np.ascontiguousarray(q), k)
+        for (qid, _), srow, irow in zip(chunk, scores, rows, strict=True):
+            out[qid] = _hits(srow, irow, docids)
+    return out
 
 
 def partial_dir(index_dir: Path) -> Path:
@@ -303,10 +354,7 @@ class DenseSearcher:
                 self._recent = {text: vec for (_, text), vec in zip(chunk, vectors, strict=True)}
                 scores, rows = self.index.search(np.ascontiguousarray(vectors), k)
                 for (qid, _), srow, irow in zip(chunk, scores, rows, strict=True):
-                    yield (
-                        qid,
-                        ranked({self.docids[i]: float(s) for s, i in zip(srow, irow, strict=True) if i >= 0}),
-                    )
+                    yield qid, _hits(srow, irow, self.docids)
                 bar.update(len(chunk))
 
     def search(self, query: str, k: int = 10) -> Hits:
@@ -331,6 +379,6 @@ class DenseSearcher:
             if missing
             else {}
         )
-        vectors = np.stack([self._recent.get(t, fresh.get(t)) for t in query_texts])
+        vectors = np.stack([self._recent[t] if t in self._recent else fresh[t] for t in query_texts])
         docs = np.asarray(self._embeddings[[self._row[d] for d in docids]])
         return np.einsum("ij,ij->i", vectors, docs)

@@ -1,7 +1,11 @@
-"""Errors raised for bad user input.
+"""Errors raised for bad user input, for the whole toolkit.
 
 Every error that comes from a file a user gave us names the file, the line (when there is
 one) and what was expected, so the CLI can print a single line and exit with status 2.
+
+They live here because ``retrievers`` is the toolkit's bottom layer: it never imports
+``ranker``, while ``ranker`` builds on it (as it does on ``retrievers.io`` for reading and
+atomic writing), so this is the one module both packages can share without a third package.
 """
 
 from __future__ import annotations

@@ -84,7 +84,7 @@ class _Writer:
     def __init__(self, source: Dataset, root: Path):
         self.source, self.root = source, root
         self.msmarco = isinstance(source, MsMarcoDataset)
-        if self.msmarco:
+        if isinstance(source, MsMarcoDataset):
             shutil.copyfile(source.corpus_path, root / "collection.tsv")
         elif isinstance(source, BeirDataset):
             shutil.copyfile(source.corpus_path, root / "corpus.jsonl")

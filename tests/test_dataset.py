@@ -84,8 +84,56 @@ def test_irds_dataset_from_local_files(tmp_path):
     ds = load_dataset("irds:ranker-test/local")
     assert isinstance(ds, IrdsDataset)
     assert [d.id for d in ds.docs()] == ["d1", "d2"]
-    assert ds.queries("test") == {"q1": "red fruit"}
-    assert ds.qrels("test") == {"q1": {"d1": 1}}
+    assert ds.splits() == ["default"]
+    assert ds.queries("default") == {"q1": "red fruit"}
+    assert ds.qrels("default") == {"q1": {"d1": 1}}
+
+
+def _irds_local(tmp_path, name, queries="q1\tred fruit\n", qrels="q1 0 d1 1\n", subsets=()):
+    """Register ``name`` (docs, queries, qrels) and each of ``subsets`` as ``name/SUBSET``."""
+    import ir_datasets
+
+    (tmp_path / "docs.tsv").write_text("d1\tapples are red\nd2\tbananas are yellow\n")
+    (tmp_path / "queries.tsv").write_text(queries)
+    (tmp_path / "qrels.txt").write_text(qrels)
+    files = {"queries_tsv": str(tmp_path / "queries.tsv"), "qrels_trec": str(tmp_path / "qrels.txt")}
+    _register(name, ir_datasets.create_dataset(docs_tsv=str(tmp_path / "docs.tsv"), **files))
+    for subset in subsets:
+        _register(f"{name}/{subset}", ir_datasets.create_dataset(**files))
+    return load_dataset(f"irds:{name}")
+
+
+def test_irds_unknown_split_is_an_error_as_in_folders(tmp_path):
+    ds = _irds_local(tmp_path, "ranker-test/split")
+    for call in (ds.queries, ds.qrels):
+        with pytest.raises(InputError, match=r"has no split 'test'; splits with .*: default$"):
+            call("test")
+
+
+def test_irds_splits_are_the_subsets_with_judgments(tmp_path):
+    import ir_datasets
+
+    ds = _irds_local(tmp_path, "ranker-test/subsets", subsets=("dev", "test"))
+    (tmp_path / "eval.tsv").write_text("q9\tunjudged\n")
+    _register("ranker-test/subsets/eval", ir_datasets.create_dataset(queries_tsv=str(tmp_path / "eval.tsv")))
+    assert ds.splits() == ["default", "dev", "test"]
+    assert ds.queries("eval") == {"q9": "unjudged"}  # queries without judgments: searchable
+    with pytest.raises(InputError, match="no qrels in split 'eval'; splits with qrels: default, dev, test"):
+        ds.qrels("eval")
+
+
+def test_irds_duplicate_query_id_names_the_record(tmp_path):
+    ds = _irds_local(tmp_path, "ranker-test/dupq", queries="q1\tred fruit\nq2\tx\nq1\tagain\n")
+    with pytest.raises(
+        InputError, match=r"^irds:ranker-test/dupq \(default queries\):3: duplicate query id 'q1'"
+    ):
+        ds.queries("default")
+
+
+def test_irds_duplicate_judgment_and_bad_ids_are_refused(tmp_path):
+    ds = _irds_local(tmp_path, "ranker-test/dupj", qrels="q1 0 d1 1\nq1 0 d1 0\n")
+    with pytest.raises(InputError, match=r"\(default qrels\):2: duplicate judgment for query 'q1'"):
+        ds.qrels("default")
 
 
 def test_irds_offline_download_says_what_to_do(tmp_path, monkeypatch):

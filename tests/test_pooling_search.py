@@ -76,11 +76,11 @@ def write_negatives(path) -> None:
 
 
 def test_a_step_trains_only_the_sampled_supernet_and_pooler(tiny_bert, tiny_beir, tmp_path):
-    from ranker.training.data import BatchMaker, load_texts, read_negatives
+    from ranker.training.data import BatchMaker, load_texts, read_training_examples
     from retrievers.io.dataset import load_dataset
 
     write_negatives(tmp_path / "n.jsonl")
-    examples, _ = read_negatives(tmp_path / "n.jsonl")
+    examples, _ = read_training_examples(tmp_path / "n.jsonl")
     texts = load_texts(load_dataset(tiny_beir).docs(), {"d1", "d2", "d3", "d4"}, examples)
     batches = BatchMaker(examples, texts, 1, 2, 0, [0.0, 0.0, 0.0])
     space = [Candidate("gem"), Candidate("ponet", options={"segments": 2})]

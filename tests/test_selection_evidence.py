@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from ranker.training.data import BatchMaker, load_negatives
+from ranker.training.data import BatchMaker, load_training_examples
 from ranker.training.selection import EVIDENCE_FEATURES, FeatureEncoder, FeatureSelector
 from retrievers.errors import InputError
 from retrievers.mining import MiningConfig, mine
@@ -72,7 +72,7 @@ def test_mining_records_the_evidence_of_negatives_and_positives(mined):
 
 def test_positives_cannot_be_told_from_negatives_by_a_constant(mined):
     out, _ = mined
-    examples, encoder = load_negatives(out)
+    examples, encoder = load_training_examples(out)
     assert encoder.evidence == ["bm25", "dense"]
     assert encoder.size == len(EVIDENCE_FEATURES) * 2
     pos = np.array([f for e in examples for f in e.positive_features])
@@ -96,7 +96,7 @@ def test_positives_cannot_be_told_from_negatives_by_a_constant(mined):
 def test_a_retrieved_positive_gets_its_rank_and_score(mined):
     out, _ = mined
     line = json.loads(out.read_text().splitlines()[0])
-    examples, _ = load_negatives(out)
+    examples, _ = load_training_examples(out)
     example = next(e for e in examples if e.qid == line["qid"])
     lists = line["evidence_lists"]
     for docid, features in zip(example.positives, example.positive_features, strict=True):
@@ -112,7 +112,7 @@ def test_a_retrieved_positive_gets_its_rank_and_score(mined):
 
 def test_batches_carry_the_sampled_positives_features(mined):
     out, _ = mined
-    examples, encoder = load_negatives(out)
+    examples, encoder = load_training_examples(out)
     texts = {d: d for e in examples for d in (*e.positives, *e.negatives)}
     batches = BatchMaker(examples, texts, 2, 4, 0, encoder.missing())
     batch = batches.batch(0)
@@ -128,7 +128,7 @@ def test_batches_carry_the_sampled_positives_features(mined):
 
 def test_feature_selector_round_trip_keeps_the_evidence_layout(tmp_path, mined):
     out, _ = mined
-    _, encoder = load_negatives(out)
+    _, encoder = load_training_examples(out)
     selector = FeatureSelector(encoder)
     selector.save(tmp_path / "s")
     meta = json.loads((tmp_path / "s" / "selector.json").read_text())
@@ -154,7 +154,7 @@ def test_an_old_file_without_evidence_still_trains_and_says_why_it_is_weaker(tmp
     ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     with caplog.at_level(logging.WARNING):
-        examples, encoder = load_negatives(path)
+        examples, encoder = load_training_examples(path)
     assert "no retriever evidence" in caplog.text
     assert encoder.evidence == [] and examples[0].positive_features == ()
     batches = BatchMaker(examples, {d: d for d in ["p", "n0", "n1", "n2"]}, 1, 2, 0, encoder.missing())

@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 from training_fakes import TinyBi, write_toy_data
 from training_run import make_trainer
 
-from ranker.training.data import BatchMaker, load_texts, read_negatives
+from ranker.training.data import BatchMaker, load_texts, read_training_examples
 from ranker.training.losses import InfoNCE
 from ranker.training.scorers import BiEncoderModule, BiScorer
 from ranker.training.selection import FeatureEncoder
@@ -33,7 +33,7 @@ def _free_port() -> int:
 
 
 def _batches(data: Path) -> BatchMaker:
-    examples, retrievers = read_negatives(data / "negatives.jsonl")
+    examples, retrievers = read_training_examples(data / "negatives.jsonl")
     wanted = {d for e in examples for d in (*e.positives, *e.negatives)}
     texts = load_texts(load_dataset(str(data)).docs(), wanted)
     return BatchMaker(examples, texts, 2, 8, 3, FeatureEncoder(retrievers).missing())

@@ -99,8 +99,8 @@ def run(args: argparse.Namespace) -> int:
         encoder.max_length = args.max_length
     if args.doc_prefix is not None:
         encoder.prefix = args.doc_prefix
-    if DTYPES[args.dtype]:
-        encoder.dtype = getattr(torch, DTYPES[args.dtype])
+    if (dtype := DTYPES[args.dtype]) is not None:
+        encoder.dtype = getattr(torch, dtype)
     model.to(_device(args.device))
     rank, world = distributed_rank()
 

@@ -221,7 +221,7 @@ def _mine(args, config, dataset, queries, qrels, searchers, out, source, evidenc
     )
     for fmt in args.export:
         target = _export_path(out, fmt)
-        rows = export_negatives(iter_negatives(out), fmt, docs, target)
+        rows = export_negatives(iter_negatives(out), fmt, docs or {}, target)  # docs: read for exports
         print(f"exported {rows} rows ({fmt}) -> {target}")
     print(json.dumps({k: v for k, v in stats.items() if k != "config"}, indent=2))
     return 0

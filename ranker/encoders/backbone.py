@@ -133,9 +133,11 @@ class Backbone(nn.Module):
         append_eos: bool | None = None,
     ) -> None:
         super().__init__()
-        self.model = model
+        # a transformers PreTrainedModel (or a peft PeftModel around one): typed Any, since
+        # nn.Module's __getattr__ hides its config and methods from the type checker
+        self.model: Any = model
         self.tokenizer = tokenizer
-        config = model.config
+        config: Any = model.config
         # a *ForSequenceClassification model scores with its own head (see ``classify``)
         self.classifier = type(model).__name__.endswith("ForSequenceClassification")
         self.is_decoder = is_decoder_config(config)
@@ -147,7 +149,7 @@ class Backbone(nn.Module):
                 )
             attention = None
         self.attention = attention or ("causal" if self.is_decoder else None)
-        if self.is_decoder:
+        if self.attention is not None:  # set exactly for decoders
             set_attention(model, self.attention)
         self.append_eos = self.is_decoder if append_eos is None else bool(append_eos)
         self._takes_position_ids = "position_ids" in inspect.signature(model.forward).parameters
@@ -288,7 +290,7 @@ class Backbone(nn.Module):
             lora_kwargs.setdefault("task_type", "SEQ_CLS")
         self.model = get_peft_model(self.model, LoraConfig(**lora_kwargs))
 
-    def merged_model(self) -> nn.Module:
+    def merged_model(self) -> Any:
         """A plain transformers model to save: a merged copy when a LoRA adapter is on
         (the training model keeps its adapter), the model itself otherwise."""
         if hasattr(self.model, "merge_and_unload"):
@@ -298,7 +300,7 @@ class Backbone(nn.Module):
         return self.model
 
     @property
-    def base_model(self) -> nn.Module:
+    def base_model(self) -> Any:
         """The transformers model (unwrapped from peft)."""
         return self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
 
@@ -356,7 +358,10 @@ class Backbone(nn.Module):
         Position ids are computed from the mask (when the model takes them), so that left
         padding does not shift them: a text gets the same states whatever its padding.
         """
-        inputs = {"input_ids": features["input_ids"], "attention_mask": features["attention_mask"]}
+        inputs: dict[str, Any] = {
+            "input_ids": features["input_ids"],
+            "attention_mask": features["attention_mask"],
+        }
         if "token_type_ids" in features:
             inputs["token_type_ids"] = features["token_type_ids"]
         if self._takes_position_ids:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -51,7 +52,7 @@ def convert_gguf(gguf_path: str | Path, out: str | Path, dtype: str = "bfloat16"
         raise InputError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
     folder, name = str(gguf_path.parent), gguf_path.name
     logger.info("dequantizing %s (this takes a while once)", gguf_path)
-    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=DTYPES[dtype])
+    model: Any = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=DTYPES[dtype])
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
     for config in (model.config, getattr(model, "generation_config", None)):
         if config is not None and hasattr(config, "quantization_config"):

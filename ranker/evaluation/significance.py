@@ -159,7 +159,9 @@ def effect_sizes(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return d
 
 
-def correct(pvalues: Sequence[float], method: str, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+def correct(
+    pvalues: Sequence[float] | np.ndarray, method: str, alpha: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Adjust p-values for multiple testing.
 
     Args:
@@ -170,11 +172,11 @@ def correct(pvalues: Sequence[float], method: str, alpha: float) -> tuple[np.nda
     Returns:
         ``(reject, corrected)``: whether each null hypothesis is rejected, adjusted p-values.
     """
-    pvalues = np.asarray(pvalues, dtype=np.float64)
+    p = np.asarray(pvalues, dtype=np.float64)
     if method not in ("holm", "bonferroni", "none"):
         raise InputError(f"unknown correction {method!r}; expected holm, bonferroni or none")
-    if len(pvalues) == 0 or method == "none":
-        return pvalues <= alpha, pvalues.copy()
+    if len(p) == 0 or method == "none":
+        return p <= alpha, p.copy()
     from statsmodels.stats.multitest import multipletests
 
     # statsmodels' Holm runs a full gc.collect() on every call (0.2 s with a few runs in
@@ -183,7 +185,7 @@ def correct(pvalues: Sequence[float], method: str, alpha: float) -> tuple[np.nda
     if freeze:
         gc.freeze()
     try:
-        reject, corrected, _, _ = multipletests(pvalues, alpha=alpha, method=method)
+        reject, corrected, _, _ = multipletests(p, alpha=alpha, method=method)
     finally:
         if freeze:
             gc.unfreeze()

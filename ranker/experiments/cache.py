@@ -10,11 +10,9 @@ is written atomically after the command succeeded.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import logging
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -142,19 +140,20 @@ class StepState:
 
 @contextlib.contextmanager
 def work_lock(work: Path) -> Iterator[None]:
-    """Hold an exclusive lock on the work folder for the whole run."""
+    """Hold an exclusive lock on the work folder for the whole run (``filelock``; the
+    operating system releases it when the process dies, even by ``kill -9``)."""
+    from filelock import FileLock, Timeout
+
     state = work / STATE_DIR
     state.mkdir(parents=True, exist_ok=True)
-    handle = (state / "lock").open("w")
+    lock = FileLock(state / "lock", timeout=0)
     try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise InputError(
-                "another `ranker run` is using this work folder; wait for it or pass another --work", work
-            ) from None
-        handle.write(f"{os.getpid()} {time.time():.0f}\n")
-        handle.flush()
+        lock.acquire()
+    except Timeout:
+        raise InputError(
+            "another `ranker run` is using this work folder; wait for it or pass another --work", work
+        ) from None
+    try:
         yield
     finally:
-        handle.close()
+        lock.release()

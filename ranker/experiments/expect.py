@@ -31,8 +31,10 @@ class Check:
         """One line saying what drifted, for the terminal."""
         e = self.expectation
         where = f"{e.scores} [{e.run}] {e.metric}"
-        if self.status == "missing":
+        if self.status == "missing" or self.measured is None:
             return f"{where}: no such score was written"
+        if self.expected is None:
+            return f"{where}: measured {self.measured:.4f}, no expected value for this profile"
         return (
             f"{where}: measured {self.measured:.4f}, expected {self.expected:.4f} "
             f"± {e.tolerance:g} (off by {self.measured - self.expected:+.4f})"

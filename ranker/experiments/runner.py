@@ -200,15 +200,15 @@ class Runner:
             item = PlannedStep(step, argv, outputs, key, inputs, upstream, StepState(self.work, step.name))
             record = item.state.done_record()
             item.cached = bool(record and record.get("key") == key and all(o.exists() for o in outputs))
-            if item.cached:
+            if item.cached and record is not None:
                 item.seconds = record.get("seconds")
             planned.append(item)
-            for out in outputs:
-                producers[out] = item
+            for output in outputs:
+                producers[output] = item
         self.fingerprints.save()
         return planned
 
-    def run(self, force: set[str] = frozenset()) -> RunResult:
+    def run(self, force: set[str] | frozenset[str] = frozenset()) -> RunResult:
         """Run every step that is not done (and the ``force``d ones); raise StepFailed on error."""
         unknown = force - {s.name for s, _ in self.steps} - {"all"}
         if unknown:
@@ -287,6 +287,7 @@ class Runner:
             child = subprocess.Popen(
                 argv, cwd=self.work, stdout=log, stderr=subprocess.PIPE, env=_child_environment()
             )
+            assert child.stderr is not None  # stderr=PIPE
             try:
                 while chunk := os.read(child.stderr.fileno(), 65536):
                     log.write(chunk)

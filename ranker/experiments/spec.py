@@ -164,8 +164,13 @@ class Spec:
 
 
 def _check_keys(
-    mapping: Any, allowed: set[str], what: str, path: Path, line: int, extra: set[str] = frozenset()
-) -> _LineDict:
+    mapping: Any,
+    allowed: set[str],
+    what: str,
+    path: Path,
+    line: int,
+    extra: set[str] | frozenset[str] = frozenset(),
+) -> None:
     if not isinstance(mapping, dict):
         raise InputError(f"{what}: expected a mapping, got {type(mapping).__name__}", path, line)
     for key in mapping:
@@ -176,7 +181,6 @@ def _check_keys(
                 path,
                 getattr(mapping, "lines", {}).get(str(key), line),
             )
-    return mapping
 
 
 def _str_list(value: Any, what: str, path: Path, line: int) -> list[str]:
@@ -312,7 +316,9 @@ def load_spec(path: str | Path) -> Spec:
     for name, values in profiles_raw.items():
         if not isinstance(values, dict):
             raise InputError(
-                f"profile {name!r}: expected a mapping of variables", path, profiles_raw.lines.get(name)
+                f"profile {name!r}: expected a mapping of variables",
+                path,
+                getattr(profiles_raw, "lines", {}).get(name),
             )
         profiles[str(name)] = dict(values)
     default = raw.get("default_profile", "small" if "small" in profiles else next(iter(profiles)))

@@ -53,7 +53,7 @@ class BiEncoder(nn.Module):
             raise ValueError(f"temperature must be positive, got {temperature}")
         self.query_encoder = query_encoder
         self.shared = doc_encoder is None or doc_encoder is query_encoder
-        self.doc_encoder = query_encoder if self.shared else doc_encoder
+        self.doc_encoder: Encoder = query_encoder if doc_encoder is None else doc_encoder
         self.temperature = float(temperature)
         self.interaction = interaction
 

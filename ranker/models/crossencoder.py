@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from ranker.encoders.backbone import Backbone, autocast, classifies_sequences
 from ranker.models.kind import CONFIG_NAME
 from ranker.pooling import build_pooler, pooler_from_config
+from ranker.pooling.base import Pooler
 from retrievers.errors import InputError
 from retrievers.io.atomic import atomic_directory
 
@@ -55,7 +56,7 @@ class CrossEncoder(nn.Module):
     def __init__(
         self,
         backbone: Backbone,
-        pooler: nn.Module | None = None,
+        pooler: Pooler | None = None,
         max_length: int = 512,
         dtype: torch.dtype | None = None,
     ) -> None:

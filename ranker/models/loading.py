@@ -30,7 +30,8 @@ ST_POOLING_FLAGS = {
 }
 
 
-def _read(path: Path) -> dict[str, Any] | list[Any]:
+def _read(path: Path) -> Any:
+    """The parsed JSON of ``path`` (a mapping or a list, as the file holds)."""
     return json.loads(path.read_text(encoding="utf-8"))
 
 

@@ -65,9 +65,26 @@ class RankerPooling(Module):
             save_file(state, os.path.join(output_path, WEIGHTS_NAME))
 
     @classmethod
-    def load(cls, model_name_or_path: str, subfolder: str = "", **kwargs: Any) -> RankerPooling:
-        hub = {k: kwargs[k] for k in ("token", "cache_folder", "revision", "local_files_only") if k in kwargs}
+    def load(
+        cls,
+        model_name_or_path: str,
+        subfolder: str = "",
+        token: bool | str | None = None,
+        cache_folder: str | None = None,
+        revision: str | None = None,
+        local_files_only: bool = False,
+        init_defaults: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> RankerPooling:
+        hub: dict[str, Any] = {
+            "token": token,
+            "cache_folder": cache_folder,
+            "revision": revision,
+            "local_files_only": local_files_only,
+        }
         config = cls.load_config(model_name_or_path, subfolder=subfolder, **hub)
+        for key, value in (init_defaults or {}).items():  # the saved config has priority
+            config.setdefault(key, value)
         module = cls(**config)
         weights = cls.load_file_path(model_name_or_path, filename=WEIGHTS_NAME, subfolder=subfolder, **hub)
         if weights is not None:

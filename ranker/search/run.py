@@ -101,7 +101,7 @@ def pooling_search(config_path: str | Path) -> dict[str, Any]:
     import torch
 
     from ranker.encoders.backbone import Backbone
-    from ranker.training.data import BatchMaker, load_texts, read_negatives
+    from ranker.training.data import BatchMaker, load_texts, read_training_examples
     from ranker.training.distributed import pick_device
     from ranker.training.evaluate import evaluate_model
     from ranker.training.pipeline import seed_everything
@@ -114,7 +114,7 @@ def pooling_search(config_path: str | Path) -> dict[str, Any]:
     seed_everything(train.seed)
     device = pick_device(train.device)
     dataset = load_dataset(train.dataset)
-    examples, retrievers = read_negatives(train.negatives)
+    examples, retrievers = read_training_examples(train.negatives)
     missing = FeatureEncoder(retrievers).missing()
     fit, held = split_examples(examples, search.dev_fraction, train.seed)
     wanted = {d for e in examples for d in (*e.positives, *e.negatives)}

@@ -13,6 +13,7 @@ import logging
 import pickle
 import random
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +50,9 @@ def set_rng_state(state: dict[str, Any]) -> None:
 def save_checkpoint(
     root: Path,
     step: int,
-    models: dict[str, nn.Module],
-    optimizers: dict[str, torch.optim.Optimizer],
-    schedulers: dict[str, Any],
+    models: Mapping[str, nn.Module],
+    optimizers: Mapping[str, torch.optim.Optimizer],
+    schedulers: Mapping[str, Any],
     meta: dict[str, Any],
     config: dict[str, Any],
     keep: int = 2,
@@ -96,9 +97,9 @@ def latest_checkpoint(root: Path) -> Path | None:
 
 def load_checkpoint(
     path: Path,
-    models: dict[str, nn.Module],
-    optimizers: dict[str, torch.optim.Optimizer],
-    schedulers: dict[str, Any],
+    models: Mapping[str, nn.Module],
+    optimizers: Mapping[str, torch.optim.Optimizer],
+    schedulers: Mapping[str, Any],
     device: torch.device,
 ) -> dict[str, Any]:
     """Load weights, optimizer/scheduler/RNG states in place; returns the metadata.

@@ -60,16 +60,17 @@ class Batch:
         return len(self.qids)
 
 
-def read_negatives(path: str | Path) -> tuple[list[Example], list[str]]:
-    """Read a negatives file; returns the usable examples and the retriever names seen.
+def read_training_examples(path: str | Path) -> tuple[list[Example], list[str]]:
+    """Training examples from a negatives file (read by :func:`retrievers.mining.iter_negatives`);
+    returns the usable examples and the retriever names seen.
 
-    See :func:`load_negatives`, which also returns the feature encoder.
+    See :func:`load_training_examples`, which also returns the feature encoder.
     """
-    examples, encoder = load_negatives(path)
+    examples, encoder = load_training_examples(path)
     return examples, encoder.retrievers
 
 
-def load_negatives(path: str | Path) -> tuple[list[Example], FeatureEncoder]:
+def load_training_examples(path: str | Path) -> tuple[list[Example], FeatureEncoder]:
     """Read a negatives file: the usable examples, with the selection features of every
     negative and positive, and the :class:`FeatureEncoder` that made them.
 

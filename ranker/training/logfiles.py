@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -24,18 +23,6 @@ COLUMNS = [
     "samples_per_s",
     "elapsed_s",
 ]
-
-
-def replace_dir(path: Path, save) -> None:
-    """Save into a fresh folder, then swap it in for ``path`` (our own previous output)."""
-    tmp = path.with_name(f".{path.name}.new")
-    shutil.rmtree(tmp, ignore_errors=True)
-    save(tmp)
-    old = path.with_name(f".{path.name}.old")
-    if path.exists():
-        path.rename(old)
-    tmp.rename(path)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def append_csv(path: Path, row: dict[str, Any]) -> None:

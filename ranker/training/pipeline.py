@@ -7,14 +7,16 @@ import random
 
 import torch
 
+from ranker.evaluation.metrics import canonical_metric
 from ranker.training.build import build_relevance, build_selection
 from ranker.training.config import TrainConfig
-from ranker.training.data import BatchMaker, load_negatives, load_texts
+from ranker.training.data import BatchMaker, load_texts, load_training_examples
 from ranker.training.distributed import setup, teardown
 from ranker.training.evaluate import evaluate_model
 from ranker.training.resume import check_resume, record_config
 from ranker.training.selection import FeatureEncoder
 from ranker.training.trainer import Trainer, TrainResult
+from retrievers.errors import InputError
 from retrievers.io.dataset import load_dataset
 from retrievers.io.trec import read_run
 
@@ -33,13 +35,20 @@ def make_evaluator(config: TrainConfig, dataset):
     """A ``callable(model) -> (scores, run)`` on ``config.eval_split``, or None."""
     if not config.eval_split:
         return None
+    if config.model_type == "cross" and not config.eval_run:
+        raise InputError(
+            f"eval_split is {config.eval_split!r} but eval_run is empty: a cross-encoder is "
+            "evaluated by reranking a run; set eval_run (or leave eval_split empty)"
+        )
+    canonical_metric(config.eval_metric)  # an unknown metric fails now, not at the first evaluation
     queries, qrels = dataset.queries(config.eval_split), dataset.qrels(config.eval_split)
     if config.interaction and not config.eval_run:
-        raise ValueError("eval_run is required to evaluate a bi-encoder with an interaction head")
+        raise InputError(
+            f"eval_split is {config.eval_split!r} but eval_run is empty: a bi-encoder with an "
+            "interaction head is evaluated by reranking a run; set eval_run"
+        )
     reranks = config.model_type == "cross" or bool(config.interaction)  # an interaction head reranks
     run = read_run(config.eval_run) if reranks else None
-    if config.model_type == "cross" and run is None:
-        raise ValueError("eval_run is required to evaluate a cross-encoder")
     wanted = {d for q in run for d in list(run[q])} if run is not None else None
     texts = {doc.id: doc.contents for doc in dataset.docs() if wanted is None or doc.id in wanted}
     metrics = sorted({config.eval_metric, "ndcg@10", "recall@100"})
@@ -63,7 +72,7 @@ def make_evaluator(config: TrainConfig, dataset):
 def make_batches(config: TrainConfig, dataset) -> tuple[BatchMaker, FeatureEncoder]:
     """The config's deterministic micro-batches over its negatives file (texts read from
     ``dataset``), and the encoder of the selection features (what a feature S is built on)."""
-    examples, encoder = load_negatives(config.negatives)
+    examples, encoder = load_training_examples(config.negatives)
     wanted = {d for e in examples for d in (*e.positives, *e.negatives)}
     texts = load_texts(dataset.docs(), wanted, examples)
     batches = BatchMaker(

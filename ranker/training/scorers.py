@@ -50,6 +50,9 @@ class CrossScorer:
     ``model`` may be wrapped in DDP: pairs are tokenized by the wrapped module and scored
     through the wrapper (so gradients are synchronized)."""
 
+    # nn.Module (maybe inside DDP); typed Any as its methods come through nn.Module.__getattr__
+    model: Any
+
     def __init__(self, model: nn.Module, device: torch.device):
         self.model, self.device = model, device
         self.tokenize = unwrap(model).tokenize
@@ -78,6 +81,9 @@ class BiScorer:
     that rank's positives then its negatives (row-major), so one process on the same global
     batch sees the same matrix as the ranks together.
     """
+
+    # nn.Module (maybe inside DDP); typed Any as its methods come through nn.Module.__getattr__
+    model: Any
 
     def __init__(self, model: nn.Module, device: torch.device, scale: float):
         self.model, self.device, self.scale = model, device, scale
@@ -123,6 +129,9 @@ class BiScorer:
 class FeatureScorer:
     """Scores of :class:`~ranker.training.selection.FeatureSelector` on retriever features."""
 
+    # nn.Module (maybe inside DDP); typed Any as its methods come through nn.Module.__getattr__
+    model: Any
+
     def __init__(self, model: nn.Module, device: torch.device):
         self.model, self.device = model, device
 
@@ -139,6 +148,8 @@ class FeatureScorer:
 class BiEncoderModule(nn.Module):
     """``forward(query_features, doc_features) -> (q, d)`` over a bi-encoder, so that DDP (which
     only syncs what runs through ``forward``) can wrap it in one call per step."""
+
+    encoder: Any  # a BiEncoder; typed Any as its methods come through nn.Module.__getattr__
 
     def __init__(self, encoder: nn.Module):
         super().__init__()

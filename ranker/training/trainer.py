@@ -33,7 +33,6 @@ from ranker.training.logfiles import (
     COLUMNS,
     append_csv,
     append_jsonl,
-    replace_dir,
     truncate_csv,
     truncate_jsonl,
 )
@@ -41,6 +40,7 @@ from ranker.training.losses import make_loss
 from ranker.training.optim import linear_schedule, make_optimizer
 from ranker.training.scorers import BiEncoderModule, BiScorer, CrossScorer, FeatureScorer
 from ranker.training.selection import FeatureSelector
+from retrievers.io.atomic import replace_directory
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +101,7 @@ class Trainer:
         self.r_module: nn.Module = BiEncoderModule(relevance) if config.model_type == "bi" else relevance
         self.r_module = self._wrap(self.r_module)
         self.loss = make_loss(config.loss)
+        self.r_scorer: BiScorer | CrossScorer
         if config.model_type == "bi":
             self.r_scorer = BiScorer(self.r_module, ctx.device, config.scale)
         else:
@@ -163,7 +164,7 @@ class Trainer:
         stats["loss_unweighted"] += (
             self.loss(r_scores, None).item() if w_r is not None else loss.item()
         ) / accum
-        if s_scores is not None:
+        if s_scores is not None and w_r is not None and w_s is not None:  # CET: both passes set them
             s_loss = self.s_loss(s_scores, w_s)
             (s_loss / accum).backward()
             stats["selection_loss"] += s_loss.item() / accum
@@ -274,6 +275,7 @@ class Trainer:
     def _tensorboard(self, row: dict[str, Any]) -> None:
         """Mirror a metrics row to TensorBoard when the package is installed (main rank)."""
         if not hasattr(self, "_tb"):
+            self._tb: Any
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
@@ -334,13 +336,13 @@ class Trainer:
             append_jsonl(self.out / "eval.jsonl", {"step": step, **scores})
             if not self.best or value > self.best["value"]:
                 self.best = {"step": step, "metric": self.config.eval_metric, "value": value}
-                replace_dir(self.out / "best", self.relevance.save)
+                replace_directory(self.out / "best", self.relevance.save)
         barrier(self.ctx)
 
     def _save_final(self) -> None:
-        replace_dir(self.out / "model", self.relevance.save)
+        replace_directory(self.out / "model", self.relevance.save)
         if self.selection is not None:
-            replace_dir(self.out / "selection", self.selection.save)
+            replace_directory(self.out / "selection", self.selection.save)
         summary = {
             "steps": self.config.max_steps,
             "best": self.best,

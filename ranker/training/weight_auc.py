@@ -58,7 +58,10 @@ def weight_auc(
 
     Only queries present in ``qrels`` count (the others have no full judgments).
     """
-    pos_r, neg_r, pos_s, neg_s = [], [], [], []
+    pos_r: list[float] = []
+    neg_r: list[float] = []
+    pos_s: list[float] = []
+    neg_s: list[float] = []
     for (qid, docid), values in weights.items():
         if qid not in qrels:
             continue

@@ -14,7 +14,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -151,3 +151,21 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def replace_directory(path: str | Path, save: Callable[[Path], object]) -> None:
+    """Write a folder with ``save(folder)`` and swap it in for ``path``, replacing what was there.
+
+    For outputs a program rewrites as it goes (a trainer's ``best/`` model): ``save`` writes
+    into a new folder beside ``path`` (under a temporary name that a later writer removes if
+    this process is killed), which then takes the place of the previous version by renames.
+    """
+    path = Path(path)
+    scratch = scratch_directory(path)
+    try:
+        save(scratch / "new")
+        if path.exists():
+            os.replace(path, scratch / "old")
+        os.replace(scratch / "new", path)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)

@@ -84,7 +84,9 @@ def _unique(ids: set[str], docid: str, path: Path, line: int) -> None:
     ids.add(docid)
 
 
-def _fingerprint(*paths: Path) -> str:
+def file_stamp(*paths: Path) -> str:
+    """A cheap identity of files from their names, sizes and modification times (not their
+    contents: a content hash is a *fingerprint*, see ``ranker.experiments.cache``)."""
     digest = hashlib.sha256()
     for path in paths:
         if path.exists():
@@ -106,7 +108,7 @@ class _FolderDataset(Dataset):
         return {
             **super().describe(),
             "path": str(self.root.resolve()),
-            "fingerprint": _fingerprint(self.corpus_path),
+            "corpus_stamp": file_stamp(self.corpus_path),
         }
 
     @property
@@ -248,7 +250,14 @@ class MsMarcoDataset(_FolderDataset):
 
 
 class IrdsDataset(Dataset):
-    """A dataset from ``ir_datasets``; ``split`` is appended to the id when such an id exists."""
+    """A dataset from ``ir_datasets``.
+
+    Split ``s`` is the sub-dataset ``<id>/s`` (``irds:beir/scifact`` with split ``test`` reads
+    ``beir/scifact/test``); ``default`` is the dataset itself. :meth:`splits` lists those with
+    judgments. As for folders, an unknown split is an error naming the available ones, and
+    duplicate query ids or judgments are refused (the "line" in errors is the record's
+    position in ir_datasets' iterator).
+    """
 
     layout = "irds"
 
@@ -266,11 +275,26 @@ class IrdsDataset(Dataset):
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "id": self.dataset_id}
 
-    def _for_split(self, split: str):
-        candidate = f"{self.dataset_id}/{split}"
-        if candidate in self._irds.registry:
-            return self._irds.load(candidate)
-        return self._base
+    def _subsets(self) -> dict[str, Any]:
+        """Direct sub-datasets by split name (``beir/scifact/test`` -> ``test``)."""
+        prefix = f"{self.dataset_id}/"
+        names = [n[len(prefix) :] for n in self._irds.registry if n.startswith(prefix)]
+        return {n: self._irds.load(prefix + n) for n in sorted(names) if "/" not in n}
+
+    def _for_split(self, split: str, need: str) -> Any:
+        """The ir_datasets dataset of ``split``, which must have ``need`` (queries or qrels)."""
+        subsets = self._subsets()
+        source = self._base if split == "default" else subsets.get(split)
+        if source is None or not getattr(source, f"has_{need}")():
+            having = [
+                s for s, d in [("default", self._base), *subsets.items()] if getattr(d, f"has_{need}")()
+            ]
+            what = "no split" if source is None else f"no {need} in split"
+            raise InputError(
+                f"ir_datasets {self.dataset_id!r} has {what} {split!r}; splits with {need}: "
+                f"{', '.join(having) or 'none'}"
+            )
+        return source
 
     def _iterate(self, what: str, iterator_factory):
         try:
@@ -291,29 +315,29 @@ class IrdsDataset(Dataset):
             yield Document(doc.doc_id, getattr(doc, "text", "") or "", getattr(doc, "title", "") or "")
 
     def splits(self) -> list[str]:
-        prefix = f"{self.dataset_id}/"
-        subs = [
-            name[len(prefix) :]
-            for name in self._irds.registry
-            if name.startswith(prefix) and "/" not in name[len(prefix) :]
-        ]
-        return sorted(subs) or ["default"]
+        candidates = [("default", self._base), *self._subsets().items()]
+        return [name for name, dataset in candidates if dataset.has_qrels()]
 
     def queries(self, split: str) -> dict[str, str]:
-        source = self._for_split(split)
-        queries = {}
-        for query in self._iterate("queries", source.queries_iter):
+        source = self._for_split(split, "queries")
+        where = f"{self.name} ({split} queries)"
+        queries: dict[str, str] = {}
+        for number, query in enumerate(self._iterate("queries", source.queries_iter), start=1):
+            qid = check_id(str(query.query_id), "query id", where, number)
             text = getattr(query, "text", None) or getattr(query, "title", "")
             if not str(text).strip():
-                raise InputError(f"query {query.query_id!r} is empty", self.name)
-            queries[query.query_id] = text
+                raise InputError(f"query {qid!r} is empty (expected non-empty text)", where, number)
+            if qid in queries:
+                raise InputError(f"duplicate query id {qid!r}", where, number)
+            queries[qid] = str(text)
         return queries
 
     def qrels(self, split: str) -> QrelsDict:
-        source = self._for_split(split)
+        source = self._for_split(split, "qrels")
+        where = f"{self.name} ({split} qrels)"
         qrels: QrelsDict = {}
-        for qrel in self._iterate("qrels", source.qrels_iter):
-            qrels.setdefault(qrel.query_id, {})[qrel.doc_id] = int(qrel.relevance)
+        for number, qrel in enumerate(self._iterate("qrels", source.qrels_iter), start=1):
+            add_judgment(qrels, str(qrel.query_id), str(qrel.doc_id), str(qrel.relevance), where, number)
         return qrels
 
 

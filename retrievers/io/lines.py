@@ -12,7 +12,7 @@ import json
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from retrievers.errors import InputError
 
@@ -57,7 +57,7 @@ def open_binary(path: str | Path) -> IO[bytes]:
         raise InputError(f"cannot read ({err.strerror or err})", path) from None
     if path.name.endswith(".gz") and not gz and path.stat().st_size > 0:
         raise InputError("not a gzip file (named .gz but has no gzip header)", path)
-    return gzip.open(path, "rb") if gz else path.open("rb")
+    return cast(IO[bytes], gzip.open(path, "rb")) if gz else path.open("rb")
 
 
 def read_lines(path: str | Path) -> Iterator[tuple[int, str]]:

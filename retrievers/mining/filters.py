@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -133,7 +134,13 @@ class CrossEncoderDenoise:
         ]
 
 
-Filter = Callable[[QueryContext, list[Candidate]], list[Candidate]]
+class Filter(Protocol):
+    """A filter: ``filter(ctx, candidates) -> kept candidates``, named for the drop counts."""
+
+    @property
+    def name(self) -> str: ...
+
+    def __call__(self, ctx: QueryContext, cands: list[Candidate], /) -> list[Candidate]: ...
 
 
 def apply_filters(

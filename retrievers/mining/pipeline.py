@@ -28,6 +28,7 @@ from retrievers.mining.evidence import Evidence
 from retrievers.mining.filters import (
     CrossEncoderDenoise,
     ExcludePositives,
+    Filter,
     MarginToPositive,
     PairScorer,
     PercentOfPositive,
@@ -207,12 +208,12 @@ def mine(
     todo = {qid: text for qid, text in queries.items() if positives.get(qid)}
     if not todo:
         raise InputError("no query has a positive judgment; nothing to mine")
-    filters: list = [ExcludePositives(), RankWindow(*config.window)]
+    filters: list[Filter] = [ExcludePositives(), RankWindow(*config.window)]
     if config.max_relative is not None:
         filters.append(PercentOfPositive(config.max_relative))
     if config.margin is not None:
         filters.append(MarginToPositive(config.margin))
-    if scorer is not None:
+    if scorer is not None and doc_text is not None and config.ce_threshold is not None:  # checked above
         filters.append(CrossEncoderDenoise(scorer, doc_text, config.ce_threshold))
     need_pos = config.max_relative is not None or config.margin is not None
     out.parent.mkdir(parents=True, exist_ok=True)
