@@ -133,4 +133,4 @@ def _with_gap(report: str, args: argparse.Namespace, evaluations, paths: list[st
             for s in shares
         ]
         return json.dumps(data, indent=2)
-    return report + "\n\n" + format_gap(shares, *args.gap, fmt=args.format)
+    return report + "\n\n" + format_gap(shares, args.gap[0], args.gap[1], fmt=args.format)

@@ -105,8 +105,11 @@ def load_qrels(dataset: str | None, qrels_file: str | None, split: str | None):
         from retrievers.io.adhoc import read_qrels_file
 
         return read_qrels_file(qrels_file)
+    from retrievers.errors import InputError
     from retrievers.io.dataset import load_dataset
 
+    if dataset is None:
+        raise InputError("give a DATASET (folder, irds:<id> or name) or --qrels FILE")
     return load_dataset(dataset).qrels(split or "test")
 
 

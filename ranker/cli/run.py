@@ -85,7 +85,8 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
         try:
             out[key.strip()] = yaml.safe_load(value) if value.strip() else ""
         except yaml.YAMLError as err:
-            raise InputError(f"--set {key}: the value is not valid YAML ({err.problem})") from None
+            problem = getattr(err, "problem", None) or type(err).__name__
+            raise InputError(f"--set {key}: the value is not valid YAML ({problem})") from None
     return out
 
 

@@ -48,7 +48,7 @@ class Encoder(nn.Module):
             )
         self.backbone = backbone
         self.pooler = pooler
-        self.max_length = max_length  # type: ignore[assignment]  # the setter resolves None
+        self.max_length = max_length  # the setter resolves None
         self.prefix = prefix
         self.normalize = normalize
         self.dtype = dtype

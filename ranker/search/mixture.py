@@ -17,6 +17,7 @@ import logging
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import nn
@@ -25,6 +26,7 @@ from ranker.encoders.backbone import Backbone
 from ranker.encoders.encoder import Encoder
 from ranker.models import BiEncoder
 from ranker.pooling import build_pooler
+from ranker.pooling.base import Pooler
 from ranker.search.balance import balanced_assignment, ema
 from ranker.search.space import Candidate
 from ranker.training.data import Batch
@@ -56,7 +58,10 @@ class Supernet(nn.Module):
     def model(self, index: int) -> BiEncoder:
         """The bi-encoder of candidate ``index`` (sharing this supernet's weights)."""
         encoder = Encoder(
-            self.backbone, self.poolers[index], max_length=self.max_length, normalize=self.normalize
+            self.backbone,
+            cast(Pooler, self.poolers[index]),
+            max_length=self.max_length,
+            normalize=self.normalize,
         )
         return BiEncoder(encoder)
 

@@ -81,7 +81,7 @@ def build_relevance(config: TrainConfig) -> nn.Module:
     return _with_interaction(_bi(config), config)
 
 
-def _with_interaction(model: nn.Module, config: TrainConfig) -> nn.Module:
+def _with_interaction(model: Any, config: TrainConfig) -> nn.Module:
     """Attach the bilinear interaction head the config asks for (a saved one is kept)."""
     from ranker.models.interaction import make_interaction
 

@@ -186,7 +186,7 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
-def _describe(error: dict[str, Any]) -> tuple[str, str]:
+def _describe(error: Any) -> tuple[str, str]:
     """The dotted key and a one-line message for one pydantic error."""
     key = ".".join(str(part) for part in error["loc"])
     message = " ".join(str(error["msg"]).split())
@@ -300,7 +300,8 @@ def describe_keys() -> str:
     """One line per key: name, default and help (for ``--help-config``)."""
     lines = []
     for f in dataclasses.fields(TrainConfig):
-        default = f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
+        factory: Any = f.default_factory
+        default = factory() if f.default is dataclasses.MISSING else f.default
         lines.append(f"  {f.name} (default {default!r}): {f.metadata['help']}")
     for f in dataclasses.fields(LoraSettings):
         lines.append(f"  lora.{f.name} (default {f.default!r}): {f.metadata['help']}")

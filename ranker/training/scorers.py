@@ -29,7 +29,7 @@ def to_device(features: Any, device: torch.device) -> Any:
     return {k: v.to(device) if torch.is_tensor(v) else v for k, v in features.items()}
 
 
-def unwrap(model: nn.Module) -> nn.Module:
+def unwrap(model: nn.Module) -> Any:
     """The model inside a DDP wrapper (DDP only forwards ``forward``; other methods such as
     ``tokenize`` live on the wrapped module)."""
     return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model

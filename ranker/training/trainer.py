@@ -97,7 +97,8 @@ class Trainer:
         self.out = Path(config.output_dir)
         self.evaluator = evaluator
         # loaders hand models back in eval mode; training wants dropout on
-        self.relevance, self.selection = relevance.to(ctx.device).train(), None
+        self.relevance: Any = relevance.to(ctx.device).train()
+        self.selection: Any = None
         self.r_module: nn.Module = BiEncoderModule(relevance) if config.model_type == "bi" else relevance
         self.r_module = self._wrap(self.r_module)
         self.loss = make_loss(config.loss)
