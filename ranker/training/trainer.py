@@ -73,7 +73,7 @@ class SelectionModel:
         loss: S's weighted loss (pairwise or listwise, as R's).
     """
 
-    model: nn.Module
+    model: Any  # an nn.Module with save(directory); Any as for Trainer.relevance
     module: nn.Module
     scorer: CrossScorer | FeatureScorer
     loss: RankingLoss
@@ -114,8 +114,9 @@ class Trainer:
         self.config, self.ctx, self.batches = config, ctx, batches
         self.out = Path(config.output_dir)
         self.evaluator = evaluator
-        # loaders hand models back in eval mode; training wants dropout on
-        self.relevance = relevance.to(ctx.device).train()
+        # loaders hand models back in eval mode; training wants dropout on. Typed Any: the
+        # models' own methods (save) are hidden from the type checker by nn.Module.__getattr__
+        self.relevance: Any = relevance.to(ctx.device).train()
         self.r_module: nn.Module = BiEncoderModule(relevance) if config.model_type == "bi" else relevance
         self.r_module = self._wrap(self.r_module)
         self.loss = make_loss(config.loss)
