@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from safetensors.torch import load_file
 from training_fakes import write_toy_data
 from training_run import make_trainer
 
-from ranker.training.logfiles import COLUMNS
+from ranker.training.logfiles import COLUMNS, STEP_STATS, zero_stats
 
 HERE = Path(__file__).resolve().parent
 
@@ -46,6 +47,28 @@ def test_short_run_lowers_the_loss(toy, tmp_path, model_type):
     assert (tmp_path / "out" / "config.yaml").exists()
 
 
+@pytest.mark.parametrize("selection", ["none", "features"])
+def test_outputs_are_named_stats_written_atomically(toy, tmp_path, selection):
+    out = tmp_path / "out"
+    trainer = make_trainer(toy, out, "cross", selection, max_steps=3, save_every=0)
+    assert (trainer.cet is None) == (selection == "none")
+    trainer.train()
+    with (out / "metrics.csv").open() as handle:
+        assert (
+            next(csv.reader(handle)) == COLUMNS == ["step", "lr", *STEP_STATS, "samples_per_s", "elapsed_s"]
+        )
+    row = {k: float(v) for k, v in _rows(out)[-1].items()}
+    if selection == "none":
+        assert row["selection_loss"] == row["w_mean"] == row["w_max"] == 0.0
+    else:
+        assert row["selection_loss"] > 0 and 1.0 <= row["w_min"] <= row["w_mean"] <= row["w_max"]
+    assert row["loss"] > 0 and row["loss_unweighted"] > 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 3 and summary["last"]["step"] == 3
+    assert yaml.safe_load((out / "config.yaml").read_text())["max_steps"] == 3
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")], "a temporary file was left"
+
+
 @pytest.mark.parametrize("selection", ["features", "text"])
 def test_cet_run_logs_and_dumps_weights(toy, tmp_path, selection):
     out = tmp_path / "out"
@@ -71,17 +94,19 @@ def test_cet_weights_come_from_the_other_model(toy, tmp_path, monkeypatch):
 
     monkeypatch.setattr(trainer.loss.__class__, "__call__", spy)
     batch = trainer.batches.batch(0)
+    cet = trainer.cet
+    assert cet is not None
     with torch.no_grad():
-        trainer.selection.eval()
+        cet.model.eval()
         trainer.relevance.eval()
-        s_neg = trainer.s_scorer(batch).negatives()
+        s_neg = cet.scorer(batch).negatives()
         r_neg = trainer.r_scorer(batch).negatives()
-    trainer.selection.train()
+    cet.model.train()
     trainer.relevance.train()
-    stats = dict.fromkeys(COLUMNS[2:10], 0.0)  # what Trainer._step hands each micro-step
+    stats = zero_stats()  # what Trainer._step hands each micro-step
     trainer._micro_step(batch, 1, stats)
     w_r = seen[id(trainer.loss)][0]
-    w_s = seen[id(trainer.s_loss)][0]
+    w_s = seen[id(cet.loss)][0]
     assert torch.allclose(w_r, 1 / (1 - torch.sigmoid(s_neg / 1.0)), rtol=1e-5)
     assert torch.allclose(w_s, 1 / (1 - torch.sigmoid(r_neg / 1.0)), rtol=1e-5)
 
@@ -174,7 +199,7 @@ def test_negatives_only_scoring_matches_the_full_scores(toy, tmp_path, model_typ
     with torch.no_grad():
         full = trainer.r_scorer(batch).negatives()
         only = trainer.r_scorer.negatives(batch)
-        features_full = trainer.s_scorer(batch).negatives()
-        features_only = trainer.s_scorer.negatives(batch)
+        features_full = trainer.cet.scorer(batch).negatives()
+        features_only = trainer.cet.scorer.negatives(batch)
     torch.testing.assert_close(only, full, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(features_only, features_full)

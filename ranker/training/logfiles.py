@@ -1,17 +1,21 @@
-"""The trainer's own output files: metrics CSV and JSON-lines logs, truncated on resume."""
+"""The trainer's own output files: metrics CSV and JSON-lines logs, truncated on resume, and
+the TensorBoard mirror of the metrics."""
 
 from __future__ import annotations
 
 import csv
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 from retrievers.io.atomic import atomic_write
 
-COLUMNS = [
-    "step",
-    "lr",
+logger = logging.getLogger(__name__)
+
+# What one optimizer step reports: means over its micro-batches (and ranks), summed into a
+# logging window. ``w_*`` summarize the CET weights of R's loss (:class:`WeightStats`).
+STEP_STATS = (
     "loss",
     "loss_unweighted",
     "selection_loss",
@@ -20,9 +24,14 @@ COLUMNS = [
     "w_min",
     "w_max",
     "w_clipped",
-    "samples_per_s",
-    "elapsed_s",
-]
+)
+# metrics.csv columns, in order
+COLUMNS = ["step", "lr", *STEP_STATS, "samples_per_s", "elapsed_s"]
+
+
+def zero_stats() -> dict[str, float]:
+    """Every step statistic at 0, ready to accumulate into."""
+    return dict.fromkeys(STEP_STATS, 0.0)
 
 
 def append_csv(path: Path, row: dict[str, Any]) -> None:
@@ -61,3 +70,30 @@ def truncate_jsonl(path: Path, step: int) -> None:
     ]
     with atomic_write(path) as out:
         out.write("".join(line + "\n" for line in keep))
+
+
+class TensorBoardLog:
+    """Mirrors metrics rows to TensorBoard under ``folder`` when the package is installed
+    (created on the main rank only; without tensorboard it does nothing)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.writer: Any = None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            logger.debug("tensorboard is not installed; metrics go to metrics.csv only")
+            return
+        self.writer = SummaryWriter(str(folder))
+
+    def log(self, row: dict[str, Any]) -> None:
+        """Add the row's float values as ``train/<key>`` scalars at ``row["step"]``."""
+        if self.writer is None:
+            return
+        for key, value in row.items():
+            if key != "step" and isinstance(value, float):
+                self.writer.add_scalar(f"train/{key}", value, row["step"])
+        self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,17 +30,18 @@ from ranker.training.config import TrainConfig
 from ranker.training.data import Batch, BatchMaker
 from ranker.training.distributed import Context
 from ranker.training.logfiles import (
-    COLUMNS,
+    TensorBoardLog,
     append_csv,
     append_jsonl,
     truncate_csv,
     truncate_jsonl,
+    zero_stats,
 )
-from ranker.training.losses import make_loss
+from ranker.training.losses import RankingLoss, make_loss
 from ranker.training.optim import linear_schedule, make_optimizer
 from ranker.training.scorers import BiEncoderModule, BiScorer, CrossScorer, FeatureScorer
 from ranker.training.selection import FeatureSelector
-from retrievers.io.atomic import replace_directory
+from retrievers.io.atomic import atomic_write, replace_directory
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +60,23 @@ def has_dropout(model: nn.Module) -> bool:
             if "dropout" in name and isinstance(value, float) and value > 0:
                 return True
     return False
+
+
+@dataclass(frozen=True)
+class SelectionModel:
+    """CET's selection model S, trained beside R.
+
+    Attributes:
+        model: S itself (a cross-encoder or a :class:`FeatureSelector`), saved at the end.
+        module: What runs forward and backward (``model``, or DDP around it).
+        scorer: Scores a batch with ``module``.
+        loss: S's weighted loss (pairwise or listwise, as R's).
+    """
+
+    model: Any  # an nn.Module with save(directory); Any as for Trainer.relevance
+    module: nn.Module
+    scorer: CrossScorer | FeatureScorer
+    loss: RankingLoss
 
 
 @dataclass
@@ -96,9 +114,9 @@ class Trainer:
         self.config, self.ctx, self.batches = config, ctx, batches
         self.out = Path(config.output_dir)
         self.evaluator = evaluator
-        # loaders hand models back in eval mode; training wants dropout on
+        # loaders hand models back in eval mode; training wants dropout on. Typed Any: the
+        # models' own methods (save) are hidden from the type checker by nn.Module.__getattr__
         self.relevance: Any = relevance.to(ctx.device).train()
-        self.selection: Any = None
         self.r_module: nn.Module = BiEncoderModule(relevance) if config.model_type == "bi" else relevance
         self.r_module = self._wrap(self.r_module)
         self.loss = make_loss(config.loss)
@@ -109,13 +127,14 @@ class Trainer:
             self.r_scorer = CrossScorer(self.r_module, ctx.device)
         self.models: dict[str, nn.Module] = {"relevance": relevance}
         self.optimizers = {"relevance": make_optimizer(relevance, config.lr, config.weight_decay)}
+        self.cet: SelectionModel | None = None
         if selection is not None:
-            self.selection = selection.to(ctx.device).train()
-            self.s_module = self._wrap(selection)
+            selection = selection.to(ctx.device).train()
+            module = self._wrap(selection)
             features = isinstance(selection, FeatureSelector)
-            scorer = FeatureScorer if features else CrossScorer
-            self.s_scorer = scorer(self.s_module, ctx.device)
-            self.s_loss = make_loss("pairwise" if config.loss == "pairwise" else "listwise")
+            scorer = FeatureScorer(module, ctx.device) if features else CrossScorer(module, ctx.device)
+            s_loss = make_loss("pairwise" if config.loss == "pairwise" else "listwise")
+            self.cet = SelectionModel(selection, module, scorer, s_loss)
             lr = config.selection_lr or (1e-3 if features else config.lr)
             self.models["selection"] = selection
             self.optimizers["selection"] = make_optimizer(selection, lr, config.weight_decay)
@@ -132,6 +151,7 @@ class Trainer:
         self.autocast = torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=bf16)
         self.history: list[dict[str, Any]] = []
         self.best: dict[str, Any] = {}
+        self.tensorboard: TensorBoardLog | None = None  # opened by train() on the main rank
 
     def _wrap(self, model: nn.Module) -> nn.Module:
         if not self.ctx.distributed:
@@ -141,39 +161,44 @@ class Trainer:
 
     # -- one step ----------------------------------------------------------------------------
     def _micro_step(self, batch: Batch, step: int, stats: dict[str, float]) -> None:
-        cfg, accum = self.config, self.config.grad_accum
-        w_r = w_s = None
-        if self.selection is not None and self.weight_pass == "eval":
+        cfg, accum, cet = self.config, self.config.grad_accum, self.cet
+        if cet is None:
+            with self.autocast:
+                r_scores = self.r_scorer(batch)
+            loss = self.loss(r_scores, None)
+            (loss / accum).backward()
+            stats["loss"] += loss.item() / accum
+            stats["loss_unweighted"] += loss.item() / accum
+            return
+
+        def weights(scores: torch.Tensor) -> torch.Tensor:
+            return cet_weights(scores, cfg.temperature, cfg.max_weight, cfg.normalize_weights)
+
+        if self.weight_pass == "eval":
             with torch.no_grad(), self.autocast:
                 self.r_module.eval()
-                self.s_module.eval()
+                cet.module.eval()
                 r_neg = self.r_scorer.negatives(batch)
-                s_neg = self.s_scorer.negatives(batch)
+                s_neg = cet.scorer.negatives(batch)
                 self.r_module.train()
-                self.s_module.train()
-            w_r = cet_weights(s_neg, cfg.temperature, cfg.max_weight, cfg.normalize_weights)
-            w_s = cet_weights(r_neg, cfg.temperature, cfg.max_weight, cfg.normalize_weights)
+                cet.module.train()
         with self.autocast:
             r_scores = self.r_scorer(batch)
-            s_scores = self.s_scorer(batch) if self.selection is not None else None
-        if s_scores is not None and self.weight_pass == "shared":
-            w_r = cet_weights(s_scores.negatives(), cfg.temperature, cfg.max_weight, cfg.normalize_weights)
-            w_s = cet_weights(r_scores.negatives(), cfg.temperature, cfg.max_weight, cfg.normalize_weights)
+            s_scores = cet.scorer(batch)
+        if self.weight_pass == "shared":
+            r_neg, s_neg = r_scores.negatives(), s_scores.negatives()
+        w_r, w_s = weights(s_neg), weights(r_neg)
         loss = self.loss(r_scores, w_r)
         (loss / accum).backward()
         stats["loss"] += loss.item() / accum
-        stats["loss_unweighted"] += (
-            self.loss(r_scores, None).item() if w_r is not None else loss.item()
-        ) / accum
-        if s_scores is not None and w_r is not None and w_s is not None:  # CET: both passes set them
-            s_loss = self.s_loss(s_scores, w_s)
-            (s_loss / accum).backward()
-            stats["selection_loss"] += s_loss.item() / accum
-            ws = WeightStats.of(w_r, cfg.max_weight)
-            for key in ("mean", "std", "min", "max", "clipped"):
-                stats[f"w_{key}"] += getattr(ws, key) / accum
-            if cfg.dump_weights:
-                self._dump(batch, w_r, w_s, step)
+        stats["loss_unweighted"] += self.loss(r_scores, None).item() / accum
+        s_loss = cet.loss(s_scores, w_s)
+        (s_loss / accum).backward()
+        stats["selection_loss"] += s_loss.item() / accum
+        for key, value in asdict(WeightStats.of(w_r, cfg.max_weight)).items():
+            stats[f"w_{key}"] += value / accum
+        if cfg.dump_weights:
+            self._dump(batch, w_r, w_s, step)
 
     def _dump(self, batch: Batch, w_r: torch.Tensor, w_s: torch.Tensor, step: int) -> None:
         wr, wsel = w_r.cpu().tolist(), w_s.cpu().tolist()
@@ -198,7 +223,7 @@ class Trainer:
         return self.out / f"weights{suffix}.jsonl"
 
     def _step(self, step: int) -> dict[str, float]:
-        stats = dict.fromkeys(COLUMNS[2:10], 0.0)
+        stats = zero_stats()
         for micro in range(self.config.grad_accum):
             index = step * self.config.grad_accum + micro
             batch = self.batches.batch(index, self.ctx.rank, self.ctx.world)
@@ -225,9 +250,11 @@ class Trainer:
         metrics_path = self.out / "metrics.csv"
         if ctx.main:
             truncate_csv(metrics_path, start)
-        if cfg.dump_weights and self.selection is not None:
+        if cfg.dump_weights and self.cet is not None:
             truncate_jsonl(self._weights_path(), start)
-        window = dict.fromkeys(COLUMNS[2:10], 0.0)
+        if ctx.main and self.tensorboard is None:
+            self.tensorboard = TensorBoardLog(self.out / "tensorboard")
+        window = zero_stats()
         first_loss = last_loss = float("nan")
         began, window_start, since = time.perf_counter(), time.perf_counter(), 0
         bar = tqdm(total=cfg.max_steps, initial=start, desc="train", unit="step", disable=not ctx.main)
@@ -252,7 +279,8 @@ class Trainer:
                     "elapsed_s": time.perf_counter() - began,
                 }
                 append_csv(metrics_path, row)
-                self._tensorboard(row)
+                if self.tensorboard is not None:
+                    self.tensorboard.log(row)
                 self.history.append(row)
                 window = dict.fromkeys(window, 0.0)
                 window_start, since = time.perf_counter(), 0
@@ -266,28 +294,15 @@ class Trainer:
             if cfg.save_every and done % cfg.save_every == 0 and done != cfg.max_steps:
                 self._checkpoint(done)
         bar.close()
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+            self.tensorboard = None
         if self.evaluator is not None:
             self._evaluate(cfg.max_steps)
         self._checkpoint(cfg.max_steps)
         if ctx.main:
             self._save_final()
         return TrainResult(cfg.max_steps, last_loss, first_loss, self.best, self.history)
-
-    def _tensorboard(self, row: dict[str, Any]) -> None:
-        """Mirror a metrics row to TensorBoard when the package is installed (main rank)."""
-        if not hasattr(self, "_tb"):
-            self._tb: Any
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self._tb = SummaryWriter(str(self.out / "tensorboard"))
-            except ImportError:
-                self._tb = None
-        if self._tb is not None:
-            for key, value in row.items():
-                if key != "step" and isinstance(value, float):
-                    self._tb.add_scalar(f"train/{key}", value, row["step"])
-            self._tb.flush()
 
     def _start(self, resume: bool) -> int:
         root = self.out / "checkpoints"
@@ -300,7 +315,8 @@ class Trainer:
                 )
             self.out.mkdir(parents=True, exist_ok=True)
             if self.ctx.main:
-                (self.out / "config.yaml").write_text(yaml.safe_dump(self.config.to_dict()))
+                with atomic_write(self.out / "config.yaml") as handle:
+                    handle.write(yaml.safe_dump(self.config.to_dict()))
             return 0
         if latest is None:
             logger.info("--resume: no checkpoint in %s; starting from step 0", root)
@@ -342,11 +358,12 @@ class Trainer:
 
     def _save_final(self) -> None:
         replace_directory(self.out / "model", self.relevance.save)
-        if self.selection is not None:
-            replace_directory(self.out / "selection", self.selection.save)
+        if self.cet is not None:
+            replace_directory(self.out / "selection", self.cet.model.save)
         summary = {
             "steps": self.config.max_steps,
             "best": self.best,
             "last": self.history[-1] if self.history else {},
         }
-        (self.out / "summary.json").write_text(json.dumps(summary, indent=1))
+        with atomic_write(self.out / "summary.json") as handle:
+            handle.write(json.dumps(summary, indent=1))
