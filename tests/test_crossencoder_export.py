@@ -25,6 +25,11 @@ def backbone(request, tiny_bert):
     return tiny_bert if request.param == "tiny" else request.getfixturevalue("minilm_path")
 
 
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)  # the fresh head's initialisation, whatever ran before
+
+
 def _trained_look(model: CrossEncoder) -> CrossEncoder:
     """Move every weight off its initial value, head included, as training would."""
     torch.manual_seed(3)
@@ -58,6 +63,8 @@ def test_saved_reranker_loads_in_transformers_and_sentence_transformers(backbone
     with safe_open(str(tmp_path / "ce" / "model.safetensors"), "pt") as weights:
         assert {"classifier.weight", "bert.pooler.dense.weight"} <= set(weights.keys())
     assert not (tmp_path / "ce" / "head.safetensors").exists()
+    card = (tmp_path / "ce" / "README.md").read_text()
+    assert "BertForSequenceClassification" in card and "sentence_transformers import CrossEncoder" in card
 
     ranker_scores = _rerank_scores(tiny_beir, tmp_path / "ce", tmp_path)
     pairs = sorted(ranker_scores)
@@ -93,6 +100,7 @@ def test_folders_saved_with_a_ranker_head_still_load(tiny_bert, tmp_path):
     config_path = tmp_path / "ce" / "ranker_config.json"
     config = json.loads(config_path.read_text())
     assert config["head"] == "pooler-linear" and (tmp_path / "ce" / "head.safetensors").is_file()
+    assert "random" in (tmp_path / "ce" / "README.md").read_text()  # says other loaders won't do
     del config["head"]
     config_path.write_text(json.dumps(config))
     pairs = (["cats purr", "fish"], ["cats purr and sleep", "birds sing"])

@@ -91,3 +91,17 @@ def test_training_a_bi_encoder_from_a_cross_encoder_is_refused(tmp_path):
     config = build_config({"model": str(folder), "model_type": "bi"})
     with pytest.raises(InputError, match="is a saved cross-encoder, but model_type is 'bi'"):
         build_relevance(config)
+
+
+def test_saved_models_describe_themselves(tiny_bert, tmp_path):
+    """ranker_config.json answers for ranker, README.md for people and other libraries."""
+    from ranker.models import BiEncoder, CrossEncoder
+
+    BiEncoder.from_pretrained(tiny_bert, pooling="mean", query_prefix="query ").save(tmp_path / "bi")
+    assert model_kind(tmp_path / "bi") == "biencoder"
+    card = (tmp_path / "bi" / "README.md").read_text()
+    assert "`mean` pooling" in card and 'SentenceTransformer("THIS_FOLDER")' in card
+    assert "query 'query '" in card
+    CrossEncoder.from_pretrained(tiny_bert).save(tmp_path / "ce")
+    assert model_kind(tmp_path / "ce") == "crossencoder"
+    assert "AutoModelForSequenceClassification" in (tmp_path / "ce" / "README.md").read_text()

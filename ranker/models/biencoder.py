@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from ranker.encoders.backbone import Backbone
 from ranker.encoders.encoder import Encoder
 from ranker.encoders.io import load_tower, save_tower, tower_config
+from ranker.models.card import bi_encoder_card, write_card
 from ranker.models.interaction import BilinearInteraction, dot_scores
 from ranker.models.kind import CONFIG_NAME
 from ranker.pooling import build_pooler
@@ -247,6 +248,7 @@ class BiEncoder(nn.Module):
             if self.interaction is not None:
                 self.interaction.save(tmp)
             (tmp / CONFIG_NAME).write_text(json.dumps(self.config(), indent=2) + "\n")
+            write_card(tmp, bi_encoder_card(self.config(), tmp, self.query_encoder.pooler.mode))
         logger.info("saved bi-encoder to %s", directory)
 
     @classmethod

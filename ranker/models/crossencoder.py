@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from ranker.encoders.backbone import Backbone, autocast, classifies_sequences
+from ranker.models.card import cross_encoder_card, write_card
 from ranker.models.kind import CONFIG_NAME
 from ranker.pooling import build_pooler, pooler_from_config
 from ranker.pooling.base import Pooler
@@ -242,6 +243,7 @@ class CrossEncoder(nn.Module):
                 state.update({f"head.{k}": v for k, v in self.head.state_dict().items()})
                 save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, str(tmp / HEAD_NAME))
             (tmp / CONFIG_NAME).write_text(json.dumps(self.config(), indent=2) + "\n")
+            write_card(tmp, cross_encoder_card(self.config(), type(model).__name__))
         logger.info("saved cross-encoder to %s", directory)
 
     @classmethod
