@@ -4,8 +4,8 @@ Pyserini and trec_eval users keep queries and judgments as loose files rather th
 dataset folder. The formats are recognised from the file, gzip included:
 
 * queries: ``.jsonl`` (``_id`` or ``id``, and ``text``), otherwise ``qid<TAB>text`` (TSV);
-* qrels: TREC (``qid iter docid rel``, whitespace-separated) or BEIR TSV
-  (``query-id<TAB>corpus-id<TAB>score``, header optional), told apart by the first line.
+* qrels: TREC (``qid iter docid rel``) or BEIR TSV (``query-id corpus-id score``, header
+  optional), told apart by the number of fields.
 """
 
 from __future__ import annotations
@@ -60,33 +60,25 @@ def _add_query(queries: dict[str, str], qid: str, text: str, path: Path, number:
 
 
 def _qrels_lines(path: Path) -> Iterator[tuple[int, str, str, str]]:
-    """``(line, qid, docid, rel)`` of TREC or BEIR qrels; the first line decides which."""
-    layout = None
+    """``(line, qid, docid, rel)`` of TREC (4 fields) or BEIR (3 fields, header optional) lines."""
+    first = True
     for number, text in read_lines(path):
-        if layout is None:
-            if text.split("\t")[0].strip() == BEIR_HEADER:
-                layout = "beir"
-                continue
-            layout = "trec" if len(text.split()) == 4 else "beir"
-        if layout == "trec":
-            fields = text.split()
-            if len(fields) != 4:
-                raise InputError(
-                    f"found {len(fields)} field(s); expected 4 (TREC qrels: qid iter docid relevance)",
-                    path,
-                    number,
-                )
+        fields = text.split()
+        if first and fields[:1] == [BEIR_HEADER]:
+            first = False
+            continue
+        first = False
+        if len(fields) == 4:
             yield number, fields[0], fields[2], fields[3]
-        else:
-            fields = text.split("\t")
-            if len(fields) != 3:
-                raise InputError(
-                    f"found {len(fields)} field(s); expected TREC qrels (qid iter docid relevance) "
-                    "or BEIR qrels (query-id<TAB>corpus-id<TAB>score)",
-                    path,
-                    number,
-                )
+        elif len(fields) == 3:
             yield number, fields[0], fields[1], fields[2]
+        else:
+            raise InputError(
+                f"found {len(fields)} field(s); expected 4 (TREC qrels: qid iter docid relevance) "
+                "or 3 (BEIR qrels: query-id corpus-id score)",
+                path,
+                number,
+            )
 
 
 def read_qrels_file(path: str | Path) -> QrelsDict:
@@ -99,7 +91,7 @@ def read_qrels_file(path: str | Path) -> QrelsDict:
     path = Path(path)
     qrels: QrelsDict = {}
     for number, qid, docid, rel in _qrels_lines(path):
-        add_judgment(qrels, qid, docid, rel.strip(), path, number)
+        add_judgment(qrels, qid, docid, rel, path, number)
     if not qrels:
         raise InputError("the qrels file holds no judgments", path)
     return qrels

@@ -38,7 +38,8 @@ def read_run(path: str | Path) -> RunDict:
                 f"found {len(fields)} field(s); expected 6: qid Q0 docid rank score tag", path, number
             )
         qid, _, docid, rank, score, _ = fields
-        check_id(qid, "query id", path, number)
+        if qid not in run:  # each query id is checked once
+            check_id(qid, "query id", path, number)
         check_id(docid, "document id", path, number)
         if not _INTEGER.fullmatch(rank) or int(rank) < 0:
             raise InputError(f"rank {rank!r} is not a non-negative integer", path, number)
