@@ -51,3 +51,23 @@ def test_cet_auc_without_hidden_positives_writes_valid_json(tmp_path, capsys):
     assert result["auc_selection"] is None and result["hidden_positives"] == 0
     assert json.loads(out.read_text()) == result and "NaN" not in printed.out
     assert "no hidden positive was sampled" in printed.err
+
+
+def test_quiet_prints_nothing_on_stderr(tiny_beir, tmp_path):
+    """No progress bar, no INFO line, no Java INFO line (a fresh process, as users run it)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    env.pop("TQDM_DISABLE", None)
+    argv = [sys.executable, "-m", "ranker", "-q", "index", str(tiny_beir), "--index", str(tmp_path / "idx")]
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "" and done.stdout == ""
+    loud = subprocess.run(
+        argv[:3] + argv[4:-1] + [str(tmp_path / "idx2")], capture_output=True, text=True, env=env
+    )
+    assert loud.returncode == 0 and "INFO" in loud.stderr and "MemorySegmentIndexInput" not in loud.stderr

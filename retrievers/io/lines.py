@@ -19,7 +19,7 @@ from retrievers.errors import InputError
 
 GZIP_MAGIC = b"\x1f\x8b"
 # Whitespace (str.isspace, Unicode included) or a control character: not allowed in ids.
-_BAD_ID_CHAR = re.compile(r"[\s\x00-\x1f\x7f]")
+BAD_ID_CHAR = re.compile(r"[\s\x00-\x1f\x7f]")
 BOM = "\ufeff"
 
 
@@ -128,7 +128,7 @@ def check_id(value: str, what: str, path: str | Path | None, line: int | None) -
     """
     if not value:
         raise InputError(f"empty {what}", path, line)
-    if _BAD_ID_CHAR.search(value) is None:  # the common case, fast
+    if BAD_ID_CHAR.search(value) is None:  # the common case, fast
         return value
     bad = next((c for c in value if c.isspace() or ord(c) < 32 or ord(c) == 127), None)
     if bad is not None:
