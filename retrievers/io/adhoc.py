@@ -5,7 +5,7 @@ dataset folder. The formats are recognised from the file, gzip included:
 
 * queries: ``.jsonl`` (``_id`` or ``id``, and ``text``), otherwise ``qid<TAB>text`` (TSV);
 * qrels: TREC (``qid iter docid rel``) or BEIR TSV (``query-id corpus-id score``, header
-  optional), told apart by the number of fields.
+  optional), told apart by the number of fields of the first judgment.
 """
 
 from __future__ import annotations
@@ -60,25 +60,26 @@ def _add_query(queries: dict[str, str], qid: str, text: str, path: Path, number:
 
 
 def _qrels_lines(path: Path) -> Iterator[tuple[int, str, str, str]]:
-    """``(line, qid, docid, rel)`` of TREC (4 fields) or BEIR (3 fields, header optional) lines."""
-    first = True
+    """``(line, qid, docid, rel)`` of TREC (4 fields) or BEIR (3 fields, header optional)
+    qrels; the first judgment line decides which, and every other line must follow it."""
+    width = 0
     for number, text in read_lines(path):
         fields = text.split()
-        if first and fields[:1] == [BEIR_HEADER]:
-            first = False
+        if not width and fields[:1] == [BEIR_HEADER]:
             continue
-        first = False
-        if len(fields) == 4:
+        if not width and len(fields) in (3, 4):
+            width = len(fields)
+        if len(fields) != width:
+            expected = {
+                0: "4 (TREC qrels: qid iter docid relevance) or 3 (BEIR qrels: query-id corpus-id score)",
+                4: "4, as the first line (TREC qrels: qid iter docid relevance)",
+                3: "3, as the first line (BEIR qrels: query-id corpus-id score)",
+            }[width]
+            raise InputError(f"found {len(fields)} field(s); expected {expected}", path, number)
+        if width == 4:
             yield number, fields[0], fields[2], fields[3]
-        elif len(fields) == 3:
-            yield number, fields[0], fields[1], fields[2]
         else:
-            raise InputError(
-                f"found {len(fields)} field(s); expected 4 (TREC qrels: qid iter docid relevance) "
-                "or 3 (BEIR qrels: query-id corpus-id score)",
-                path,
-                number,
-            )
+            yield number, fields[0], fields[1], fields[2]
 
 
 def read_qrels_file(path: str | Path) -> QrelsDict:
