@@ -15,33 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from retrievers.errors import InputError
-from retrievers.io.lines import read_lines
-from retrievers.io.trec import QrelsDict, add_judgment
+from retrievers.io.adhoc import read_qrels_file
+from retrievers.io.trec import QrelsDict
 from retrievers.mining.negatives import MinedQuery
 
+__all__ = ["AuditRow", "audit", "bucket_labels", "format_table", "plot_audit", "read_qrels_file"]
+
 DEFAULT_EDGES = (1, 11, 31, 101, 1001)
-
-
-def read_qrels_file(path: str | Path) -> QrelsDict:
-    """Read qrels in TREC (``qid iter docid rel``) or BEIR TSV (``query-id corpus-id score``)."""
-    qrels: QrelsDict = {}
-    for number, text in read_lines(path):
-        fields = text.split()
-        if number == 1 and fields[:1] == ["query-id"]:
-            continue
-        if len(fields) == 4:
-            qid, _, docid, rel = fields
-        elif len(fields) == 3:
-            qid, docid, rel = fields
-        else:
-            raise InputError(
-                f"found {len(fields)} field(s); expected TREC qrels (qid iter docid "
-                "rel) or BEIR qrels (query-id corpus-id score)",
-                path,
-                number,
-            )
-        add_judgment(qrels, qid, docid, rel, path, number)
-    return qrels
 
 
 def bucket_labels(edges: Sequence[int]) -> list[str]:

@@ -29,6 +29,8 @@ from retrievers.errors import InputError
 logger = logging.getLogger(__name__)
 
 FAISS_KINDS = ("flat", "hnsw", "ivfpq")
+# FAISS's k-means warns below this many training points per centroid.
+MIN_POINTS_PER_CENTROID = 39
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,20 @@ def build_index(
         nbits = max(1, min(8, int(math.log2(max(2, n // 4)))))
         quantizer = faiss.IndexFlatIP(dim)
         index = faiss.IndexIVFPQ(quantizer, dim, nlist, _pq_m(dim, config.pq_m), nbits, metric)
+        centroids = max(nlist, 2**nbits)
+        if n < MIN_POINTS_PER_CENTROID * centroids:
+            # FAISS would print its clustering warning for every sub-quantizer; say it once
+            logger.warning(
+                "the corpus is small for IVF-PQ: %d training vectors for %d IVF lists and %d PQ "
+                "centroids per sub-quantizer (FAISS wants %d per centroid); results may be poor, "
+                "a flat or hnsw index is exact or close at this size",
+                n,
+                nlist,
+                2**nbits,
+                MIN_POINTS_PER_CENTROID,
+            )
+            index.cp.min_points_per_centroid = 1
+            index.pq.cp.min_points_per_centroid = 1
         logger.info("training IVF-PQ (nlist=%d, nbits=%d) on %d vectors", nlist, nbits, n)
         index.train(np.ascontiguousarray(train_sample, dtype=np.float32))
     for chunk in chunks:

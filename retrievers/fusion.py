@@ -1,4 +1,4 @@
-"""Fuse ranked lists from several retrievers with ranx.
+"""Fuse ranked lists from several retrievers: RRF in plain Python, other methods with ranx.
 
 Reciprocal rank fusion (Cormack et al., 2009, "Reciprocal rank fusion outperforms Condorcet
 and individual rank learning methods") and ranx's other unsupervised methods (Bassani &
@@ -74,8 +74,6 @@ def fuse_runs(
         InputError: unknown method or parameter, fewer than two runs, or runs over
             different queries.
     """
-    from ranx import Run, fuse
-
     names = list(names or [f"run {i + 1}" for i in range(len(runs))])
     params = dict(params or {})
     if method not in METHODS:
@@ -99,14 +97,49 @@ def fuse_runs(
             raise InputError(
                 f"runs cover different queries (e.g. {missing!r}); fuse runs over the same queries", name
             )
+    if method == "rrf" and norm is None:
+        return reciprocal_rank_fusion(runs, int(params.get("k", 60)))
     if norm is None and method not in RANK_BASED:
         norm = "min-max"
-    fused = fuse(
-        [Run({q: dict(d) for q, d in run.items()}, name=name) for name, run in zip(names, runs, strict=True)],
-        norm=norm,
-        method=method,
-        params=params,
-    )
+    return _ranx_fuse(runs, names, method, norm, params)
+
+
+def reciprocal_rank_fusion(runs: Sequence[RunDict], k: int = 60) -> RunDict:
+    """RRF without ranx (no numba start-up): each document scores ``sum 1 / (k + rank)``
+    over the runs that retrieved it, ranks counted from 1 in each run's order (score
+    descending, ties by document id, as :func:`~retrievers.io.trec.ranked`)."""
+    if k < 0:
+        raise InputError(f"rrf needs k >= 0, got {k}")
+    fused: RunDict = {}
+    for run in runs:
+        for qid, docs in run.items():
+            scores = fused.setdefault(qid, {})
+            for rank, (docid, _) in enumerate(ranked(docs), start=1):
+                scores[docid] = scores.get(docid, 0.0) + 1.0 / (k + rank)
+    return fused
+
+
+def _ranx_fuse(
+    runs: Sequence[RunDict], names: Sequence[str], method: str, norm: str | None, params: dict[str, Any]
+) -> RunDict:
+    """Every other method and normalization, through ranx (numba warnings kept quiet)."""
+    import warnings
+
+    from ranx import Run, fuse
+
+    with warnings.catch_warnings():
+        from numba.core.errors import NumbaWarning
+
+        warnings.simplefilter("ignore", NumbaWarning)
+        fused = fuse(
+            [
+                Run({q: dict(d) for q, d in run.items()}, name=name)
+                for name, run in zip(names, runs, strict=True)
+            ],
+            norm=norm,
+            method=method,
+            params=params,
+        )
     return {
         qid: {docid: float(score) for docid, score in docs.items()} for qid, docs in fused.to_dict().items()
     }

@@ -81,6 +81,10 @@ def start_jvm(max_heap: str | None = None) -> None:
     version = autoclass("java.lang.System").getProperty("java.specification.version")
     if not str(version).startswith("21") and int(str(version).split(".")[0]) < 21:
         raise JavaUnavailableError(f"the JVM at {home} is Java {version}, not 21. {JAVA_HELP}")
+    if not logger.isEnabledFor(logging.DEBUG):
+        # Java's own INFO lines (Lucene's "Using MemorySegmentIndexInput ...") only with debug logging
+        root = autoclass("java.util.logging.LogManager").getLogManager().getLogger("")
+        root.setLevel(autoclass("java.util.logging.Level").WARNING)
     logger.debug("JVM started: Java %s from %s", version, home)
 
 

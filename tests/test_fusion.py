@@ -51,3 +51,27 @@ def test_bad_input(tmp_path):
     with pytest.raises(InputError, match="different queries") as err:
         fuse_runs([A, {"q1": B["q1"]}], "rrf", names=["a.trec", "b.trec"])
     assert "b.trec" in str(err.value)
+
+
+def test_rrf_without_ranx_equals_ranx_rrf():
+    import numpy as np
+    from ranx import Run, fuse
+
+    rng = np.random.default_rng(1)
+    runs = []
+    for _ in range(3):
+        run = {}
+        for q in range(20):
+            docs = rng.choice(50, size=int(rng.integers(1, 30)), replace=False)
+            run[f"q{q}"] = {f"d{d}": float(rng.random()) for d in docs}  # no ties: ranx's order is ours
+        runs.append(run)
+    ours = fuse_runs(runs, "rrf", params={"k": 10})
+    theirs = fuse([Run(r) for r in runs], norm=None, method="rrf", params={"k": 10}).to_dict()
+    assert ours.keys() == theirs.keys()
+    for qid in ours:
+        assert ours[qid] == pytest.approx(dict(theirs[qid]), abs=1e-12)
+
+
+def test_rrf_ties_are_ranked_by_document_id():
+    fused = fuse_runs([{"q": {"b": 1.0, "a": 1.0}}, {"q": {"c": 1.0}}], "rrf", params={"k": 0})
+    assert fused["q"]["a"] == 1.0 and fused["q"]["b"] == 0.5 and fused["q"]["c"] == 1.0

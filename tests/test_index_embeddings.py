@@ -91,3 +91,15 @@ def test_mismatched_model_pooling_or_corpus_is_refused(cli, tiny_beir, tiny_bert
     assert rc == 2 and "not an encoding" in err
     rc, _, err = cli("index", "--embeddings", emb, "--index", tmp_path / "idx")
     assert rc == 2 and "--retriever dense" in err
+
+
+def test_small_ivfpq_corpus_is_said_once_without_faiss_warnings(capfd, caplog):
+    import numpy as np
+
+    from retrievers.faiss_index import FaissConfig, build_index
+
+    vectors = np.random.default_rng(0).standard_normal((300, 32)).astype(np.float32)
+    index = build_index(FaissConfig(kind="ivfpq"), 32, [vectors], vectors)
+    assert index.ntotal == 300
+    assert "WARNING clustering" not in capfd.readouterr().err  # FAISS's own, once per sub-quantizer
+    assert sum("small for IVF-PQ" in m for m in caplog.messages) == 1

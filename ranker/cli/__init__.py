@@ -10,9 +10,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
+from ranker.cli.examples import epilog
 from ranker.cli.parser import SubcommandParser
 from retrievers.errors import InputError
 
@@ -46,18 +48,24 @@ def build_parser() -> argparse.ArgumentParser:
         "(CET), and evaluate them.",
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="only warnings and errors: no progress bars, no INFO lines"
+    )
     subparsers = parser.add_subparsers(
         dest="command", metavar="COMMAND", required=True, parser_class=SubcommandParser
     )
     for name in COMMANDS:
         importlib.import_module(f"ranker.cli.{name.replace('-', '_')}").register(subparsers)
+        subparsers.choices[name].epilog = epilog(name)
     return parser
 
 
 def configure_logging(verbose: int, quiet: bool) -> None:
-    """Log to stderr; INFO by default."""
+    """Log to stderr; INFO by default. ``quiet``: warnings and errors only, and no progress
+    bars (tqdm reads ``TQDM_DISABLE`` when first imported, which the commands do lazily)."""
     level = logging.WARNING if quiet else logging.DEBUG if verbose > 1 else logging.INFO
+    if quiet:
+        os.environ["TQDM_DISABLE"] = "1"
     logging.basicConfig(
         level=level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

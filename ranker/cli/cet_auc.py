@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import math
+
+logger = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -45,9 +49,16 @@ def run(args: argparse.Namespace) -> int:
     }
     qrels = {f"{i}:{qid}": docs for i in range(len(args.weights)) for qid, docs in qrels.items()}
     result = {"weight_files": len(args.weights), **weight_auc(weights, qrels, args.min_relevance)}
+    if not result["hidden_positives"]:
+        logger.warning(
+            "no hidden positive was sampled among the %d judged negatives: the AUCs are undefined "
+            "(null); mine deeper or use fuller qrels",
+            result["negatives"],
+        )
     if args.plot:
         plot_weights(split_weights(weights, qrels, args.min_relevance), args.plot)
+    clean = {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in result.items()}
     if args.out:
-        write_json(args.out, result)
-    print(json.dumps(result, indent=1))
+        write_json(args.out, clean)
+    print(json.dumps(clean, indent=1, allow_nan=False))
     return 0

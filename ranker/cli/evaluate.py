@@ -45,7 +45,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_METRICS,
         metavar="METRIC",
         help="ranx metric names, e.g. ndcg@10 recall@100 mrr@10 map map@100 "
-        "precision@10 (default: %(default)s)",
+        f"precision@10 (default: {' '.join(DEFAULT_METRICS)})",
     )
 
 

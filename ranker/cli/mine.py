@@ -23,7 +23,7 @@ def register(subparsers) -> None:
         "same command to resume an interrupted run.",
     )
     p.add_argument("dataset", help="BEIR or MS MARCO folder, irds:<id>, or a name under data/")
-    p.add_argument("--split", default="train", help="split whose queries are mined (train)")
+    p.add_argument("--split", default="train", help="split whose queries are mined (default: train)")
     p.add_argument(
         "--index",
         action="append",

@@ -1,4 +1,4 @@
-"""The argument parser class of every ``ranker`` subcommand."""
+"""The argument parser class and help format of every ``ranker`` subcommand."""
 
 from __future__ import annotations
 
@@ -6,18 +6,45 @@ import argparse
 from collections.abc import Sequence
 
 
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Shows each option's default and keeps the line breaks of descriptions and examples."""
+class HelpFormatter(argparse.HelpFormatter):
+    """Shows each option's default (unless its help states it, or it has none: flags) and
+    keeps the line breaks of texts that have them (the examples); others are wrapped."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (
+            "default" in text
+            or action.nargs == 0  # store_true / store_false flags
+            or default is None
+            or default is argparse.SUPPRESS
+            or default == []
+            or f"({default})" in text
+            or not (action.option_strings or action.nargs in ("?", "*"))
+        ):
+            return text
+        shown = " ".join(map(str, default)) if isinstance(default, list | tuple) else "%(default)s"
+        return f"{text} (default: {shown})"
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" in text:
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
 
 
 class SubcommandParser(argparse.ArgumentParser):
-    """Parses positional arguments wherever they stand among the options.
+    """Parses positional arguments wherever they stand among the options, and formats help
+    with :class:`HelpFormatter`.
 
     ``ranker evaluate DATASET --split test RUN RUN`` and ``ranker evaluate --qrels FILE RUN``
     both work: plain argparse would stop filling positionals at the first option.
     """
 
     _intermixed = False
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def parse_known_args(  # type: ignore[override]
         self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None

@@ -12,9 +12,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "rerank",
         help="rerank a run's top documents with a cross-encoder or a bi-encoder",
+        description="Score the top --depth documents of each query of --run with a cross-encoder "
+        "saved by `ranker train` (or a bi-encoder: its interaction head or inner product) and "
+        "write them, best first, to --out (atomically).",
     )
     parser.add_argument("dataset", help="dataset spec (folder, irds:<id>, or name)")
-    parser.add_argument("--split", required=True, help="split whose queries the run answers")
+    parser.add_argument("--split", required=True, help="split whose queries the run answers (required)")
     parser.add_argument("--run", required=True, help="TREC run to rerank")
     parser.add_argument(
         "--model", required=True, help="saved cross-encoder or bi-encoder (interaction head) folder"

@@ -152,7 +152,7 @@ def evaluate_run(
     Returns:
         The per-query scores; judged queries missing from the run score 0.
     """
-    from ranx import evaluate
+    from ranker.evaluation.measures import score_query, supported
 
     canonical = {m: canonical_metric(m) for m in metrics}
     queries = judged_queries(qrels)
@@ -166,10 +166,35 @@ def evaluate_run(
     if unjudged:
         logger.info("%s: ignoring %d run queries without judgments", name, len(unjudged))
     scores = {m: np.zeros(len(queries), dtype=np.float64) for m in metrics}
+    position = {q: i for i, q in enumerate(queries)}
+    local = sorted({c for c in canonical.values() if supported(c)})
+    if present and local:  # plain numpy: no ranx import, no numba compilation
+        for q in present:
+            values = score_query(trec_eval_order(run[q]), qrels[q], local)
+            for metric, spelled in canonical.items():
+                if spelled in values:
+                    scores[metric][position[q]] = values[spelled]
+    rest = sorted({c for c in canonical.values() if not supported(c)})
+    if present and rest:
+        _ranx_scores(run, qrels, present, rest, canonical, position, scores)
+    return RunEvaluation(name=name, queries=queries, scores=scores, missing=missing, unjudged=unjudged)
+
+
+def _ranx_scores(
+    run: Mapping[str, Mapping[str, float]],
+    qrels: Mapping[str, Mapping[str, int]],
+    present: Sequence[str],
+    wanted: list[str],
+    canonical: Mapping[str, str],
+    position: Mapping[str, int],
+    scores: dict[str, np.ndarray],
+) -> None:
+    """Fill ``scores`` for the metrics only ranx computes (in place)."""
+    from ranx import evaluate
+
     if present:
         sub_qrels = {q: {d: int(r) for d, r in qrels[q].items()} for q in present}
         sub_run = {q: rank_scores(run[q]) for q in present}
-        wanted = sorted(set(canonical.values()))
         # ranx 0.3.21 raises KeyError for a single metric with return_mean=False: ask twice.
         with warnings.catch_warnings():  # numba's uint64 -> int64 cast notice on hashed ids
             warnings.filterwarnings("ignore", message="unsafe cast from uint64 to int64")
@@ -180,11 +205,10 @@ def evaluate_run(
                 return_mean=False,
                 save_results_in_run=False,
             )
-        position = {q: i for i, q in enumerate(queries)}
         index = np.array([position[q] for q in present], dtype=np.int64)
         for metric, ranx_name in canonical.items():
-            scores[metric][index] = np.asarray(result[ranx_name], dtype=np.float64)
-    return RunEvaluation(name=name, queries=queries, scores=scores, missing=missing, unjudged=unjudged)
+            if ranx_name in wanted:
+                scores[metric][index] = np.asarray(result[ranx_name], dtype=np.float64)
 
 
 def average_evaluations(evaluations: Sequence[RunEvaluation], name: str) -> RunEvaluation:

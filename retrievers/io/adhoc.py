@@ -4,8 +4,8 @@ Pyserini and trec_eval users keep queries and judgments as loose files rather th
 dataset folder. The formats are recognised from the file, gzip included:
 
 * queries: ``.jsonl`` (``_id`` or ``id``, and ``text``), otherwise ``qid<TAB>text`` (TSV);
-* qrels: TREC (``qid iter docid rel``, whitespace-separated) or BEIR TSV
-  (``query-id<TAB>corpus-id<TAB>score``, header optional), told apart by the first line.
+* qrels: TREC (``qid iter docid rel``) or BEIR TSV (``query-id corpus-id score``, header
+  optional), told apart by the number of fields of the first judgment.
 """
 
 from __future__ import annotations
@@ -60,32 +60,25 @@ def _add_query(queries: dict[str, str], qid: str, text: str, path: Path, number:
 
 
 def _qrels_lines(path: Path) -> Iterator[tuple[int, str, str, str]]:
-    """``(line, qid, docid, rel)`` of TREC or BEIR qrels; the first line decides which."""
-    layout = None
+    """``(line, qid, docid, rel)`` of TREC (4 fields) or BEIR (3 fields, header optional)
+    qrels; the first judgment line decides which, and every other line must follow it."""
+    width = 0
     for number, text in read_lines(path):
-        if layout is None:
-            if text.split("\t")[0].strip() == BEIR_HEADER:
-                layout = "beir"
-                continue
-            layout = "trec" if len(text.split()) == 4 else "beir"
-        if layout == "trec":
-            fields = text.split()
-            if len(fields) != 4:
-                raise InputError(
-                    f"found {len(fields)} field(s); expected 4 (TREC qrels: qid iter docid relevance)",
-                    path,
-                    number,
-                )
+        fields = text.split()
+        if not width and fields[:1] == [BEIR_HEADER]:
+            continue
+        if not width and len(fields) in (3, 4):
+            width = len(fields)
+        if len(fields) != width:
+            expected = {
+                0: "4 (TREC qrels: qid iter docid relevance) or 3 (BEIR qrels: query-id corpus-id score)",
+                4: "4, as the first line (TREC qrels: qid iter docid relevance)",
+                3: "3, as the first line (BEIR qrels: query-id corpus-id score)",
+            }[width]
+            raise InputError(f"found {len(fields)} field(s); expected {expected}", path, number)
+        if width == 4:
             yield number, fields[0], fields[2], fields[3]
         else:
-            fields = text.split("\t")
-            if len(fields) != 3:
-                raise InputError(
-                    f"found {len(fields)} field(s); expected TREC qrels (qid iter docid relevance) "
-                    "or BEIR qrels (query-id<TAB>corpus-id<TAB>score)",
-                    path,
-                    number,
-                )
             yield number, fields[0], fields[1], fields[2]
 
 
@@ -99,7 +92,7 @@ def read_qrels_file(path: str | Path) -> QrelsDict:
     path = Path(path)
     qrels: QrelsDict = {}
     for number, qid, docid, rel in _qrels_lines(path):
-        add_judgment(qrels, qid, docid, rel.strip(), path, number)
+        add_judgment(qrels, qid, docid, rel, path, number)
     if not qrels:
         raise InputError("the qrels file holds no judgments", path)
     return qrels

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import abc
 import hashlib
+import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -249,6 +250,37 @@ class MsMarcoDataset(_FolderDataset):
         return iter_trec_qrels(path)
 
 
+def _short_reason(err: BaseException) -> str:
+    """``ConnectionError: cannot reach HOST`` rather than urllib3's paragraph."""
+    import re
+
+    text = str(err)
+    host = re.search(r"host='([^']+)'", text)
+    if host:
+        return f"{type(err).__name__}: cannot reach {host[1]}"
+    first = text.splitlines()[0] if text else ""
+    return f"{type(err).__name__}: {first[:120]}" if first else type(err).__name__
+
+
+def _quiet_ir_datasets() -> None:
+    """ir_datasets logs through its own handlers at INFO (download retries, "[error] opening
+    zip file"), before the error we report anyway: keep only its errors unless debugging."""
+    import ir_datasets.log as irds_log
+
+    if getattr(irds_log.Logger, "_ranker_quiet", False):
+        return
+    original = irds_log.Logger.logger
+
+    def logger(self):
+        log = original(self)
+        if not logging.getLogger("retrievers").isEnabledFor(logging.DEBUG):
+            log.setLevel(logging.ERROR)
+        return log
+
+    irds_log.Logger.logger = logger
+    irds_log.Logger._ranker_quiet = True
+
+
 class IrdsDataset(Dataset):
     """A dataset from ``ir_datasets``.
 
@@ -264,6 +296,7 @@ class IrdsDataset(Dataset):
     def __init__(self, dataset_id: str):
         import ir_datasets
 
+        _quiet_ir_datasets()
         self._irds = ir_datasets
         self.dataset_id = dataset_id
         self.name = f"irds:{dataset_id}"
@@ -301,9 +334,9 @@ class IrdsDataset(Dataset):
             yield from iterator_factory()
         except (OSError, ConnectionError, RuntimeError) as err:  # downloads fail offline
             raise DatasetUnavailableError(
-                f"could not read {what} of ir_datasets {self.dataset_id!r} ({type(err).__name__}: "
-                f"{err}). If this machine is offline, put a local copy in BEIR or MS MARCO layout "
-                f"under $RANKER_DATA and name it by folder"
+                f"could not read {what} of ir_datasets {self.dataset_id!r} ({_short_reason(err)}); "
+                "if this machine is offline, put a local copy in BEIR or MS MARCO layout under "
+                "$RANKER_DATA and name it by folder"
             ) from None
 
     def docs(self) -> Iterator[Document]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,8 @@ from typing import IO, Any, cast
 from retrievers.errors import InputError
 
 GZIP_MAGIC = b"\x1f\x8b"
+# Whitespace (str.isspace, Unicode included) or a control character: not allowed in ids.
+BAD_ID_CHAR = re.compile(r"[\s\x00-\x1f\x7f]")
 BOM = "\ufeff"
 
 
@@ -125,6 +128,8 @@ def check_id(value: str, what: str, path: str | Path | None, line: int | None) -
     """
     if not value:
         raise InputError(f"empty {what}", path, line)
+    if BAD_ID_CHAR.search(value) is None:  # the common case, fast
+        return value
     bad = next((c for c in value if c.isspace() or ord(c) < 32 or ord(c) == 127), None)
     if bad is not None:
         kind = "whitespace" if bad.isspace() else "a control character"

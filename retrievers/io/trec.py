@@ -14,7 +14,7 @@ from pathlib import Path
 
 from retrievers.errors import InputError
 from retrievers.io.atomic import atomic_write
-from retrievers.io.lines import check_id, read_lines
+from retrievers.io.lines import BAD_ID_CHAR, check_id, read_lines
 
 RunDict = dict[str, dict[str, float]]
 QrelsDict = dict[str, dict[str, int]]
@@ -31,6 +31,7 @@ def read_run(path: str | Path) -> RunDict:
             a finite number, or repeats a (query, document) pair already seen in the file.
     """
     run: RunDict = {}
+    last_qid, docs = None, {}
     for number, text in read_lines(path):
         fields = text.split()
         if len(fields) != 6:
@@ -38,12 +39,20 @@ def read_run(path: str | Path) -> RunDict:
                 f"found {len(fields)} field(s); expected 6: qid Q0 docid rank score tag", path, number
             )
         qid, _, docid, rank, score, _ = fields
-        check_id(qid, "query id", path, number)
-        check_id(docid, "document id", path, number)
-        if not _INTEGER.fullmatch(rank) or int(rank) < 0:
+        if qid != last_qid:  # lines come grouped by query: check and look up each query once
+            if qid not in run:
+                check_id(qid, "query id", path, number)
+            last_qid, docs = qid, run.setdefault(qid, {})
+        if BAD_ID_CHAR.search(docid):
+            check_id(docid, "document id", path, number)
+        if not (rank.isdigit() and rank.isascii()) and (not _INTEGER.fullmatch(rank) or int(rank) < 0):
             raise InputError(f"rank {rank!r} is not a non-negative integer", path, number)
-        value = parse_score(score, path, number)
-        docs = run.setdefault(qid, {})
+        try:
+            value = float(score)
+        except ValueError:
+            value = parse_score(score, path, number)
+        if value - value != 0.0:  # NaN or infinite
+            parse_score(score, path, number)
         if docid in docs:
             raise InputError(f"duplicate line for query {qid!r} and document {docid!r}", path, number)
         docs[docid] = value

@@ -1,0 +1,66 @@
+"""Examples shown under each subcommand's ``--help`` (its epilog), kept in one place."""
+
+from __future__ import annotations
+
+EXAMPLES: dict[str, list[str]] = {
+    "index": [
+        "ranker index scifact --index runs/scifact-bm25",
+        "ranker index scifact --retriever dense --model MODEL --faiss hnsw --index runs/scifact-dense",
+        "ranker index --retriever dense --embeddings emb/scifact --faiss ivfpq --index runs/sf-ivfpq",
+    ],
+    "search": [
+        "ranker search scifact --split test --index runs/scifact-bm25 --k 1000 --out runs/bm25.trec",
+        "ranker search --queries queries.tsv --index runs/scifact-dense --out run.trec",
+    ],
+    "evaluate": [
+        "ranker evaluate scifact --split test runs/bm25.trec runs/dense.trec --metrics ndcg@10 recall@100",
+        "ranker evaluate --qrels qrels.txt.gz run.trec.gz --format json",
+    ],
+    "compare": [
+        "ranker compare scifact --baseline runs/bm25.trec runs/dense.trec runs/fused.trec",
+        "ranker compare --qrels qrels.txt --all-pairs a.trec b.trec c.trec --test fisher --plot cmp.png",
+    ],
+    "encode": [
+        "ranker encode scifact --model MODEL --out emb/scifact",
+        "torchrun --nproc-per-node 2 -m ranker encode scifact --model MODEL --max-length 256 --out emb/sf",
+    ],
+    "convert-gguf": [
+        "ranker convert-gguf SmolLM2-135M-Instruct.Q4_1.gguf --out models/smollm2",
+    ],
+    "train": [
+        "ranker train experiments/configs/quickstart-bi.yaml --set lr=2e-5 --set output_dir=runs/bi",
+        "ranker train --help-config",
+    ],
+    "rerank": [
+        "ranker rerank scifact --split test --run runs/bm25.trec --model runs/cross --depth 100 "
+        "--out runs/rerank.trec",
+    ],
+    "fuse": [
+        "ranker fuse runs/bm25.trec runs/dense.trec --out runs/rrf.trec",
+        "ranker fuse a.trec b.trec --method wsum --weights 0.3 0.7 --out runs/wsum.trec",
+    ],
+    "mine": [
+        "ranker mine scifact --split train --index runs/scifact-bm25 --out neg.jsonl",
+        "ranker mine scifact --index runs/bm25 --index runs/dense --max-relative 0.95 --sampling random "
+        "--export sentence-transformers --out neg.jsonl",
+    ],
+    "pool": [
+        "ranker pool scifact --split test --pool-run runs/bm25.trec --depth 10 --out data/scifact-pooled",
+    ],
+    "audit": [
+        "ranker audit neg.jsonl --qrels data/scifact/qrels/train.tsv --plot audit.png",
+    ],
+    "cet-auc": [
+        "ranker cet-auc runs/cet/weights.jsonl --qrels data/scifact-pooled/qrels/train-hidden.tsv",
+    ],
+    "run": [
+        "ranker run experiments/scifact.yaml --list",
+        "ranker run experiments/scifact.yaml --profile cpu",
+    ],
+}
+
+
+def epilog(command: str) -> str:
+    """The ``examples:`` block of ``command``'s help."""
+    lines = EXAMPLES[command]
+    return "examples:\n" + "\n".join(f"  {line}" for line in lines)
