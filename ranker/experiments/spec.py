@@ -25,13 +25,13 @@ Layout (see docs/experiments.md)::
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from ranker.yamlfile import LineDict, read_yaml
 from retrievers.errors import InputError
 
 TOP_KEYS = {
@@ -50,40 +50,6 @@ REPORT_KEYS = {"title", "text", "table", "plot", "profiles", "matrix", "summary"
 EXPECTED_KEYS = {"scores", "run", "metric", "tolerance", "note"}
 STEP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 DEFAULT_TOLERANCE = 0.0005
-
-
-class _LineDict(dict):
-    """A mapping that remembers the line of each key (``lines``) and of itself (``line``)."""
-
-    line: int = 0
-    lines: dict[str, int]
-
-
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that records line numbers and rejects duplicate keys."""
-
-
-def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> _LineDict:
-    seen: set = set()
-    for key_node, _ in node.value:  # duplicates among the mapping's own keys are an error
-        if key_node.tag == "tag:yaml.org,2002:merge":
-            continue
-        key = loader.construct_object(key_node, deep=True)
-        if key in seen:
-            raise InputError(f"key {key!r} appears twice", loader.name, key_node.start_mark.line + 1)
-        seen.add(key)
-    loader.flatten_mapping(node)  # YAML merge keys (<<: *anchor); own keys override merged ones
-    mapping = _LineDict()
-    mapping.line = node.start_mark.line + 1
-    mapping.lines = {}
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        mapping[key] = loader.construct_object(value_node, deep=True)
-        mapping.lines[str(key)] = key_node.start_mark.line + 1
-    return mapping
-
-
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
 @dataclass(frozen=True)
@@ -170,7 +136,7 @@ def _check_keys(
     path: Path,
     line: int,
     extra: set[str] | frozenset[str] = frozenset(),
-) -> None:
+) -> LineDict:
     if not isinstance(mapping, dict):
         raise InputError(f"{what}: expected a mapping, got {type(mapping).__name__}", path, line)
     for key in mapping:
@@ -200,7 +166,8 @@ def _is_arg(value: Any) -> bool:
 
 def _parse_step(raw: Any, index: int, path: Path, profiles: set[str]) -> Step:
     line = getattr(raw, "line", 0)
-    _check_keys(raw, STEP_KEYS, f"step {index + 1}", path, line)
+    named = isinstance(raw, dict) and isinstance(raw.get("name"), str)
+    _check_keys(raw, STEP_KEYS, f"step {raw['name']!r}" if named else f"step {index + 1}", path, line)
     for key in ("name", "run", "outputs"):
         if key not in raw:
             raise InputError(f"step {index + 1}: missing key {key!r}", path, line)
@@ -221,6 +188,16 @@ def _parse_step(raw: Any, index: int, path: Path, profiles: set[str]) -> Step:
         )
     if run[0] == "run":
         raise InputError(f"step {name!r}: a step cannot run another spec", path, line)
+    if isinstance(run[0], str) and "${" not in run[0]:
+        from ranker.cli import COMMANDS
+
+        if run[0] not in COMMANDS:
+            known = ", ".join(c for c in COMMANDS if c != "run")
+            raise InputError(
+                f"step {name!r}: unknown ranker command {run[0]!r} (expected one of: {known})",
+                path,
+                line,
+            )
     only = raw.get("profiles")
     if only is not None:
         only = _str_list(only, f"step {name!r}: profiles", path, line)
@@ -265,18 +242,24 @@ def _parse_expectation(raw: Any, index: int, path: Path, profiles: set[str], tol
     values = {}
     for profile in profiles & set(raw):
         value = raw[profile]
-        if not isinstance(value, int | float) or isinstance(value, bool):
-            raise InputError(f"expected entry {index + 1}: {profile} must be a number", path, line)
+        if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+            raise InputError(f"expected entry {index + 1}: {profile} must be a finite number", path, line)
         values[profile] = float(value)
     return Expectation(
         scores=str(raw["scores"]),
         run=str(raw["run"]),
         metric=str(raw["metric"]),
         values=values,
-        tolerance=float(raw.get("tolerance", tolerance)),
+        tolerance=_tolerance(raw.get("tolerance", tolerance), path, line),
         note=str(raw.get("note", "")),
         line=line,
     )
+
+
+def _tolerance(value: Any, path: Path, line: int) -> float:
+    if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value < math.inf:
+        raise InputError(f"'tolerance' must be a finite number >= 0, got {value!r}", path, line)
+    return float(value)
 
 
 def _flag(value: Any, key: str, path: Path, line: int) -> bool:
@@ -293,20 +276,7 @@ def load_spec(path: str | Path) -> Spec:
             step name, or a value of the wrong type (the message names the file and line).
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError("experiment spec not found", path)
-    text = path.read_text(encoding="utf-8")
-    loader = _Loader(text)
-    loader.name = str(path)
-    try:
-        raw = loader.get_single_data()
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        raise InputError(
-            f"not valid YAML: {getattr(err, 'problem', err)}", path, mark.line + 1 if mark else None
-        ) from None
-    finally:
-        loader.dispose()
+    raw = read_yaml(path, "experiment spec")
     _check_keys(raw, TOP_KEYS, "the spec", path, 1)
     if "steps" not in raw or not isinstance(raw["steps"], list) or not raw["steps"]:
         raise InputError("the spec needs a non-empty 'steps' list", path, 1)
@@ -351,7 +321,7 @@ def load_spec(path: str | Path) -> Spec:
                 line=line,
             )
         )
-    tolerance = float(raw.get("tolerance", DEFAULT_TOLERANCE))
+    tolerance = _tolerance(raw.get("tolerance", DEFAULT_TOLERANCE), path, raw.lines.get("tolerance", 1))
     expected = [
         _parse_expectation(e, i, path, set(profiles), tolerance)
         for i, e in enumerate(raw.get("expected") or [])
