@@ -9,8 +9,9 @@ poolers also make the backbone return every layer's hidden states, which is part
 
 ``--lengths 256,512,1024,2048`` instead times the poolers alone (``--poolers``, default all)
 on random hidden states of each sequence length (``--hidden``, ``--batch-size``) and prints
-milliseconds and microseconds per token: a pooler linear in length (mean, ponet, pyramid,
-bilinear) keeps a flat per-token cost as the length doubles.
+milliseconds and microseconds per token, and the matrix-product FLOPs per token that torch's
+FlopCounterMode counts (machine-independent): a pooler linear in length (mean, ponet,
+pyramid, bilinear, latent) keeps a flat per-token cost as the length doubles.
 """
 
 from __future__ import annotations
@@ -47,18 +48,20 @@ def backbones(minilm: str | None, smollm2: str | None) -> dict[str, str]:
 
 def length_scaling(
     lengths: list[int], poolers: list[str], hidden: int, batch: int, repeats: int, device: str
-) -> dict[str, dict[int, float]]:
-    """Seconds per forward pass of each pooler alone, per sequence length (median of repeats)."""
+) -> dict[str, dict[str, dict[int, float]]]:
+    """Seconds (median of repeats) and counted FLOPs of one forward pass of each pooler
+    alone, per sequence length."""
     import torch
 
     from ranker.pooling import build_pooler
 
     results: dict[str, dict[int, float]] = {}
+    flops: dict[str, dict[int, int]] = {}
     for mode in poolers:
         torch.manual_seed(0)
         pooler = build_pooler(mode, hidden_size=hidden, num_layers=2, num_heads=max(1, hidden // 64))
         pooler = pooler.to(device).eval()
-        results[mode] = {}
+        results[mode], flops[mode] = {}, {}
         for length in lengths:
             states = [torch.randn(batch, length, hidden, device=device) for _ in range(3)]
             mask = torch.ones(batch, length, dtype=torch.long, device=device)
@@ -75,12 +78,28 @@ def length_scaling(
                         torch.cuda.synchronize()
                     runs.append(time.perf_counter() - start)
             results[mode][length] = statistics.median(runs)
+            flops[mode][length] = counted_flops(pooler, states, mask)
     print(f"\npoolers alone, batch {batch}, hidden {hidden}, {device}: ms (us per token)")
     print(f"{'pooler':14s}" + "".join(f"{length:>18d}" for length in lengths))
     for mode, row in results.items():
         cells = "".join(f"{t * 1e3:10.2f} ({t * 1e6 / (batch * n):5.2f})" for n, t in row.items())
         print(f"{mode:14s}{cells}")
-    return results
+    print("\nmatrix-product FLOPs per token (torch FlopCounterMode; flat = linear in length)")
+    print(f"{'pooler':14s}" + "".join(f"{length:>12d}" for length in lengths))
+    for mode, row in flops.items():
+        print(f"{mode:14s}" + "".join(f"{f / (batch * n):12,.0f}" for n, f in row.items()))
+    return {"seconds": results, "flops": flops}
+
+
+def counted_flops(pooler, states, mask) -> int:
+    """FLOPs of one forward pass as torch's FlopCounterMode counts them (matrix products)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with torch.inference_mode(), counter:
+        pooler(states, mask)
+    return int(counter.get_total_flops())
 
 
 def main(argv: list[str] | None = None) -> int:

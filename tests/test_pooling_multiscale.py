@@ -100,6 +100,19 @@ def test_ponet_local_part_is_local():
     assert not torch.allclose(a[0, 4:], b[0, 4:])
 
 
+def test_ponet_cost_is_linear_in_length():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    pooler = make("ponet", segments=4, window=5)
+    counts = []
+    for length in (64, 128, 256):
+        counter = FlopCounterMode(display=False)
+        with torch.no_grad(), counter:
+            pooler([torch.randn(2, length, HIDDEN)], torch.ones(2, length).long())
+        counts.append(counter.get_total_flops())
+    assert counts[1] == 2 * counts[0] and counts[2] == 2 * counts[1]
+
+
 # -- pyramid -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("n", [1, 3, 4, 7])
 @pytest.mark.parametrize("bins", [1, 2, 4])
