@@ -147,6 +147,7 @@ def _check_keys(
                 path,
                 getattr(mapping, "lines", {}).get(str(key), line),
             )
+    return mapping
 
 
 def _str_list(value: Any, what: str, path: Path, line: int) -> list[str]:
