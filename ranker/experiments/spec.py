@@ -29,7 +29,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from ranker.yamlfile import LineDict, read_yaml
 from retrievers.errors import InputError
@@ -147,7 +147,7 @@ def _check_keys(
                 path,
                 getattr(mapping, "lines", {}).get(str(key), line),
             )
-    return mapping
+    return cast(LineDict, mapping)
 
 
 def _str_list(value: Any, what: str, path: Path, line: int) -> list[str]:
