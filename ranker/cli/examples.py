@@ -19,6 +19,8 @@ EXAMPLES: dict[str, list[str]] = {
     "compare": [
         "ranker compare scifact --baseline runs/bm25.trec runs/dense.trec runs/fused.trec",
         "ranker compare --qrels qrels.txt --all-pairs a.trec b.trec c.trec --test fisher --plot cmp.png",
+        "ranker compare cranfield --baseline 'b=runs/b.s*.trec' 'c=runs/c.s*.trec' 'e=runs/e.s*.trec' "
+        "--gap b e",
     ],
     "encode": [
         "ranker encode scifact --model MODEL --out emb/scifact",
@@ -52,10 +54,16 @@ EXAMPLES: dict[str, list[str]] = {
     ],
     "cet-auc": [
         "ranker cet-auc runs/cet/weights.jsonl --qrels data/scifact-pooled/qrels/train-hidden.tsv",
+        "ranker cet-auc runs/cet-s1/weights.jsonl runs/cet-s2/weights.jsonl --qrels full.tsv --plot w.png",
+    ],
+    "pooling-search": [
+        "ranker pooling-search experiments/pooling_search/cranfield-minilm.yaml",
+        "ranker pooling-search experiments/pooling_search/cranfield-minilm.yaml --train-best",
     ],
     "run": [
         "ranker run experiments/scifact.yaml --list",
         "ranker run experiments/scifact.yaml --profile cpu",
+        "ranker run experiments/pooling_bias.yaml --profile cpu --set data=/path/to/beir --set name=mine",
     ],
 }
 
