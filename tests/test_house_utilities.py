@@ -14,7 +14,7 @@ from retrievers.errors import InputError
 from retrievers.io.atomic import replace_directory
 
 
-def test_linear_schedule_warms_up_from_zero_then_decays_to_zero():
+def test_linear_schedule_warms_up_then_decays_to_zero():
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
     sched = linear_schedule(opt, warmup=4, total=12)
     lrs = []
@@ -22,8 +22,14 @@ def test_linear_schedule_warms_up_from_zero_then_decays_to_zero():
         lrs.append(sched.get_last_lr()[0])
         opt.step()
         sched.step()
-    assert lrs == pytest.approx([0, 0.25, 0.5, 0.75, 1.0, 7 / 8, 6 / 8, 5 / 8, 4 / 8, 3 / 8, 2 / 8, 1 / 8])
+    # the first step already learns (1/5), the peak is reached at step 4, the last step is 1/8
+    assert lrs == pytest.approx(
+        [1 / 5, 2 / 5, 3 / 5, 4 / 5, 1.0, 7 / 8, 6 / 8, 5 / 8, 4 / 8, 3 / 8, 2 / 8, 1 / 8]
+    )
     assert sched.get_last_lr()[0] == 0.0
+    # the values are the ones of the schedule every pinned result was trained with
+    old = [(s + 1) / 5 if s < 4 else (12 - s) / 8 for s in range(12)]
+    assert lrs == pytest.approx(old)
 
 
 def test_work_lock_refuses_a_second_holder_and_is_released(tmp_path):

@@ -27,8 +27,13 @@ def make_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.op
 def linear_schedule(
     optimizer: torch.optim.Optimizer, warmup: int, total: int
 ) -> torch.optim.lr_scheduler.LambdaLR:
-    """Linear warm-up from 0 over ``warmup`` steps, then linear decay to 0 at ``total``:
-    transformers' ``get_linear_schedule_with_warmup`` (the Hugging Face Trainer's default)."""
+    """Linear warm-up over ``warmup`` steps, then linear decay to 0 at ``total``: transformers'
+    ``get_linear_schedule_with_warmup``, counted one step ahead so that the first optimizer step
+    already learns (``lr / (warmup + 1)``, where transformers' own count would start at 0 and
+    waste it); step ``s`` gets ``lr * (s + 1) / (warmup + 1)`` during warm-up and
+    ``lr * (total - s) / (total - warmup)`` after, as the toolkit has always trained."""
     from transformers import get_linear_schedule_with_warmup
 
-    return get_linear_schedule_with_warmup(optimizer, warmup, total)
+    for group in optimizer.param_groups:
+        group.setdefault("initial_lr", group["lr"])
+    return get_linear_schedule_with_warmup(optimizer, warmup + 1, total + 1, last_epoch=0)
