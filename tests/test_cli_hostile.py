@@ -424,7 +424,7 @@ CASES = [
         "{tmp}/m",
         None,
         {"r.trec": "q1 Q0 d1 1 1.0 x\n"},
-        prep=_copy("ce", lambda m: (m / "head.safetensors").unlink()),
+        prep=_copy("ce-head", lambda m: (m / "head.safetensors").unlink()),
     ),
     Case(
         "model-truncated-head",
@@ -432,7 +432,7 @@ CASES = [
         "{tmp}/m/head.safetensors",
         None,
         {"r.trec": "q1 Q0 d1 1 1.0 x\n"},
-        prep=_copy("ce", _truncate("head.safetensors")),
+        prep=_copy("ce-head", _truncate("head.safetensors")),
     ),
     Case(
         "model-bad-ranker-json",
@@ -460,7 +460,7 @@ CASES = [
     Case(
         "encode-bi-wrong-type",
         "encode {data} --model {ce} --out {tmp}/out",
-        "{ce}/ranker_config.json",
+        "{ce}",
         out="{tmp}/out",
     ),
     Case(
@@ -565,8 +565,10 @@ def saved_models(tmp_path_factory, tiny_bert) -> dict[str, Path]:
 
     root = tmp_path_factory.mktemp("models")
     CrossEncoder.from_pretrained(tiny_bert, max_length=32).save(root / "ce")
+    # an explicit pooler keeps ranker's own head file (head.safetensors)
+    CrossEncoder.from_pretrained(tiny_bert, pooling="cls", max_length=32).save(root / "ce-head")
     BiEncoder.from_pretrained(tiny_bert, max_length=32).save(root / "bi")
-    MODELS.update({"ce": root / "ce", "bi": root / "bi", "bert": tiny_bert})
+    MODELS.update({"ce": root / "ce", "ce-head": root / "ce-head", "bi": root / "bi", "bert": tiny_bert})
     return MODELS
 
 

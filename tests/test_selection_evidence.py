@@ -153,7 +153,7 @@ def test_an_old_file_without_evidence_still_trains_and_says_why_it_is_weaker(tmp
         for i in range(3)
     ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    with caplog.at_level(logging.WARNING):
+    with caplog.at_level(logging.INFO):
         examples, encoder = load_training_examples(path)
     assert "no retriever evidence" in caplog.text
     assert encoder.evidence == [] and examples[0].positive_features == ()

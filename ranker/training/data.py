@@ -77,7 +77,7 @@ def load_training_examples(path: str | Path) -> tuple[list[Example], FeatureEnco
     Queries with no positive or no negative are skipped (and counted in the log). A file
     with retriever evidence (``evidence_lists`` on each line, written by ``ranker mine``)
     gives positives and negatives the same features; an older file gives positives the
-    constant "missing" vector (a warning says why that matters for ``selection: features``).
+    constant "missing" vector (training with ``selection: features`` warns why that matters).
 
     Raises:
         InputError: a line is not an object with the fields above (file and line named).
@@ -102,12 +102,7 @@ def load_training_examples(path: str | Path) -> tuple[list[Example], FeatureEnco
     encoder = FeatureEncoder(sorted(retrievers), sorted(sources))
     examples = [_example(record, negatives, encoder, path) for record, negatives in raw]
     if not sources:
-        logger.warning(
-            "%s has no retriever evidence for positives (mined by an older version): a "
-            "feature selection model sees every positive as one constant vector; mine again "
-            "to give positives their ranks and scores",
-            path,
-        )
+        logger.info("%s has no retriever evidence for positives (mined by an older version)", path)
     logger.info(
         "%s: %d training queries (%d skipped: no positive or no negative)",
         path,

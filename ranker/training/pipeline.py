@@ -96,6 +96,14 @@ def train_from_config(config: TrainConfig, resume: bool = False) -> TrainResult:
         seed_everything(config.seed)
         dataset = load_dataset(config.dataset)
         batches, features = make_batches(config, dataset)
+        if config.selection == "features" and not features.evidence:
+            logger.warning(
+                "%s has no retriever evidence for positives (mined by an older version): the "
+                "feature selection model sees every positive as one constant vector and can "
+                "tell the classes apart by it alone; mine again to give positives their ranks "
+                "and scores",
+                config.negatives,
+            )
         relevance = build_relevance(config)
         selection = build_selection(config, features)
         evaluator = make_evaluator(config, dataset) if ctx.main else None
