@@ -47,6 +47,32 @@ def classifies_sequences(config: Any) -> bool:
     )
 
 
+def _has_classification_head(name_or_path: str) -> bool:
+    """Whether a local checkpoint already is a ``*ForSequenceClassification`` model (else
+    transformers initialises a new head and reports its weights as missing, as expected)."""
+    import json
+
+    config = Path(name_or_path) / "config.json"
+    try:
+        architectures = json.loads(config.read_text(encoding="utf-8")).get("architectures") or []
+    except (OSError, ValueError, AttributeError):
+        return False
+    return any(str(a).endswith("ForSequenceClassification") for a in architectures)
+
+
+@contextlib.contextmanager
+def _transformers_errors_only() -> Iterator[None]:
+    """Silence transformers' load report while a new head is created on purpose."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+
+
 def set_attention(model: nn.Module, attention: str) -> None:
     """Switch a decoder's self-attention between ``"causal"`` and ``"bidirectional"``.
 
@@ -216,9 +242,13 @@ class Backbone(nn.Module):
         }
         try:
             if sequence_classification:
-                model = AutoModelForSequenceClassification.from_pretrained(
-                    name_or_path, num_labels=1, **kwargs
-                )
+                fresh = not _has_classification_head(name_or_path)
+                with _transformers_errors_only() if fresh else contextlib.nullcontext():
+                    model = AutoModelForSequenceClassification.from_pretrained(
+                        name_or_path, num_labels=1, **kwargs
+                    )
+                if fresh:
+                    logger.info("%s: a new one-logit classification head (to be trained)", name_or_path)
             else:
                 model = AutoModel.from_pretrained(name_or_path, **kwargs)
             tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
