@@ -112,3 +112,16 @@ def tiny_llama(tmp_path_factory) -> Path:
     from tiny_encoders import make_tiny
 
     return make_tiny(tmp_path_factory.mktemp("tiny") / "llama", "llama")
+
+
+@pytest.fixture()
+def cli(capsys):
+    """Run the CLI in-process; ``cli(*argv)`` returns (exit status, stdout, stderr)."""
+    import ranker.cli
+
+    def call(*argv):
+        rc = ranker.cli.main([str(a) for a in argv])
+        captured = capsys.readouterr()
+        return rc, captured.out, captured.err
+
+    return call

@@ -8,21 +8,8 @@ import json
 import pytest
 from dense_helpers import HashEncoder
 
-import ranker.cli
 from retrievers.io.adhoc import read_qrels_file, read_queries_file
 from retrievers.io.trec import read_run
-
-
-@pytest.fixture()
-def cli(capsys):
-    """Run the CLI in-process; returns (exit status, stdout, stderr)."""
-
-    def call(*argv):
-        rc = ranker.cli.main([str(a) for a in argv])
-        captured = capsys.readouterr()
-        return rc, captured.out, captured.err
-
-    return call
 
 
 @pytest.fixture()

@@ -14,18 +14,6 @@ from retrievers.io.trec import write_run
 
 
 @pytest.fixture()
-def cli(capsys):
-    """Run the CLI in-process; returns (exit status, stdout, stderr)."""
-
-    def call(*argv):
-        rc = ranker.cli.main([str(a) for a in argv])
-        captured = capsys.readouterr()
-        return rc, captured.out, captured.err
-
-    return call
-
-
-@pytest.fixture()
 def runs(tmp_path):
     """Two runs over the tiny dataset: q3 missing from the first, an unjudged query in it."""
     first = tmp_path / "a.trec"

@@ -6,18 +6,7 @@ import json
 
 import pytest
 
-import ranker.cli
 from retrievers.io.trec import read_run
-
-
-@pytest.fixture()
-def cli(capsys):
-    def call(*argv):
-        rc = ranker.cli.main([str(a) for a in argv])
-        captured = capsys.readouterr()
-        return rc, captured.out, captured.err
-
-    return call
 
 
 def _search(cli, dataset, index, out):

@@ -8,20 +8,9 @@ import numpy as np
 import pytest
 from evaluation_runs import pseudo_run
 
-import ranker.cli
 from ranker.evaluation.gap import gap_shares
 from ranker.evaluation.metrics import average_evaluations, evaluate_run
 from retrievers.io.trec import write_run
-
-
-@pytest.fixture()
-def cli(capsys):
-    def call(*argv):
-        rc = ranker.cli.main([str(a) for a in argv])
-        captured = capsys.readouterr()
-        return rc, captured.out, captured.err
-
-    return call
 
 
 @pytest.fixture()
