@@ -56,6 +56,13 @@ def add_dense_index_args(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--batch-size", type=int, default=64, help="encoding batch size")
     add_max_length_arg(group, "documents")
+    group.add_argument(
+        "--dtype",
+        choices=["float32", "bfloat16"],
+        default="float32",
+        help="autocast dtype of the forward pass (float32); bfloat16 is ~3.5x faster on CPUs "
+        "with AMX and on GPUs; recorded in the index, so queries are encoded the same way",
+    )
     group.add_argument("--shard-size", type=int, default=4096, help="documents per resumable encoding shard")
     group.add_argument("--hnsw-m", type=int, default=32, help="HNSW neighbours per node")
     group.add_argument("--ef-search", type=int, default=128, help="HNSW search beam width")
@@ -112,9 +119,13 @@ def load_encoder(
     batch_size: int = 64,
     attention: str | None = None,
     max_length: int | None = None,
+    dtype: str | None = None,
 ) -> _Batched:
     """Load (once per process) a bi-encoder through :func:`ranker.models.load_biencoder`;
-    ``max_length`` (capped at the model's positions) overrides the model's token budget."""
+    ``max_length`` (capped at the model's positions) overrides the model's token budget and
+    ``dtype`` (``"bfloat16"``) runs the forward pass under autocast."""
+    import torch
+
     from ranker.models import load_biencoder
 
     options = {"attention": attention} if attention else {}
@@ -125,6 +136,9 @@ def load_encoder(
     if max_length is not None:
         for tower in (loaded.query_encoder, loaded.doc_encoder):
             tower.max_length = max_length
+    if dtype not in (None, "float32"):
+        for tower in (loaded.query_encoder, loaded.doc_encoder):
+            tower.dtype = getattr(torch, dtype)
     return _Batched(loaded, batch_size)
 
 
@@ -145,10 +159,13 @@ def build_dense(args: argparse.Namespace, dataset: Any, index_dir: Path) -> Path
     )
     attention = getattr(args, "attention", None)
     max_length = getattr(args, "max_length", None)
-    encoder = load_encoder(args.model, args.pooling, args.batch_size, attention, max_length)
+    dtype = getattr(args, "dtype", "float32")
+    encoder = load_encoder(args.model, args.pooling, args.batch_size, attention, max_length, dtype)
     options: dict[str, Any] = {"attention": attention} if attention else {}
     if max_length is not None:
         options["max_length"] = max_length
+    if dtype != "float32":
+        options["dtype"] = dtype
     return build_dense_index(
         dataset,
         index_dir,
@@ -293,7 +310,12 @@ def open_searcher(
         options = meta.get("encoder_options") or {}
         length = max_length or options.get("max_length")
         encoder = load_encoder(
-            meta["model"], meta.get("pooling"), batch_size, options.get("attention"), length
+            meta["model"],
+            meta.get("pooling"),
+            batch_size,
+            options.get("attention"),
+            length,
+            options.get("dtype"),
         )
         return kind, DenseSearcher(index_dir, encoder, gpu=gpu)
     if kind == "bm25":

@@ -149,6 +149,11 @@ class TrainConfig:
     grad_accum: Count = _f(1, "micro-batches per optimizer step")
     max_steps: Count = _f(500, "optimizer steps")
     lr: PositiveFloat = _f(2e-5, "AdamW learning rate (the CET paper: 3e-6 for BERT-base)")
+    head_lr: NonNegFloat = _f(
+        0.0,
+        "learning rate of the parameters outside the backbone: a trainable pooler, an "
+        "interaction head (0: same as lr)",
+    )
     weight_decay: NonNegFloat = _f(0.01, "AdamW weight decay (not on biases and LayerNorm)")
     warmup_steps: NonNegInt = _f(50, "linear warm-up steps, then linear decay to 0 at max_steps")
     max_grad_norm: NonNegFloat = _f(1.0, "gradient clipping norm (0: off)")

@@ -6,19 +6,35 @@ import torch
 from torch import nn
 
 
-def make_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
-    """AdamW; biases and LayerNorm weights get no weight decay (as the CET code does)."""
-    decay: list[nn.Parameter] = []
-    no_decay: list[nn.Parameter] = []
+def is_head(name: str) -> bool:
+    """Whether a parameter belongs to a head (pooler, interaction, classifier), not the backbone
+    (LoRA adapters live in the backbone)."""
+    return "backbone" not in name.split(".")
+
+
+def make_optimizer(
+    model: nn.Module, lr: float, weight_decay: float, head_lr: float = 0.0
+) -> torch.optim.AdamW:
+    """AdamW; biases and LayerNorm weights get no weight decay (as the CET code does).
+
+    ``head_lr`` > 0 gives the parameters outside the backbone (a trainable pooler's, an
+    interaction head's) their own learning rate: they start from random initialisation, the
+    backbone from pre-trained weights. The schedule scales both alike."""
+    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
     for name, param in model.named_parameters():
         if param.requires_grad:
-            (no_decay if param.ndim < 2 or "LayerNorm" in name or "norm" in name.lower() else decay).append(
-                param
-            )
+            no_decay = param.ndim < 2 or "LayerNorm" in name or "norm" in name.lower()
+            groups.setdefault((head_lr > 0 and is_head(name), no_decay), []).append(param)
     return torch.optim.AdamW(
         [
-            {"params": decay, "weight_decay": weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
+            {
+                "params": groups.get((head, no_decay), []),
+                "weight_decay": 0.0 if no_decay else weight_decay,
+                "lr": head_lr if head else lr,
+            }
+            for head in (False, True)
+            for no_decay in (False, True)
+            if groups.get((head, no_decay)) or not head
         ],
         lr=lr,
     )

@@ -126,7 +126,9 @@ class Trainer:
         else:
             self.r_scorer = CrossScorer(self.r_module, ctx.device)
         self.models: dict[str, nn.Module] = {"relevance": relevance}
-        self.optimizers = {"relevance": make_optimizer(relevance, config.lr, config.weight_decay)}
+        self.optimizers = {
+            "relevance": make_optimizer(relevance, config.lr, config.weight_decay, config.head_lr)
+        }
         self.cet: SelectionModel | None = None
         if selection is not None:
             selection = selection.to(ctx.device).train()
