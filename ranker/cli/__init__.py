@@ -37,6 +37,7 @@ COMMANDS = [
     "cet-auc",
     "run",
     "pooling-search",
+    "pooling-table",
 ]
 
 

@@ -60,6 +60,11 @@ EXAMPLES: dict[str, list[str]] = {
         "ranker pooling-search experiments/pooling_search/cranfield-minilm.yaml",
         "ranker pooling-search experiments/pooling_search/cranfield-minilm.yaml --train-best",
     ],
+    "pooling-table": [
+        "ranker compare scifact --baseline mean=mean.trec cls=cls.trec --format json --out cmp.json",
+        "ranker pooling-table cmp.json --model mean=runs/mean/model --model cls=runs/cls/model "
+        "--dataset scifact --plot forest.png",
+    ],
     "run": [
         "ranker run experiments/scifact.yaml --list",
         "ranker run experiments/scifact.yaml --profile cpu",

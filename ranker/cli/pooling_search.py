@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -15,6 +16,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "docs/pooling.md.",
     )
     parser.add_argument("config", help="search YAML (train:, space:, search:)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override a key of the train: or search: section (repeatable), e.g. "
+        "--set train.model=/path/to/model --set search.steps=96",
+    )
     parser.add_argument("--train-best", action="store_true", help="then train best.yaml with `ranker train`")
     parser.set_defaults(func=run)
 
@@ -23,14 +32,16 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ranker.search.run import pooling_search, ranking_table
+    from ranker.training.config import parse_overrides
 
-    results = pooling_search(args.config)
-    print(ranking_table(results), end="")
+    overrides = parse_overrides(args.set)
+    results = pooling_search(args.config, overrides)
+    sys.stdout.write(ranking_table(results))
     if args.train_best:
         from ranker.search.run import read_search_config
         from ranker.training.config import load_config
         from ranker.training.pipeline import train_from_config
 
-        train, _, _ = read_search_config(args.config)
+        train, _, _ = read_search_config(args.config, overrides)
         train_from_config(load_config(Path(train.output_dir) / "best.yaml"))
     return 0

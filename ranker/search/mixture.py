@@ -89,6 +89,8 @@ class Settings:
     decay: float = 0.9
     threshold: float = 1e-3
     seed: int = 0
+    head_lr: float = 0.0  # the poolers' own parameters (0: lr)
+    bf16: bool = False  # bf16 autocast of the training and reward passes
 
 
 class Mixture:
@@ -120,11 +122,16 @@ class Mixture:
             torch.manual_seed(settings.seed * 1000 + m)
             net = Supernet(copy.deepcopy(backbone), self.candidates, max_length, normalize)
             self.nets.append(net.to(device).train())
-        self.optimizers = [make_optimizer(n, settings.lr, settings.weight_decay) for n in self.nets]
+        self.optimizers = [
+            make_optimizer(n, settings.lr, settings.weight_decay, settings.head_lr) for n in self.nets
+        ]
         self.loss = make_loss(settings.loss)
         self.weights = torch.ones(len(self.candidates), supernets)  # the paper starts W at 1
         self.counts = torch.zeros(len(self.candidates), supernets, dtype=torch.long)
         self.rng = random.Random(settings.seed)
+
+    def _autocast(self) -> torch.autocast:
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.settings.bf16)
 
     def assignment(self) -> torch.Tensor:
         """Balanced ``p(supernet | candidate)`` (A, K)."""
@@ -139,14 +146,16 @@ class Mixture:
         net, opt = self.nets[m], self.optimizers[m]
         scorer = BiScorer(BiEncoderModule(net.model(a)), self.device, self.settings.scale)
         net.train()
-        loss = self.loss(scorer(batch))
+        with self._autocast():
+            loss = self.loss(scorer(batch))
         loss.backward()
         if self.settings.max_grad_norm > 0:
             torch.nn.utils.clip_grad_norm_(net.parameters(), self.settings.max_grad_norm)
         opt.step()
         opt.zero_grad(set_to_none=True)
         net.eval()
-        value = reward(scorer, dev_batch)
+        with self._autocast():
+            value = reward(scorer, dev_batch)
         net.train()
         self.weights[a, m] = ema(float(self.weights[a, m]), value, self.settings.decay)
         self.counts[a, m] += 1

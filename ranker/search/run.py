@@ -52,9 +52,13 @@ class SearchSettings:
             )
 
 
-def read_search_config(path: str | Path) -> tuple[Any, list[Candidate], SearchSettings]:
-    """(TrainConfig, candidates, SearchSettings) from a search YAML; errors name the file."""
-    from ranker.training.config import build_config
+def read_search_config(
+    path: str | Path, overrides: Mapping[str, Any] | None = None
+) -> tuple[Any, list[Candidate], SearchSettings]:
+    """(TrainConfig, candidates, SearchSettings) from a search YAML, with ``overrides``
+    (``{"train": {"model": ...}}``, as :func:`~ranker.training.config.parse_overrides` reads
+    ``train.model=...``) merged in; errors name the file."""
+    from ranker.training.config import build_config, merge
 
     path = Path(path)
     try:
@@ -65,6 +69,15 @@ def read_search_config(path: str | Path) -> tuple[Any, list[Candidate], SearchSe
         raise InputError(f"not valid YAML: {err}", path) from None
     if not isinstance(raw, Mapping) or set(raw) - {"train", "space", "search"} or "space" not in raw:
         raise InputError("expected top-level keys train, space, search (space required)", path)
+    unknown_sections = sorted(set(overrides or {}) - {"train", "search"})
+    if unknown_sections:
+        raise InputError(
+            f"--set {unknown_sections[0]}...: only train.KEY=VALUE and search.KEY=VALUE can be set", path
+        )
+    for section, values in (overrides or {}).items():
+        if not isinstance(values, Mapping):
+            raise InputError(f"--set {section}=...: give {section}.KEY=VALUE", path)
+    raw = merge(raw, overrides or {})
     train = build_config(raw.get("train") or {}, str(path))
     if train.model_type != "bi":
         raise InputError("pooling search trains bi-encoders: set train.model_type: bi", path)
@@ -96,8 +109,9 @@ def split_examples(examples: list, fraction: float, seed: int) -> tuple[list, li
     ]
 
 
-def pooling_search(config_path: str | Path) -> dict[str, Any]:
-    """Run the search the config describes; returns (and writes) the result."""
+def pooling_search(config_path: str | Path, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Run the search the config describes (``overrides`` as in :func:`read_search_config`);
+    returns (and writes) the result."""
     import torch
 
     from ranker.encoders.backbone import Backbone
@@ -108,7 +122,7 @@ def pooling_search(config_path: str | Path) -> dict[str, Any]:
     from ranker.training.selection import FeatureEncoder
     from retrievers.io.dataset import load_dataset
 
-    train, candidates, search = read_search_config(config_path)
+    train, candidates, search = read_search_config(config_path, overrides)
     out = Path(train.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     seed_everything(train.seed)
@@ -142,6 +156,8 @@ def pooling_search(config_path: str | Path) -> dict[str, Any]:
         decay=search.decay,
         threshold=search.threshold,
         seed=train.seed,
+        head_lr=train.head_lr,
+        bf16=train.precision == "bf16" or (train.precision == "auto" and device.type == "cuda"),
     )
 
     def run(space: list[Candidate], k: int, steps: int) -> tuple[list[float], Mixture]:
