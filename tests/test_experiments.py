@@ -346,6 +346,10 @@ SHIPPED = [
     ("pooling_bias", "gpu"),
     ("pooling", "small"),
     ("pooling", "full"),
+    ("pooling", "cpu"),
+    ("pooling", "gpu"),
+    ("pooling_search", "small"),
+    ("pooling_search", "cpu"),
 ]
 
 

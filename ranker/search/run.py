@@ -139,7 +139,12 @@ def pooling_search(config_path: str | Path, overrides: Mapping[str, Any] | None 
     queries, qrels = dataset.queries(search.dev_split), dataset.qrels(search.dev_split)
     corpus = {doc.id: doc.contents for doc in dataset.docs()}
 
+    bf16 = train.precision == "bf16" or (train.precision == "auto" and device.type == "cuda")
+
     def evaluate(model) -> float:
+        if bf16:  # the dev pass under the same autocast as training
+            for tower in (model.query_encoder, model.doc_encoder):
+                tower.dtype = torch.bfloat16
         scores, _ = evaluate_model(
             model, "bi", queries, qrels, corpus, [search.metric], batch_size=train.eval_batch_size
         )
@@ -157,7 +162,7 @@ def pooling_search(config_path: str | Path, overrides: Mapping[str, Any] | None 
         threshold=search.threshold,
         seed=train.seed,
         head_lr=train.head_lr,
-        bf16=train.precision == "bf16" or (train.precision == "auto" and device.type == "cuda"),
+        bf16=bf16,
     )
 
     def run(space: list[Candidate], k: int, steps: int) -> tuple[list[float], Mixture]:
