@@ -17,7 +17,7 @@ def hash_encoder(monkeypatch):
 
     loaded = []
 
-    def fake(model, pooling, batch_size=64, attention=None, max_length=None):
+    def fake(model, pooling, batch_size=64, attention=None, max_length=None, dtype=None):
         loaded.append((model, pooling))
         return HashEncoder()
 

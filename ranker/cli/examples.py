@@ -61,7 +61,7 @@ EXAMPLES: dict[str, list[str]] = {
         "ranker pooling-search experiments/pooling_search/cranfield-minilm.yaml --train-best",
     ],
     "pooling-table": [
-        "ranker compare scifact --baseline mean=mean.trec cls=cls.trec --format json --out cmp.json",
+        "ranker pooling-table cmp.json --plot forest.png",
         "ranker pooling-table cmp.json --model mean=runs/mean/model --model cls=runs/cls/model "
         "--dataset scifact --plot forest.png",
     ],
