@@ -21,14 +21,11 @@ logger = logging.getLogger(__name__)
 def spread(model_dir: str, texts: list[str], dtype: str) -> dict[str, float]:
     """Mean and standard deviation of the cosine over all pairs of different texts."""
     import numpy as np
-    import torch
 
     from ranker.models import load_biencoder
 
     model = load_biencoder(model_dir)
-    if dtype != "float32":
-        for tower in (model.query_encoder, model.doc_encoder):
-            tower.dtype = getattr(torch, dtype)
+    model.set_autocast(dtype)
     vectors = model.encode_corpus(texts, batch_size=32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     cosine = vectors @ vectors.T

@@ -124,8 +124,6 @@ def load_encoder(
     """Load (once per process) a bi-encoder through :func:`ranker.models.load_biencoder`;
     ``max_length`` (capped at the model's positions) overrides the model's token budget and
     ``dtype`` (``"bfloat16"``) runs the forward pass under autocast."""
-    import torch
-
     from ranker.models import load_biencoder
 
     options = {"attention": attention} if attention else {}
@@ -137,8 +135,7 @@ def load_encoder(
         for tower in (loaded.query_encoder, loaded.doc_encoder):
             tower.max_length = max_length
     if dtype not in (None, "float32"):
-        for tower in (loaded.query_encoder, loaded.doc_encoder):
-            tower.dtype = getattr(torch, dtype)
+        loaded.set_autocast(dtype)
     return _Batched(loaded, batch_size)
 
 

@@ -134,7 +134,9 @@ def forest_plot(baseline: str, rows: list[Row], metric: str, path: str | Path, t
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    path = Path(path)
+    from ranker.evaluation.plots import figure_format, save_figure
+
+    figure_format(path)  # before drawing
     fig, ax = plt.subplots(figsize=(6.5, 0.9 + 0.32 * len(rows)))
     base = next((r.score for r in rows if r.run == baseline), None)
     for y, row in enumerate(reversed(rows)):
@@ -160,7 +162,4 @@ def forest_plot(baseline: str, rows: list[Row], metric: str, path: str | Path, t
     ax.set_xlabel(f"{metric} (95% CI)")
     ax.set_title(title or f"against {baseline}: green/red significantly better/worse, grey n.s.", fontsize=9)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
+    save_figure(fig, path)

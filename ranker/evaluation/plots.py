@@ -22,6 +22,29 @@ logger = logging.getLogger(__name__)
 FORMATS = ("png", "pdf", "svg")
 
 
+def figure_format(path: str | Path) -> str:
+    """The file format a plot path asks for (its suffix); a clear error if it is not one."""
+    path = Path(path)
+    fmt = path.suffix.lstrip(".").lower()
+    if fmt not in FORMATS:
+        from retrievers.errors import InputError
+
+        raise InputError(f"plot file must end in .{', .'.join(FORMATS)}", path)
+    return fmt
+
+
+def save_figure(fig, path: str | Path, dpi: int = 110) -> Path:
+    """Write a matplotlib figure atomically (format from the suffix) and close it."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    fmt = figure_format(path)
+    with atomic_write(path, "wb") as out:
+        fig.savefig(out, format=fmt, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
 def plot_comparison(comparison: Comparison, path: str | Path, dpi: int = 150) -> Path:
     """Draw the comparison and write it atomically to ``path`` (png, pdf or svg by suffix).
 
@@ -34,11 +57,7 @@ def plot_comparison(comparison: Comparison, path: str | Path, dpi: int = 150) ->
     import matplotlib.pyplot as plt
 
     path = Path(path)
-    fmt = path.suffix.lstrip(".").lower()
-    if fmt not in FORMATS:
-        from retrievers.errors import InputError
-
-        raise InputError(f"plot file must end in .{', .'.join(FORMATS)}", path)
+    figure_format(path)  # before drawing: a bad suffix fails fast
     metrics, runs = comparison.metrics, comparison.runs
     labels = [letter(r) for r in range(len(runs))]
     width = max(4.0, 0.5 * len(runs) + 2.5)
@@ -53,9 +72,7 @@ def plot_comparison(comparison: Comparison, path: str | Path, dpi: int = 150) ->
         fontsize=9,
     )
     fig.tight_layout()
-    with atomic_write(path, "wb") as out:
-        fig.savefig(out, format=fmt, dpi=dpi)
-    plt.close(fig)
+    save_figure(fig, path, dpi)
     logger.info("wrote %s", path)
     return path
 

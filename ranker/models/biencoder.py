@@ -206,6 +206,14 @@ class BiEncoder(nn.Module):
         """An object whose ``encode`` embeds documents."""
         return _SideView(self.encode_corpus)
 
+    def set_autocast(self, dtype: str | torch.dtype | None) -> None:
+        """Run both towers' forward passes under autocast to ``dtype`` (``"bfloat16"``);
+        ``None`` or ``"float32"``: plain float32."""
+        if isinstance(dtype, str):
+            dtype = None if dtype == "float32" else getattr(torch, dtype)
+        for tower in (self.query_encoder, self.doc_encoder):
+            tower.dtype = dtype
+
     @property
     def dim(self) -> int:
         """Embedding width."""

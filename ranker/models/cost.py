@@ -48,16 +48,12 @@ def encoding_costs(
     dtype: str | None = None,
 ) -> dict[str, EncodingCost]:
     """Load each saved bi-encoder (label -> folder) and time it on ``texts``, taking turns."""
-    import torch
-
     from ranker.models import load_biencoder
 
     loaded = {}
     for label, path in models.items():
         model = load_biencoder(path)
-        if dtype not in (None, "float32"):
-            for tower in (model.query_encoder, model.doc_encoder):
-                tower.dtype = getattr(torch, dtype)
+        model.set_autocast(dtype)
         loaded[label] = model.eval()
     warm = list(texts[: min(len(texts), batch_size)])
     for model in loaded.values():

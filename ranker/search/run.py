@@ -139,12 +139,11 @@ def pooling_search(config_path: str | Path, overrides: Mapping[str, Any] | None 
     queries, qrels = dataset.queries(search.dev_split), dataset.qrels(search.dev_split)
     corpus = {doc.id: doc.contents for doc in dataset.docs()}
 
-    bf16 = train.precision == "bf16" or (train.precision == "auto" and device.type == "cuda")
+    bf16 = train.bf16_on(device.type)
 
     def evaluate(model) -> float:
         if bf16:  # the dev pass under the same autocast as training
-            for tower in (model.query_encoder, model.doc_encoder):
-                tower.dtype = torch.bfloat16
+            model.set_autocast(torch.bfloat16)
         scores, _ = evaluate_model(
             model, "bi", queries, qrels, corpus, [search.metric], batch_size=train.eval_batch_size
         )
@@ -244,6 +243,8 @@ def plot(path: Path, results: dict[str, Any]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from ranker.evaluation.plots import save_figure
+
     names = [c["name"] for c in results["candidates"]]
     fig, ax = plt.subplots(figsize=(max(4, 0.8 * len(names)), 3.5))
     for kind in ("single", "mixture", "standalone"):
@@ -253,7 +254,4 @@ def plot(path: Path, results: dict[str, Any]) -> None:
     ax.set_ylabel(results["settings"]["metric"])
     ax.legend()
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(path)
+    save_figure(fig, path, dpi=100)

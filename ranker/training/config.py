@@ -190,6 +190,11 @@ class TrainConfig:
         """Plain dict (YAML/JSON-safe)."""
         return dataclasses.asdict(self)
 
+    def bf16_on(self, device_type: str) -> bool:
+        """Whether training on ``device_type`` (``"cuda"``, ``"cpu"``) runs under bf16 autocast:
+        ``precision: bf16`` anywhere, ``auto`` on GPU only."""
+        return self.precision == "bf16" or (self.precision == "auto" and device_type == "cuda")
+
 
 def _describe(error: Any) -> tuple[str, str]:
     """The dotted key and a one-line message for one pydantic error."""

@@ -143,7 +143,7 @@ class Trainer:
         self.schedulers = {
             k: linear_schedule(o, config.warmup_steps, config.max_steps) for k, o in self.optimizers.items()
         }
-        bf16 = config.precision == "bf16" or (config.precision == "auto" and ctx.device.type == "cuda")
+        bf16 = config.bf16_on(ctx.device.type)
         self.weight_pass = config.weight_pass
         if self.weight_pass == "auto":
             models = [relevance] if selection is None else [relevance, selection]
