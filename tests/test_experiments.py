@@ -328,6 +328,38 @@ def test_matrix_steps_each_arguments_and_merge_keys(tmp_path):
     assert "## a\n\nk=1" in text and "## b\n\nk=2" in text
 
 
+def test_a_seed_group_glob_reads_every_run_it_matches(tmp_path):
+    spec = tmp_path / "groups.yaml"
+    spec.write_text(
+        textwrap.dedent("""\
+        profiles:
+          one: {seeds: [1]}
+          two: {seeds: [1, 2]}
+        steps:
+          - name: s${m.s}
+            matrix: {s: "${profile.seeds}"}
+            run: [search, d, --seed, "${m.s}", --out, "runs/b.s${m.s}.trec"]
+            outputs: ["runs/b.s${m.s}.trec"]
+          - name: other
+            run: [search, d, --out, runs/c.s1.trec]
+            outputs: [runs/c.s1.trec]
+          - name: compare
+            run: [compare, d, "b=runs/b.s*.trec", "x=extra/*.trec", --out, c.md]
+            outputs: [c.md]
+        """)
+    )
+    work = tmp_path / "work"
+    two = Runner(load_spec(spec), "two", work).plan()
+    assert two[-1].upstream == {"s1": two[0].key, "s2": two[1].key}  # not c.s1.trec's step
+    assert Runner(load_spec(spec), "one", work).plan()[-1].upstream == {"s1": two[0].key}
+    (work / "extra").mkdir(parents=True)
+    (work / "extra" / "r.trec").write_text("q 0 d 1 1.0 t\n")
+    again = Runner(load_spec(spec), "two", work).plan()
+    assert list(again[-1].inputs) == ["${work}/extra/r.trec"] and again[-1].key != two[-1].key
+    (work / "extra" / "r.trec").write_text("q 0 d 1 2.0 t\n")  # a matched file changes
+    assert Runner(load_spec(spec), "two", work).plan()[-1].key != again[-1].key
+
+
 def test_matrix_names_must_be_unique_once_expanded(tmp_path):
     spec = tmp_path / "dup.yaml"
     spec.write_text(

@@ -9,6 +9,7 @@ outputs of an interrupted attempt with the same key, so commands that resume (``
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 import os
 import shutil
@@ -77,6 +78,11 @@ def _candidates(arg: str) -> list[str]:
     return [c for c in out if c and not c.startswith("-")]
 
 
+def _is_pattern(text: str) -> bool:
+    """Whether ``text`` is a glob (``runs/b.s*.trec``), as seed groups give them."""
+    return any(c in text for c in "*?[")
+
+
 def _related(path: Path, output: Path) -> bool:
     """Whether ``path`` is ``output``, inside it, or a folder that holds it."""
     return path == output or output in path.parents or path in output.parents
@@ -93,6 +99,31 @@ def _dataset_folder(name: str) -> Path | None:
         if (folder / "corpus.jsonl").is_file() or (folder / "collection.tsv").is_file():
             return folder
     return None
+
+
+class _Producers:
+    """Which planned step writes each output, indexed for the lookups ``plan`` makes (a spec
+    with hundreds of steps would otherwise compare every argument with every output)."""
+
+    def __init__(self) -> None:
+        self.by_output: dict[Path, PlannedStep] = {}
+        self.under: dict[Path, list[Path]] = {}  # folder -> the outputs anywhere below it
+
+    def add(self, output: Path, item: PlannedStep) -> None:
+        self.by_output[output] = item
+        for folder in output.parents:
+            self.under.setdefault(folder, []).append(output)
+
+    def related(self, path: Path) -> list[PlannedStep]:
+        """The steps whose output is ``path``, holds it, or lies inside it."""
+        found = [self.by_output[p] for p in (path, *path.parents) if p in self.by_output]
+        return found + [self.by_output[out] for out in self.under.get(path, ())]
+
+    def matching(self, base: Path, pattern: str) -> list[PlannedStep]:
+        """The steps with an output below ``base`` that matches the glob ``pattern``."""
+        return [
+            self.by_output[out] for out in self.under.get(base, ()) if fnmatch.fnmatchcase(str(out), pattern)
+        ]
 
 
 class Runner:
@@ -151,10 +182,30 @@ class Runner:
         path = Path(text).expanduser()
         return path if path.is_absolute() else self.work / path
 
+    def _add_matches(
+        self,
+        text: str,
+        producers: _Producers,
+        inputs: dict[str, str],
+        upstream: dict[str, str],
+    ) -> None:
+        """A glob argument reads every earlier step's output it matches (their keys become
+        the step's upstream) and every existing file it matches that no step makes."""
+        parts = self._resolve(text).parts
+        first = next(i for i, part in enumerate(parts) if _is_pattern(part))
+        base = Path(*parts[:first]).resolve()
+        pattern = str(base.joinpath(*parts[first:]))
+        for producer in producers.matching(base, pattern):
+            upstream[producer.step.name] = producer.key
+        for match in sorted(base.glob(str(Path(*parts[first:])))):
+            resolved = match.resolve()
+            if resolved.is_file() and not producers.related(resolved):
+                inputs[self._portable(str(match))] = self.fingerprints.of(resolved)
+
     def plan(self) -> list[PlannedStep]:
         """Resolve every active step's arguments, outputs and key (runs nothing)."""
         planned: list[PlannedStep] = []
-        producers: dict[Path, PlannedStep] = {}
+        producers = _Producers()
         for step, context in self.steps:
             argv = expand_args(step.run, context, step.line)
             outputs = []
@@ -166,10 +217,10 @@ class Runner:
                         self.spec.path,
                         step.line,
                     )
-                if path in producers:
+                if path in producers.by_output:
                     raise InputError(
                         f"step {step.name!r}: output {out!r} is also written by step "
-                        f"{producers[path].step.name!r}",
+                        f"{producers.by_output[path].step.name!r}",
                         self.spec.path,
                         step.line,
                     )
@@ -180,10 +231,13 @@ class Runner:
             declared = expand_args(step.inputs, context, step.line)
             texts += declared
             for text in texts:
+                if _is_pattern(text):  # a seed group (LABEL=GLOB): every run it matches
+                    self._add_matches(text, producers, inputs, upstream)
+                    continue
                 path = self._resolve(text).resolve()
                 if any(_related(path, o) for o in outputs):
                     continue  # the step's own output, inside it, or a folder holding it
-                found = [p for out, p in producers.items() if _related(path, out)]
+                found = producers.related(path)
                 for producer in found:  # inside another step's output, or a folder holding some
                     upstream[producer.step.name] = producer.key
                 if found:
@@ -204,7 +258,7 @@ class Runner:
                 item.seconds = record.get("seconds")
             planned.append(item)
             for output in outputs:
-                producers[output] = item
+                producers.add(output, item)
         self.fingerprints.save()
         return planned
 
