@@ -405,6 +405,27 @@ def test_the_shipped_specs_plan_under_every_profile(name, profile, tmp_path, mon
     assert set(spec.profiles) == {p for n, p in SHIPPED if n == name}  # every profile is planned
 
 
+@pytest.mark.integration
+def test_the_pooling_study_tests_every_seed_of_each_pooler_on_gpu(tmp_path, monkeypatch):
+    from conftest import SHARED_DATA, missing
+
+    if not SHARED_DATA.is_dir():
+        missing("../shared/data not found")
+    monkeypatch.setenv("RANKER_DATA", str(SHARED_DATA))
+    spec = load_spec(Path(__file__).resolve().parents[1] / "experiments" / "pooling.yaml")
+    for profile, seeds in (("gpu", ["", "-s43", "-s44"]), ("cpu", [""])):
+        steps = {p.step.name: p for p in Runner(spec, profile, tmp_path / profile).plan()}
+        compare = steps["compare-minilm-poolers"]
+        searches = {n for n in steps if n.startswith("search-minilm-") and "zeroshot" not in n}
+        assert set(compare.upstream) == searches
+        assert {f"search-minilm-mean{tag}" for tag in seeds} <= searches
+        assert "search-minilm-weighted_mean" in searches and len(searches) == 13 * len(seeds)
+        pairs = steps["compare-attention"]
+        assert {f"search-smollm2-bidirectional-last{tag}" for tag in seeds} <= set(pairs.upstream)
+        train = steps[f"train-minilm-mean{seeds[-1]}"].argv
+        assert f"seed={42 + len(seeds) - 1}" in train and f"output_dir=minilm-mean{seeds[-1]}" in train
+
+
 def test_a_folder_holding_the_steps_own_output_is_not_an_input(tmp_path):
     spec = tmp_path / "own.yaml"
     spec.write_text(
