@@ -445,6 +445,7 @@ def test_results_go_to_the_work_folder_unless_published(dataset, tmp_path, capsy
     spec, work = write_spec(tmp_path, dataset), tmp_path / "work"
     assert main(["run", str(spec), "--work", str(work)]) == 0
     assert (work / "results" / "tiny.md").is_file()
+    assert "\nMachine: " in (work / "results" / "tiny.md").read_text()  # where it was measured
     assert not (tmp_path / "results").exists()  # the checkout (SPEC_DIR/results) is untouched
     assert "results: " in capsys.readouterr().out
     assert main(["run", str(spec), "--work", str(work), "--publish"]) == 0
@@ -528,3 +529,23 @@ def test_the_pooling_bias_study_runs_on_a_collection_given_on_the_command_line(t
     assert not any("cranfield" in a for a in argv)
     assert any(a.startswith(f"index {medline} ") for a in argv)
     assert any("med/d5/bi/d-cet-features/s3" in a for a in argv)
+
+
+def test_the_machine_is_named_from_the_first_processor(tmp_path):
+    from ranker.experiments.machine import cpu_description, machine_description
+
+    info = tmp_path / "cpuinfo"
+    block = (
+        "processor\t: {n}\nmodel name\t: {name}\ncpu family\t: 6\nmodel\t\t: {model}\nflags\t\t: {flags}\n\n"
+    )
+    info.write_text(
+        block.format(n=0, name="Xeon A", model=207, flags="fpu avx512f amx_bf16 amx_tile")
+        + block.format(n=1, name="Xeon B", model=143, flags="fpu")
+    )
+    assert cpu_description(info) == "Xeon A (family 6 model 207, AMX)"
+    info.write_text(block.format(n=0, name="Xeon C", model=85, flags="fpu avx512f"))
+    assert cpu_description(info) == "Xeon C (family 6 model 85)"
+    assert cpu_description(tmp_path / "absent")  # another platform: its own name, never empty
+    import torch
+
+    assert f"torch {torch.__version__}" in machine_description()

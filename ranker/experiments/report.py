@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ranker.experiments.expect import Check
+from ranker.experiments.machine import machine_description
 from ranker.experiments.paths import portable
 from ranker.experiments.runner import RunResult
 from ranker.experiments.spec import Section, Spec
@@ -122,6 +123,8 @@ def write_results(
         f"Produced with profile **{context.profile}** by `{command}` on "
         f"{time.strftime('%Y-%m-%d %H:%M %Z')} (commit {_git_commit(spec.path.parent)}; "
         f"{total:.0f} s of step time). Every table below comes from this profile.",
+        "",
+        f"Machine: {machine_description()}.",
         "",
     ]
     settings = {k: _brief(v) for k, v in context.settings.items()}
