@@ -360,6 +360,18 @@ def test_a_seed_group_glob_reads_every_run_it_matches(tmp_path):
     assert Runner(load_spec(spec), "two", work).plan()[-1].key != again[-1].key
 
 
+def test_a_file_whose_name_looks_like_a_glob_is_read_as_itself(tmp_path):
+    spec = tmp_path / "literal.yaml"
+    spec.write_text(
+        "steps:\n  - {name: e, run: [evaluate, d, 'runs[1].trec', --out, e.json], outputs: [e.json]}\n"
+    )
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "runs[1].trec").write_text("q 0 d 1 1.0 t\n")
+    (work / "runs1.trec").write_text("q 0 d 1 1.0 t\n")  # what the glob runs[1].trec would match
+    assert list(Runner(load_spec(spec), "default", work).plan()[0].inputs) == ["runs[1].trec"]
+
+
 def test_matrix_names_must_be_unique_once_expanded(tmp_path):
     spec = tmp_path / "dup.yaml"
     spec.write_text(

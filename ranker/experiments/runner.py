@@ -231,10 +231,10 @@ class Runner:
             declared = expand_args(step.inputs, context, step.line)
             texts += declared
             for text in texts:
-                if _is_pattern(text):  # a seed group (LABEL=GLOB): every run it matches
-                    self._add_matches(text, producers, inputs, upstream)
-                    continue
                 path = self._resolve(text).resolve()
+                if _is_pattern(text) and not path.exists() and not producers.related(path):
+                    self._add_matches(text, producers, inputs, upstream)  # a seed group's glob
+                    continue
                 if any(_related(path, o) for o in outputs):
                     continue  # the step's own output, inside it, or a folder holding it
                 found = producers.related(path)
