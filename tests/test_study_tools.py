@@ -222,3 +222,27 @@ def test_mixture_bf16_and_head_lr(tiny_bert):
     assert sorted({g["lr"] for g in mixture.optimizers[0].param_groups}) == [1e-5, 1e-3]
     with mixture._autocast():
         assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
+
+
+def test_timing_rounds_rotate_which_model_goes_first(monkeypatch):
+    import ranker.models
+    from ranker.models.cost import encoding_costs, turn_order
+
+    assert turn_order(["a", "b", "c"], 0) == ["a", "b", "c"]
+    assert turn_order(["a", "b", "c"], 4) == ["b", "c", "a"]
+    calls = []
+
+    class Fake(torch.nn.Module):
+        def __init__(self, label):
+            super().__init__()
+            self.label = label
+
+        def set_autocast(self, dtype):
+            pass
+
+        def encode_corpus(self, texts, batch_size):
+            calls.append(self.label)
+
+    monkeypatch.setattr(ranker.models, "load_biencoder", Fake)
+    encoding_costs({"a": "a", "b": "b", "c": "c"}, ["x"], repeats=3)
+    assert calls == ["a", "b", "c", "a", "b", "c", "b", "c", "a", "c", "a", "b"]  # warm-up, 3 rounds
