@@ -193,11 +193,10 @@ class Runner:
         the step's upstream) and every existing file it matches that no step makes."""
         parts = self._resolve(text).parts
         first = next(i for i, part in enumerate(parts) if _is_pattern(part))
-        base = Path(*parts[:first]).resolve()
-        pattern = str(base.joinpath(*parts[first:]))
-        for producer in producers.matching(base, pattern):
+        base, rest = Path(*parts[:first]).resolve(), Path(*parts[first:])
+        for producer in producers.matching(base, str(base / rest)):
             upstream[producer.step.name] = producer.key
-        for match in sorted(base.glob(str(Path(*parts[first:])))):
+        for match in sorted(base.glob(str(rest))):
             resolved = match.resolve()
             if resolved.is_file() and not producers.related(resolved):
                 inputs[self._portable(str(match))] = self.fingerprints.of(resolved)
@@ -232,12 +231,12 @@ class Runner:
             texts += declared
             for text in texts:
                 path = self._resolve(text).resolve()
-                if _is_pattern(text) and not path.exists() and not producers.related(path):
+                found = producers.related(path)
+                if _is_pattern(text) and not found and not path.exists():
                     self._add_matches(text, producers, inputs, upstream)  # a seed group's glob
                     continue
                 if any(_related(path, o) for o in outputs):
                     continue  # the step's own output, inside it, or a folder holding it
-                found = producers.related(path)
                 for producer in found:  # inside another step's output, or a folder holding some
                     upstream[producer.step.name] = producer.key
                 if found:
