@@ -27,6 +27,7 @@ COMMANDS = [
     "evaluate",
     "compare",
     "encode",
+    "cache-states",
     "convert-gguf",
     "train",
     "rerank",

@@ -123,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
         lambda texts: encoder.encode(texts, batch_size=args.batch_size),
         docs,
         args.out,
-        dim=encoder.pooler.output_dim,
+        dim=encoder.output_dim,
         settings=settings,
         rank=rank,
         world_size=world,

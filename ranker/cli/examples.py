@@ -26,6 +26,13 @@ EXAMPLES: dict[str, list[str]] = {
         "ranker encode scifact --model MODEL --out emb/scifact",
         "torchrun --nproc-per-node 2 -m ranker encode scifact --model MODEL --max-length 256 --out emb/sf",
     ],
+    "cache-states": [
+        "ranker cache-states scifact --model MODEL --layers all --max-length 128 --dtype bfloat16 "
+        "--out cache/scifact-minilm",
+        "ranker train cfg.yaml --set backbone.freeze=all --set backbone.states=cache/scifact-minilm",
+        "ranker index scifact --retriever dense --model runs/pooler/model --states cache/scifact-minilm "
+        "--index runs/idx",
+    ],
     "convert-gguf": [
         "ranker convert-gguf SmolLM2-135M-Instruct.Q4_1.gguf --out models/smollm2",
     ],

@@ -54,6 +54,13 @@ def add_dense_index_args(parser: argparse.ArgumentParser) -> None:
         "another dense index (its model, pooling and attention are used; --model, if given, "
         "must match); DATASET is then optional and, if given, must be the encoded corpus",
     )
+    group.add_argument(
+        "--states",
+        metavar="DIR",
+        help="embed the documents from a `ranker cache-states` folder instead of running the "
+        "backbone (a model whose backbone is that cache's, e.g. one trained with backbone: "
+        "{freeze: all}); checked against the cache's fingerprint",
+    )
     group.add_argument("--batch-size", type=int, default=64, help="encoding batch size")
     add_max_length_arg(group, "documents")
     group.add_argument(
@@ -157,7 +164,13 @@ def build_dense(args: argparse.Namespace, dataset: Any, index_dir: Path) -> Path
     attention = getattr(args, "attention", None)
     max_length = getattr(args, "max_length", None)
     dtype = getattr(args, "dtype", "float32")
-    encoder = load_encoder(args.model, args.pooling, args.batch_size, attention, max_length, dtype)
+    states = getattr(args, "states", None)
+    if states:
+        encoder = _cached_encoder(args, dataset, states, attention)
+        max_length = encoder.model.doc_encoder.max_length
+        dtype = encoder.model.doc_encoder.backbone.cache.dtype  # queries: encoded live alike
+    else:
+        encoder = load_encoder(args.model, args.pooling, args.batch_size, attention, max_length, dtype)
     options: dict[str, Any] = {"attention": attention} if attention else {}
     if max_length is not None:
         options["max_length"] = max_length
@@ -174,6 +187,26 @@ def build_dense(args: argparse.Namespace, dataset: Any, index_dir: Path) -> Path
         normalize=args.normalize,
         shard_size=args.shard_size,
     )
+
+
+def _cached_encoder(args: argparse.Namespace, dataset: Any, states: str, attention: str | None) -> _Batched:
+    """The model with its backbone served from a states cache (checked: weights, tokenizer,
+    max length, corpus)."""
+    from ranker.encoders.cached import freeze_backbone
+    from ranker.encoders.states import StatesCache, describe_mismatch, texts_fingerprint
+    from ranker.models import load_biencoder
+
+    cache = StatesCache(states)
+    corpus = texts_fingerprint((d.id, d.contents) for d in dataset.docs())
+    if cache.fingerprint.get("corpus") != corpus:
+        raise InputError(describe_mismatch(cache.directory, {"corpus": corpus}, cache.fingerprint))
+    options = {"attention": attention} if attention else {}
+    model = load_biencoder(args.model, args.pooling, **options)
+    if args.max_length is not None and args.max_length != cache.max_length:
+        raise InputError(f"--max-length {args.max_length} differs from the states cache's {cache.max_length}")
+    for tower in (model.query_encoder, model.doc_encoder):
+        tower.max_length = cache.max_length
+    return _Batched(freeze_backbone(model, "all", states), args.batch_size)
 
 
 def _same_model(given: str, recorded: str) -> bool:

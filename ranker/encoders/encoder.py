@@ -28,6 +28,8 @@ class Encoder(nn.Module):
         prefix: Prepended to every text (e.g. ``"query: "``).
         normalize: L2-normalize the pooled vectors.
         dtype: Autocast dtype for the forward pass (``torch.bfloat16`` / ``torch.float16``).
+        adapter: Optional linear map on the pooled vector (before normalization); saved as
+            sentence-transformers' ``Dense`` module.
     """
 
     def __init__(
@@ -38,6 +40,7 @@ class Encoder(nn.Module):
         prefix: str = "",
         normalize: bool = False,
         dtype: torch.dtype | None = None,
+        adapter: nn.Linear | None = None,
     ) -> None:
         super().__init__()
         if pooler.hidden_size != backbone.hidden_size or pooler.num_layers != backbone.num_layers:
@@ -52,6 +55,27 @@ class Encoder(nn.Module):
         self.prefix = prefix
         self.normalize = normalize
         self.dtype = dtype
+        if adapter is not None and adapter.in_features != pooler.output_dim:
+            raise ValueError(
+                f"adapter takes {adapter.in_features} inputs; the pooler gives {pooler.output_dim}"
+            )
+        self.adapter = adapter
+
+    @property
+    def output_dim(self) -> int:
+        """Width of the embeddings (the adapter's output when there is one)."""
+        return self.adapter.out_features if self.adapter is not None else self.pooler.output_dim
+
+    def add_adapter(self, dim: int | None = None) -> nn.Linear:
+        """Put a trainable linear map on the pooled vector, initialised to the identity (so
+        training starts from the untrained model's embeddings)."""
+        width = self.pooler.output_dim
+        adapter = nn.Linear(width, dim or width, bias=True)
+        with torch.no_grad():
+            adapter.weight.copy_(torch.eye(dim or width, width))
+            adapter.bias.zero_()
+        self.adapter = adapter.to(next(self.pooler.parameters(), adapter.weight).device)
+        return self.adapter
 
     @property
     def max_length(self) -> int:
@@ -86,6 +110,8 @@ class Encoder(nn.Module):
             hidden = self.backbone(features, all_layers=self.pooler.needs_all_layers)
             pooled = self.pooler(hidden, features["attention_mask"])
         pooled = pooled.float() if self.dtype is not None else pooled
+        if self.adapter is not None:
+            pooled = self.adapter(pooled.to(self.adapter.weight.dtype))
         return F.normalize(pooled, p=2, dim=-1) if self.normalize else pooled
 
     @torch.inference_mode()
@@ -106,7 +132,7 @@ class Encoder(nn.Module):
         so the host prepares the next batch while the device computes.
         """
         texts = self._with_prefix(texts)
-        out = np.zeros((len(texts), self.pooler.output_dim), dtype=np.float32)
+        out = np.zeros((len(texts), self.output_dim), dtype=np.float32)
         device = self.device
         pin = device.type == "cuda"
         was_training = self.training

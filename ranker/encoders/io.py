@@ -9,7 +9,8 @@ Layout (the sentence-transformers one, plus nothing it would trip on)::
     1_Pooling/ranker_pooler.json  #   (the ranker pooler config beside it), otherwise:
     ranker_pooling.py           # a shim importing ranker.pooling.st_module.RankerPooling
     1_Pooling/config.json, 1_Pooling/model.safetensors (the ranker pooler; weights if any)
-    2_Normalize/                                      # when embeddings are normalized
+    2_Dense/                    # an adapter on the pooled vector (sentence-transformers' Dense)
+    2_Normalize/ (3_Normalize/ after an adapter)      # when embeddings are normalized
 
 Parameter-free poolers that sentence-transformers computes identically load with a plain
 ``SentenceTransformer(path)``; the others need ``SentenceTransformer(path,
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from safetensors.torch import load_file, save_file
+from torch import nn
 
 from ranker.encoders.backbone import Backbone
 from ranker.encoders.encoder import Encoder
@@ -32,6 +34,8 @@ from ranker.pooling import pooler_from_config
 POOLING_DIR = "1_Pooling"
 RANKER_POOLER_CONFIG = "ranker_pooler.json"
 NORMALIZE_DIR = "2_Normalize"
+DENSE_DIR = "2_Dense"
+ST_DENSE = "sentence_transformers.models.Dense"
 ST_TRANSFORMER = "sentence_transformers.models.Transformer"
 ST_NORMALIZE = "sentence_transformers.models.Normalize"
 ST_POOLING = "sentence_transformers.models.Pooling"
@@ -94,9 +98,14 @@ def save_tower(encoder: Encoder, folder: Path) -> None:
             "type": ST_POOLING if native else SHIM_POOLING,
         },
     ]
+    if encoder.adapter is not None:
+        modules.append({"idx": 2, "name": "2", "path": DENSE_DIR, "type": ST_DENSE})
+        _save_adapter(encoder.adapter, folder / DENSE_DIR)
     if encoder.normalize:
-        modules.append({"idx": 2, "name": "2", "path": NORMALIZE_DIR, "type": ST_NORMALIZE})
-        (folder / NORMALIZE_DIR).mkdir(exist_ok=True)
+        idx = len(modules)
+        path = f"{idx}_Normalize"
+        modules.append({"idx": idx, "name": str(idx), "path": path, "type": ST_NORMALIZE})
+        (folder / path).mkdir(exist_ok=True)
     _write_json(folder / "modules.json", modules)
     pooling = folder / POOLING_DIR
     pooling.mkdir(exist_ok=True)
@@ -118,6 +127,32 @@ def save_tower(encoder: Encoder, folder: Path) -> None:
         save_file(state, str(pooling / "model.safetensors"))
 
 
+def _save_adapter(adapter: nn.Linear, folder: Path) -> None:
+    """An adapter in sentence-transformers' ``Dense`` layout (identity activation)."""
+    folder.mkdir(exist_ok=True)
+    _write_json(
+        folder / "config.json",
+        {
+            "in_features": adapter.in_features,
+            "out_features": adapter.out_features,
+            "bias": adapter.bias is not None,
+            "activation_function": "torch.nn.modules.linear.Identity",
+        },
+    )
+    state = {f"linear.{k}": v.detach().float().contiguous().cpu() for k, v in adapter.state_dict().items()}
+    save_file(state, str(folder / "model.safetensors"))
+
+
+def _load_adapter(folder: Path) -> nn.Linear:
+    config = read_json_file(folder / "config.json", "adapter")
+    weights = folder / "model.safetensors"
+    check_safetensors(weights)
+    adapter = nn.Linear(int(config["in_features"]), int(config["out_features"]), bias=bool(config["bias"]))
+    state = {k.removeprefix("linear."): v for k, v in load_file(str(weights)).items()}
+    adapter.load_state_dict(state, strict=True)
+    return adapter
+
+
 def tower_config(encoder: Encoder) -> dict[str, Any]:
     """What :func:`load_tower` needs beyond the files (the ranker side of the config)."""
     return {
@@ -126,6 +161,7 @@ def tower_config(encoder: Encoder) -> dict[str, Any]:
         "normalize": encoder.normalize,
         "attention": encoder.backbone.attention,
         "append_eos": encoder.backbone.append_eos,
+        "adapter": encoder.adapter is not None,
     }
 
 
@@ -150,4 +186,5 @@ def load_tower(folder: Path, config: dict[str, Any], **backbone_kwargs: Any) -> 
         max_length=config["max_length"],
         prefix=config.get("prefix", ""),
         normalize=config.get("normalize", False),
+        adapter=_load_adapter(folder / DENSE_DIR) if config.get("adapter") else None,
     )

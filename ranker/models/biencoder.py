@@ -214,10 +214,20 @@ class BiEncoder(nn.Module):
         for tower in (self.query_encoder, self.doc_encoder):
             tower.dtype = dtype
 
+    def add_adapter(self) -> None:
+        """A trainable linear map (identity at first) on each tower's pooled vector; towers
+        that share their backbone share it too."""
+        adapter = self.query_encoder.add_adapter()
+        if self.doc_encoder is not self.query_encoder:
+            if self.shared:
+                self.doc_encoder.adapter = adapter
+            else:
+                self.doc_encoder.add_adapter()
+
     @property
     def dim(self) -> int:
         """Embedding width."""
-        return self.query_encoder.pooler.output_dim
+        return self.query_encoder.output_dim
 
     # -- persistence ----------------------------------------------------------------------------
     def config(self) -> dict[str, Any]:
@@ -282,6 +292,7 @@ class BiEncoder(nn.Module):
                     max_length=config["doc"]["max_length"],
                     prefix=config["doc"]["prefix"],
                     normalize=config["doc"]["normalize"],
+                    adapter=query.adapter,
                 )
         else:
             query = load_tower(directory / "query", config["query"], **backbone_kwargs)

@@ -157,20 +157,20 @@ class Pooler(nn.Module):
         """
         if isinstance(hidden_states, Tensor):
             hidden_states = (hidden_states,)
-        param = next(self.parameters(), None)
-        if param is not None and hidden_states[-1].dtype != param.dtype:
-            # A trainable pooler computes in its own dtype (e.g. float32 over a bf16 backbone).
-            hidden_states = tuple(h.to(param.dtype) for h in hidden_states)
         if self.needs_all_layers and len(hidden_states) != self.num_layers + 1:
             raise ValueError(
                 f"pooler {self.mode!r} needs all {self.num_layers + 1} hidden states, "
                 f"got {len(hidden_states)}"
             )
+        # Only the layers read are touched (a cached backbone loads them on access).
+        wanted = self.selected_layers if self.needs_all_layers else [-1]
+        param = next(self.parameters(), None)
+        chosen = [hidden_states[i] for i in wanted]
+        if param is not None and chosen[-1].dtype != param.dtype:
+            # A trainable pooler computes in its own dtype (e.g. float32 over a bf16 backbone).
+            chosen = [h.to(param.dtype) for h in chosen]
         if self.multi_layer:
-            return self.pool_layers([hidden_states[i] for i in self.selected_layers], attention_mask)
-        if not self.needs_all_layers:
-            return self.pool(hidden_states[-1], attention_mask)
-        chosen = [hidden_states[i] for i in self.selected_layers]
+            return self.pool_layers(chosen, attention_mask)
         states = chosen[0] if len(chosen) == 1 else torch.stack(chosen).mean(0)
         return self.pool(states, attention_mask)
 

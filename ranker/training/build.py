@@ -8,6 +8,7 @@ from typing import Any
 
 from torch import nn
 
+from ranker.encoders.cached import freeze_backbone
 from ranker.models.kind import model_kind
 from ranker.training.config import TrainConfig
 from ranker.training.selection import FeatureEncoder, FeatureSelector
@@ -78,7 +79,10 @@ def build_relevance(config: TrainConfig) -> nn.Module:
     with the config's LoRA adapter if it has one (CET's S is always trained in full)."""
     if config.model_type == "cross":
         return _cross(config.model, config, config.pooling or None, lora=True, options=config.pooling_options)
-    return _with_interaction(_bi(config), config)
+    model: Any = _with_interaction(_bi(config), config)
+    if config.adapter and model.query_encoder.adapter is None:
+        model.add_adapter()
+    return freeze_backbone(model, config.backbone.frozen, config.backbone.states)
 
 
 def _with_interaction(model: Any, config: TrainConfig) -> nn.Module:

@@ -70,6 +70,24 @@ class LoraSettings:
 
 
 @dataclass(frozen=True, config=_SCHEMA)
+class BackboneSettings:
+    """Freeze all or the bottom of a bi-encoder's backbone, optionally reading its token states
+    from a cache written by ``ranker cache-states`` instead of running it (docs/training.md)."""
+
+    freeze: Literal["none", "all"] | dict[Literal["bottom"], NonNegInt] = _f(
+        "none", "'none' (train it all), 'all' (only pooler/adapter/head train) or {bottom: K}"
+    )
+    states: str = _f("", "a `ranker cache-states` folder: read the frozen part's token states from it")
+
+    @property
+    def frozen(self) -> str | dict[str, int]:
+        """``"all"``, ``{"bottom": K}`` or ``"none"`` as a plain value."""
+        return (
+            {str(k): int(v) for k, v in self.freeze.items()} if isinstance(self.freeze, dict) else self.freeze
+        )
+
+
+@dataclass(frozen=True, config=_SCHEMA)
 class TrainConfig:
     """Everything ``ranker train`` needs; see ``docs/training.md``."""
 
@@ -108,6 +126,14 @@ class TrainConfig:
         default_factory=dict,
         metadata={"help": "options of a new interaction head: mm_dim, factors, activ_input, normalize"},
     )
+    backbone: BackboneSettings = field(
+        default_factory=BackboneSettings,
+        metadata={
+            "help": "freeze the backbone and read its states from a cache, e.g. "
+            "{freeze: all, states: cache/scifact-minilm} (bi-encoders; see docs/training.md)"
+        },
+    )
+    adapter: bool = _f(False, "bi-encoder: a trainable linear map (identity at first) on the pooled vector")
     max_query_length: Count = _f(32, "query tokens (bi-encoder)")
     max_length: Count = _f(256, "tokens of a document (bi) or of a query+document pair (cross)")
     lora: LoraSettings | None = _f(
@@ -167,6 +193,11 @@ class TrainConfig:
     eval_split: str = _f("", "dataset split for periodic evaluation ('' : none)")
     eval_every: NonNegInt = _f(0, "evaluate every N steps (0: only at the end, if eval_split is set)")
     eval_metric: str = _f("ndcg@10", "ranx metric that picks the best checkpoint")
+    patience: NonNegInt = _f(
+        0,
+        "stop early after this many evaluations without a better eval_metric (0: never); "
+        "the best model is in best/",
+    )
     eval_run: str = _f("", "cross-encoder evaluation: TREC run to rerank")
     eval_depth: Count = _f(100, "cross-encoder evaluation: documents reranked per query")
     eval_batch_size: Count = _f(64, "batch size for encoding/scoring during evaluation")
@@ -180,6 +211,17 @@ class TrainConfig:
                 "config key 'loss' = 'infonce': expected 'pairwise' or 'listwise' for a "
                 "cross-encoder (no in-batch negatives)"
             )
+        if self.backbone.frozen != "none" and self.model_type != "bi":
+            raise ValueError(
+                "config key 'backbone': a frozen or cached backbone is for bi-encoders "
+                "(model_type: bi); a cross-encoder's states depend on the pair"
+            )
+        if self.backbone.states and self.backbone.frozen == "none":
+            raise ValueError("config key 'backbone.states' needs backbone.freeze: all or {bottom: K}")
+        if self.backbone.frozen == "all" and self.lora is not None:
+            raise ValueError("config keys 'backbone.freeze' = 'all' and 'lora' exclude each other")
+        if self.patience and not (self.eval_split and self.eval_every):
+            raise ValueError("config key 'patience' needs eval_split and eval_every")
         if self.interaction and self.model_type != "bi":
             raise ValueError(
                 f"config key 'interaction' = {self.interaction!r}: expected '' for a "
@@ -229,7 +271,8 @@ def build_config(
     except ValidationError as err:
         key, message = _describe(err.errors()[0])
         if message.startswith("unknown config key"):
-            schema = LoraSettings if key.startswith("lora.") else TrainConfig
+            nested = {"lora": LoraSettings, "backbone": BackboneSettings}
+            schema = nested.get(key.split(".")[0], TrainConfig) if "." in key else TrainConfig
             known = ", ".join(f.name for f in dataclasses.fields(schema))
             message += f"; known keys: {known}"
         top = key.split(".")[0]
@@ -315,4 +358,6 @@ def describe_keys() -> str:
         lines.append(f"  {f.name} (default {default!r}): {f.metadata['help']}")
     for f in dataclasses.fields(LoraSettings):
         lines.append(f"  lora.{f.name} (default {f.default!r}): {f.metadata['help']}")
+    for f in dataclasses.fields(BackboneSettings):
+        lines.append(f"  backbone.{f.name} (default {f.default!r}): {f.metadata['help']}")
     return "\n".join(lines)

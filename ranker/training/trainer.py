@@ -41,6 +41,7 @@ from ranker.training.losses import RankingLoss, make_loss
 from ranker.training.optim import linear_schedule, make_optimizer
 from ranker.training.scorers import BiEncoderModule, BiScorer, CrossScorer, FeatureScorer
 from ranker.training.selection import FeatureSelector
+from retrievers.errors import InputError
 from retrievers.io.atomic import atomic_write, replace_directory
 
 logger = logging.getLogger(__name__)
@@ -153,6 +154,13 @@ class Trainer:
         self.autocast = torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=bf16)
         self.history: list[dict[str, Any]] = []
         self.best: dict[str, Any] = {}
+        if config.patience and ctx.distributed:
+            raise InputError(
+                "config key 'patience': early stopping runs on one process only (the main rank "
+                "evaluates alone); set patience: 0 under torchrun"
+            )
+        self.stale = 0  # evaluations since the best one (early stopping with ``patience``)
+        self.stopped = 0  # the step training stopped early at (0: ran to max_steps)
         self.tensorboard: TensorBoardLog | None = None  # opened by train() on the main rank
 
     def _wrap(self, model: nn.Module) -> nn.Module:
@@ -293,18 +301,30 @@ class Trainer:
                 and done != cfg.max_steps
             ):
                 self._evaluate(done)
+                if cfg.patience and self.stale >= cfg.patience:
+                    logger.info(
+                        "early stop at step %d: %s not better for %d evaluations (best %.4f at step %d)",
+                        done,
+                        cfg.eval_metric,
+                        self.stale,
+                        self.best["value"],
+                        self.best["step"],
+                    )
+                    self.stopped = done
+                    break
             if cfg.save_every and done % cfg.save_every == 0 and done != cfg.max_steps:
                 self._checkpoint(done)
         bar.close()
         if self.tensorboard is not None:
             self.tensorboard.close()
             self.tensorboard = None
-        if self.evaluator is not None:
+        steps = self.stopped or cfg.max_steps
+        if self.evaluator is not None and not self.stopped:
             self._evaluate(cfg.max_steps)
-        self._checkpoint(cfg.max_steps)
+        self._checkpoint(steps)
         if ctx.main:
             self._save_final()
-        return TrainResult(cfg.max_steps, last_loss, first_loss, self.best, self.history)
+        return TrainResult(steps, last_loss, first_loss, self.best, self.history)
 
     def _start(self, resume: bool) -> int:
         root = self.out / "checkpoints"
@@ -326,6 +346,7 @@ class Trainer:
             return 0
         meta = ckpt.load_checkpoint(latest, self.models, self.optimizers, self.schedulers, self.ctx.device)
         self.best, self.history = meta.get("best", {}), meta.get("history", [])
+        self.stale = int(meta.get("stale", 0))
         logger.info("resumed from %s (step %d)", latest, meta["step"])
         return int(meta["step"])
 
@@ -337,7 +358,7 @@ class Trainer:
                 self.models,
                 self.optimizers,
                 self.schedulers,
-                {"best": self.best, "history": self.history},
+                {"best": self.best, "history": self.history, "stale": self.stale},
                 self.config.to_dict(),
                 keep=self.config.keep_checkpoints,
             )
@@ -356,6 +377,9 @@ class Trainer:
             if not self.best or value > self.best["value"]:
                 self.best = {"step": step, "metric": self.config.eval_metric, "value": value}
                 replace_directory(self.out / "best", self.relevance.save)
+                self.stale = 0
+            else:
+                self.stale += 1
         barrier(self.ctx)
 
     def _save_final(self) -> None:
@@ -363,7 +387,8 @@ class Trainer:
         if self.cet is not None:
             replace_directory(self.out / "selection", self.cet.model.save)
         summary = {
-            "steps": self.config.max_steps,
+            "steps": self.stopped or self.config.max_steps,
+            "stopped_early": bool(self.stopped),
             "best": self.best,
             "last": self.history[-1] if self.history else {},
         }
