@@ -130,6 +130,7 @@ def simulate_pool(
     out: str | Path,
     train_fraction: float | None = None,
     seed: int = 0,
+    held_out: str = "test",
 ) -> dict[str, Any]:
     """Write a copy of ``dataset`` whose ``split`` qrels keep only a depth-``depth`` pool.
 
@@ -143,6 +144,8 @@ def simulate_pool(
             (seeded) in a ``train`` split with pooled qrels (+ ``train-hidden``); the rest
             become ``test`` with their full judgments.
         seed: Seed of the query split.
+        held_out: Name of the split of held-out queries (``test``; e.g. ``dev`` to carve a
+            development split out of a collection's ``train`` split, keeping its other splits).
 
     Returns:
         The summary also written to ``pool.json`` in ``out``.
@@ -174,19 +177,22 @@ def simulate_pool(
             for other in others:
                 writer.split(other, dataset.qrels(other), dataset.queries(other))
         else:
-            if {"train", "test"} & set(others):
+            clash = {"train", "train-hidden", held_out} & set(others)
+            if clash:
                 raise InputError(
-                    f"dataset {dataset.name!r} already has splits {others}; "
-                    "--train-fraction is for collections with a single split"
+                    f"dataset {dataset.name!r} already has splits {sorted(clash)}; "
+                    "--train-fraction needs new split names (--held-out-split NAME)"
                 )
             train, test = split_queries(list(qrels), train_fraction, seed)
             pooled, hidden = split_qrels({q: qrels[q] for q in train}, pool)
             writer.split("train", pooled, queries)
             writer.split("train-hidden", hidden, queries)
-            writer.split("test", {q: qrels[q] for q in test}, queries)
+            writer.split(held_out, {q: qrels[q] for q in test}, queries)
+            for other in others:
+                writer.split(other, dataset.qrels(other), dataset.queries(other))
             summary.update(train_fraction=train_fraction, seed=seed)
             summary["splits"]["train"] = _stats(pooled, hidden)
-            summary["splits"]["test"] = {"queries": len(test), "judgments": "full"}
+            summary["splits"][held_out] = {"queries": len(test), "judgments": "full"}
         writer.close()
         (tmp / "pool.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     logger.info("pooled dataset written to %s: %s", out, summary["splits"])

@@ -341,3 +341,79 @@ def test_backbone_config_errors_are_one_line(values, message):
     base = {"dataset": "d", "negatives": "n", "output_dir": "o", "model": "m", "model_type": "bi"}
     with pytest.raises(InputError, match=message):
         build_config({**base, **values})
+
+
+def _train_config(tmp_path: Path, setup, **extra) -> Path:
+    model, data, negatives, cache, _ = setup
+    config = {
+        "dataset": str(data),
+        "negatives": str(negatives),
+        "output_dir": str(tmp_path / "run"),
+        "model_type": "bi",
+        "model": str(model),
+        "max_length": MAX_LENGTH,
+        "loss": "listwise",
+        "n_negatives": 2,
+        "batch_size": 4,
+        "max_steps": 6,
+        "lr": 5e-3,
+        "warmup_steps": 0,
+        "save_every": 0,
+        "adapter": True,
+        "backbone": {"freeze": "all", "states": str(cache)},
+        **extra,
+    }
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(config))
+    return tmp_path / "cfg.yaml"
+
+
+def test_cet_text_selection_model_trains_on_the_cache(setup, tmp_path, cli):
+    from ranker.models import load_biencoder as load
+
+    model, data, _, cache, _ = setup
+    path = _train_config(tmp_path, setup, selection="text", selection_states=str(cache), selection_lr=0.05)
+    rc, _, err = cli("-q", "train", path)
+    assert rc == 0, err
+    rows = (tmp_path / "run/metrics.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    assert float(rows[-1].split(",")[header.index("selection_loss")]) > 0
+    weights = [json.loads(line) for line in (tmp_path / "run/weights.jsonl").open()]
+    assert len({round(w["weight"], 6) for w in weights}) > 1  # S's scores differ per document
+    selection = BiEncoder.load(tmp_path / "run/selection")
+    assert selection.query_encoder.adapter is not None
+    _, docs = _texts(data)
+    start = load(str(model), max_length=MAX_LENGTH)
+    start.add_adapter()  # S starts as mean pooling with an identity adapter
+    assert not np.allclose(selection.encode_corpus(docs), start.encode_corpus(docs), atol=1e-4)
+    saved = selection.query_encoder.backbone.base_model.state_dict()
+    for name, value in start.query_encoder.backbone.base_model.state_dict().items():
+        if not name.startswith("pooler."):  # BERT's unused head: random in this tiny checkpoint
+            assert torch.equal(saved[name], value), name  # the frozen backbone is saved untouched
+
+
+def test_pooling_search_runs_on_cached_states(setup, tmp_path):
+    from ranker.search.run import pooling_search
+
+    model, data, negatives, cache, _ = setup
+    config = {
+        "train": {
+            "dataset": str(data),
+            "negatives": str(negatives),
+            "output_dir": str(tmp_path / "search"),
+            "model": str(model),
+            "model_type": "bi",
+            "loss": "infonce",
+            "batch_size": 3,
+            "n_negatives": 1,
+            "lr": 1e-2,
+            "max_length": MAX_LENGTH,
+            "device": "cpu",
+            "backbone": {"freeze": "all", "states": str(cache)},
+        },
+        "space": {"pooling": ["mean", "mltp"]},
+        "search": {"supernets": 2, "steps": 3, "dev_split": "train", "dev_fraction": 0.34},
+    }
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(config))
+    result = pooling_search(tmp_path / "s.yaml")
+    assert len(result["mixture"]["scores"]) == 2 and all(0 <= s <= 1 for s in result["mixture"]["scores"])
+    assert sum(map(sum, result["mixture"]["counts"])) == 3

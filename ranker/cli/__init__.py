@@ -30,6 +30,7 @@ COMMANDS = [
     "cache-states",
     "convert-gguf",
     "train",
+    "train-summary",
     "rerank",
     "fuse",
     "mine",

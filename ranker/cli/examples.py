@@ -40,6 +40,9 @@ EXAMPLES: dict[str, list[str]] = {
         "ranker train experiments/configs/quickstart-bi.yaml --set lr=2e-5 --set output_dir=runs/bi",
         "ranker train --help-config",
     ],
+    "train-summary": [
+        "ranker train-summary 'mean=runs/mean*' 'mltp=runs/mltp*' --out steps.md",
+    ],
     "rerank": [
         "ranker rerank scifact --split test --run runs/bm25.trec --model runs/cross --depth 100 "
         "--out runs/rerank.trec",

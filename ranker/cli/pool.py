@@ -29,8 +29,15 @@ def register(subparsers) -> None:
         "--train-fraction",
         type=float,
         default=None,
-        help="for single-split collections: this fraction of queries becomes a "
-        "pooled train split; the rest a test split with full judgments",
+        help="this fraction of the split's queries becomes a pooled train split; the rest "
+        "a held-out split with full judgments (the collection's other splits are kept)",
+    )
+    p.add_argument(
+        "--held-out-split",
+        default="test",
+        metavar="NAME",
+        help="name of the held-out split with --train-fraction (test; e.g. dev when the "
+        "collection already has a test split)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the query split (0)")
     p.set_defaults(func=run)
@@ -49,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         args.out,
         args.train_fraction,
         args.seed,
+        args.held_out_split,
     )
     print(json.dumps(summary["splits"], indent=2))
     return 0

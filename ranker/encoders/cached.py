@@ -251,13 +251,21 @@ def freeze_backbone(model: Any, freeze: str | dict[str, int], states: str = "") 
     for tower in {id(t): t for t in (model.query_encoder, model.doc_encoder)}.values():
         backbone = tower.backbone
         if id(backbone) not in wrapped:
-            if cache is not None:
-                wrapped[id(backbone)] = CachedBackbone(backbone, cache, freeze)
-            else:
-                _freeze_live(backbone, freeze)
-                wrapped[id(backbone)] = backbone
+            wrapped[id(backbone)] = cached_or_frozen(backbone, freeze, cache)
         tower.backbone = wrapped[id(backbone)]
     return model
+
+
+def cached_or_frozen(
+    backbone: Backbone, freeze: str | dict[str, int], cache: StatesCache | str | None
+) -> Backbone | CachedBackbone:
+    """``backbone`` served from ``cache`` (a folder or an open cache), or frozen in place."""
+    if isinstance(cache, StatesCache) or cache:
+        return CachedBackbone(
+            backbone, cache if isinstance(cache, StatesCache) else StatesCache(cache), freeze
+        )
+    _freeze_live(backbone, freeze)
+    return backbone
 
 
 def _freeze_live(backbone: Any, freeze: str | dict[str, int]) -> None:

@@ -339,6 +339,10 @@ class StatesCache:
     def __len__(self) -> int:
         return len(self._index)
 
+    def __deepcopy__(self, memo: dict) -> StatesCache:
+        """Read-only and memory-mapped: copies of a model share one cache."""
+        return self
+
     @property
     def fingerprint(self) -> dict[str, Any]:
         """What a reader must match: weights, tokenizer, max length, dtype, text sets."""

@@ -148,11 +148,12 @@ class Mixture:
         net.train()
         with self._autocast():
             loss = self.loss(scorer(batch))
-        loss.backward()
-        if self.settings.max_grad_norm > 0:
-            torch.nn.utils.clip_grad_norm_(net.parameters(), self.settings.max_grad_norm)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+        if loss.requires_grad:  # else a parameter-free pooler on a frozen backbone: nothing trains
+            loss.backward()
+            if self.settings.max_grad_norm > 0:
+                torch.nn.utils.clip_grad_norm_(net.parameters(), self.settings.max_grad_norm)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
         net.eval()
         with self._autocast():
             value = reward(scorer, dev_batch)

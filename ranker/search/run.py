@@ -149,7 +149,11 @@ def pooling_search(config_path: str | Path, overrides: Mapping[str, Any] | None 
         )
         return scores[search.metric]
 
-    backbone = Backbone.from_pretrained(train.model, attention=train.attention or None)
+    backbone: Any = Backbone.from_pretrained(train.model, attention=train.attention or None)
+    if train.backbone.frozen != "none":  # poolers on a frozen (and maybe cached) backbone
+        from ranker.encoders.cached import cached_or_frozen
+
+        backbone = cached_or_frozen(backbone, train.backbone.frozen, train.backbone.states)
     settings = Settings(
         lr=train.lr,
         weight_decay=train.weight_decay,

@@ -147,4 +147,22 @@ def build_selection(config: TrainConfig, retrievers: list[str] | FeatureEncoder)
         return None
     if config.selection == "features":
         return FeatureSelector(retrievers)
+    if config.selection_states:
+        return cached_selection(config)
     return _cross(config.selection_model or config.model, config, None)
+
+
+def cached_selection(config: TrainConfig) -> nn.Module:
+    """CET's text S on a frozen backbone whose states come from ``selection_states``: mean
+    pooling plus a trainable adapter (identity at first), scoring pairs by ``scale * q . d``."""
+    from ranker.models import load_biencoder
+
+    source = config.selection_model or config.model
+    if model_kind(source) == "crossencoder":
+        raise InputError(
+            f"config key 'selection_states' needs a backbone or bi-encoder for S; {source} is a cross-encoder"
+        )
+    model: Any = load_biencoder(source, max_length=config.max_length, normalize=True)
+    if model.query_encoder.adapter is None:
+        model.add_adapter()
+    return freeze_backbone(model, "all", config.selection_states)

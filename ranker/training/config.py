@@ -158,6 +158,12 @@ class TrainConfig:
         "retriever rank/score/name)",
     )
     selection_model: str = _f("", "starting weights of a text S (default: the cross-encoder `model`)")
+    selection_states: str = _f(
+        "",
+        "a `ranker cache-states` folder: the text S becomes a frozen-backbone scorer (mean "
+        "pooling + its own trainable adapter, scale * q . d per pair) read from it, instead "
+        "of a cross-encoder",
+    )
     selection_lr: NonNegFloat = _f(0.0, "learning rate of S (0: same as lr; features S uses 1e-3 if 0)")
     temperature: PositiveFloat = _f(10.0, "CET temperature T in w = 1 / (1 - sigmoid(score / T))")
     max_weight: NonNegFloat = _f(0.0, "clip CET weights to at most this (0: no clipping)")
@@ -216,6 +222,8 @@ class TrainConfig:
                 "config key 'backbone': a frozen or cached backbone is for bi-encoders "
                 "(model_type: bi); a cross-encoder's states depend on the pair"
             )
+        if self.selection_states and self.selection != "text":
+            raise ValueError("config key 'selection_states' is for selection: text")
         if self.backbone.states and self.backbone.frozen == "none":
             raise ValueError("config key 'backbone.states' needs backbone.freeze: all or {bottom: K}")
         if self.backbone.frozen == "all" and self.lora is not None:

@@ -126,6 +126,37 @@ class BiScorer:
         return self.scale * (q.float()[:, None, :] * d.float().reshape(b, n, -1)).sum(-1)
 
 
+class PairScorer:
+    """Bi-encoder scores ``scale * q . d`` of each query against its own positive and hard
+    negatives only (no in-batch documents): CET's text S on a frozen, cached backbone, whose
+    scores, like a cross-encoder S's, are one per (query, document) pair."""
+
+    # nn.Module (maybe inside DDP); typed Any as its methods come through nn.Module.__getattr__
+    model: Any
+
+    def __init__(self, model: nn.Module, device: torch.device, scale: float):
+        self.model, self.device, self.scale = model, device, scale
+
+    def _pairs(self, batch: Batch, docs: list[list[str]]) -> torch.Tensor:
+        inner = unwrap(self.model)
+        n = len(docs[0])
+        q, d = self.model(
+            to_device(inner.encoder.tokenize_queries(batch.queries), self.device),
+            to_device(inner.encoder.tokenize_docs([t for group in docs for t in group]), self.device),
+        )
+        return self.scale * (q.float()[:, None, :] * d.float().reshape(len(batch), n, -1)).sum(-1)
+
+    def __call__(self, batch: Batch) -> Scores:
+        scores = self._pairs(
+            batch, [[p, *negs] for p, negs in zip(batch.pos_texts, batch.neg_texts, strict=True)]
+        )
+        return Scores.from_groups(scores[:, 0], scores[:, 1:])
+
+    def negatives(self, batch: Batch) -> torch.Tensor:
+        """``[B, n]`` scores of the hard negatives only."""
+        return self._pairs(batch, [list(negs) for negs in batch.neg_texts])
+
+
 class FeatureScorer:
     """Scores of :class:`~ranker.training.selection.FeatureSelector` on retriever features."""
 

@@ -39,7 +39,7 @@ from ranker.training.logfiles import (
 )
 from ranker.training.losses import RankingLoss, make_loss
 from ranker.training.optim import linear_schedule, make_optimizer
-from ranker.training.scorers import BiEncoderModule, BiScorer, CrossScorer, FeatureScorer
+from ranker.training.scorers import BiEncoderModule, BiScorer, CrossScorer, FeatureScorer, PairScorer
 from ranker.training.selection import FeatureSelector
 from retrievers.errors import InputError
 from retrievers.io.atomic import atomic_write, replace_directory
@@ -76,7 +76,7 @@ class SelectionModel:
 
     model: Any  # an nn.Module with save(directory); Any as for Trainer.relevance
     module: nn.Module
-    scorer: CrossScorer | FeatureScorer
+    scorer: CrossScorer | FeatureScorer | PairScorer
     loss: RankingLoss
 
 
@@ -133,9 +133,14 @@ class Trainer:
         self.cet: SelectionModel | None = None
         if selection is not None:
             selection = selection.to(ctx.device).train()
-            module = self._wrap(selection)
             features = isinstance(selection, FeatureSelector)
-            scorer = FeatureScorer(module, ctx.device) if features else CrossScorer(module, ctx.device)
+            scorer: CrossScorer | FeatureScorer | PairScorer
+            if hasattr(selection, "embed_queries"):  # a text S on a frozen, cached backbone
+                module = self._wrap(BiEncoderModule(selection))
+                scorer = PairScorer(module, ctx.device, config.scale)
+            else:
+                module = self._wrap(selection)
+                scorer = FeatureScorer(module, ctx.device) if features else CrossScorer(module, ctx.device)
             s_loss = make_loss("pairwise" if config.loss == "pairwise" else "listwise")
             self.cet = SelectionModel(selection, module, scorer, s_loss)
             lr = config.selection_lr or (1e-3 if features else config.lr)

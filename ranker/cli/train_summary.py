@@ -1,0 +1,90 @@
+"""``ranker train-summary``: how long each training run trained, and its best dev score."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+logger = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "train-summary",
+        help="table of training runs: steps trained, early stop, best dev step and score",
+        description="Read summary.json of each training output folder and write a Markdown "
+        "table with one row per LABEL: the runs (seeds) it groups, the steps each trained "
+        "(early stopped or not), the step of its best dev evaluation and the mean best score.",
+    )
+    parser.add_argument(
+        "runs",
+        nargs="+",
+        metavar="[LABEL=]DIR",
+        help="a training output folder, or LABEL=GLOB grouping several (e.g. seeds); "
+        "matches without summary.json are skipped",
+    )
+    parser.add_argument("--out", required=True, help="Markdown file to write")
+    parser.set_defaults(func=run)
+
+
+def read_group(label: str, pattern: str) -> dict:
+    """The summaries of the folders ``pattern`` names (a glob or one folder)."""
+    import glob
+    import json
+    from pathlib import Path
+
+    from retrievers.errors import InputError
+
+    folders = (
+        sorted(Path(p) for p in glob.glob(pattern)) if any(c in pattern for c in "*?[") else [Path(pattern)]
+    )
+    summaries = []
+    for folder in folders:
+        path = folder / "summary.json"
+        if not path.is_file():
+            continue
+        try:
+            summary = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError as err:
+            raise InputError(f"not valid JSON: {err}", path) from None
+        summaries.append((folder.name, summary))
+    if not summaries:
+        raise InputError(f"{label}: no training run (summary.json) matches {pattern!r}")
+    return {"label": label, "runs": summaries}
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from retrievers.io.atomic import atomic_write
+
+    groups = []
+    for item in args.runs:
+        label, sep, pattern = item.partition("=")
+        if not sep:
+            label, pattern = Path(item).name, item
+        groups.append(read_group(label.rstrip("*"), pattern))
+    lines = [
+        "| run | seeds | steps trained | early stop | best dev step | best dev score (mean) |",
+        "|---|---:|---|---|---|---:|",
+    ]
+    for group in groups:
+        runs = [s for _, s in group["runs"]]
+        best = [s.get("best") or {} for s in runs]
+        values = [b["value"] for b in best if "value" in b]
+        lines.append(
+            "| {} | {} | {} | {} | {} | {} |".format(
+                group["label"],
+                len(runs),
+                " / ".join(str(s.get("steps", "?")) for s in runs),
+                " / ".join("yes" if s.get("stopped_early") else "no" for s in runs),
+                " / ".join(str(b.get("step", "-")) for b in best),
+                f"{sum(values) / len(values):.4f}" if values else "-",
+            )
+        )
+    metric = next((b.get("metric") for g in groups for _, s in g["runs"] if (b := s.get("best"))), None)
+    note = f"\nBest dev score: {metric} on the dev split, evaluated during training.\n" if metric else "\n"
+    with atomic_write(args.out) as out:
+        out.write("\n".join(lines) + "\n" + note)
+    logger.info("wrote %s (%d groups)", args.out, len(groups))
+    return 0
