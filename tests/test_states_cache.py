@@ -417,3 +417,48 @@ def test_pooling_search_runs_on_cached_states(setup, tmp_path):
     result = pooling_search(tmp_path / "s.yaml")
     assert len(result["mixture"]["scores"]) == 2 and all(0 <= s <= 1 for s in result["mixture"]["scores"])
     assert sum(map(sum, result["mixture"]["counts"])) == 3
+
+
+def test_a_decoder_caches_with_freeze_all_and_refuses_freeze_bottom(setup, tiny_llama, tmp_path, cli):
+    _, data, _, _, _ = setup
+    rc, _, err = cli(
+        "-q",
+        "cache-states",
+        data,
+        "--model",
+        tiny_llama,
+        "--max-length",
+        MAX_LENGTH,
+        "--layers",
+        "-1",
+        "--out",
+        tmp_path / "c",
+    )
+    assert rc == 0, err
+    live, cached = _pair(tiny_llama, tmp_path / "c", "last")
+    _queries, docs = _texts(data)
+    assert_same_outputs(cached.encode_corpus(docs), live.encode_corpus(docs))
+    with pytest.raises(InputError, match="needs a BERT-family encoder"):
+        freeze_backbone(
+            load_biencoder(str(tiny_llama), max_length=MAX_LENGTH), {"bottom": 1}, str(tmp_path / "c")
+        )
+    with pytest.raises(InputError, match=r"hidden state 1 is not cached \(cached: \[2\]\)"):
+        _pair(tiny_llama, tmp_path / "c", "mltp")[1].encode_corpus(docs)
+
+
+def test_two_ranks_write_their_own_shards_and_read_as_one(setup, tmp_path, cli, monkeypatch):
+    model, data, _, cache, _ = setup
+    argv = ["-q", "cache-states", data, "--model", model, "--max-length", MAX_LENGTH, "--out", tmp_path / "c"]
+    for rank in (0, 1):
+        monkeypatch.setenv("RANK", str(rank))
+        monkeypatch.setenv("WORLD_SIZE", "2")
+        rc, _, err = cli(*argv)
+        assert rc == 0, err
+    assert len(list((tmp_path / "c" / "corpus").glob("shard-*-of-00002"))) == 2
+    _queries, docs = _texts(data)
+    one, two = StatesCache(cache), StatesCache(tmp_path / "c")
+    assert len(one) == len(two)
+    for layer in one.layers:
+        a = one.gather(layer, one.locate(docs), MAX_LENGTH, left=False)
+        b = two.gather(layer, two.locate(docs), MAX_LENGTH, left=False)
+        assert_same_outputs(b.numpy(), a.numpy())  # other batches, other kernel blocking
