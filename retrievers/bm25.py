@@ -25,6 +25,7 @@ from retrievers.index_meta import read_meta, write_meta
 from retrievers.io.atomic import atomic_directory, scratch_directory
 from retrievers.io.dataset import Dataset
 from retrievers.java import anserini_jar, detach_thread, java_cast, java_class
+from retrievers.progress import bars_disabled
 
 logger = logging.getLogger(__name__)
 
@@ -247,7 +248,7 @@ class BM25Searcher:
         if self._reader is None:
             raise RuntimeError("searcher is closed")
         items = list(queries.items())
-        with tqdm(total=len(items), desc="BM25 search", unit="q", disable=not progress) as bar:
+        with tqdm(total=len(items), desc="BM25 search", unit="q", disable=bars_disabled(progress)) as bar:
             for start in range(0, len(items), chunk_size):
                 chunk = items[start : start + chunk_size]
                 results = self._search_many(chunk, k)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from ranker.cli.parser import SEED
+
 
 def register(subparsers) -> None:
     """Add the ``pool`` subcommand."""
@@ -32,7 +34,7 @@ def register(subparsers) -> None:
         help="for single-split collections: this fraction of queries becomes a "
         "pooled train split; the rest a test split with full judgments",
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of the query split (0)")
+    p.add_argument("--seed", type=SEED, default=0, help="seed of the query split (0)")
     p.set_defaults(func=run)
 
 

@@ -14,6 +14,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from ranker.cli.parser import whole_number
 from retrievers.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ def add_dense_index_args(parser: argparse.ArgumentParser) -> None:
         "another dense index (its model, pooling and attention are used; --model, if given, "
         "must match); DATASET is then optional and, if given, must be the encoded corpus",
     )
-    group.add_argument("--batch-size", type=int, default=64, help="encoding batch size")
+    group.add_argument("--batch-size", type=whole_number(1), default=64, help="encoding batch size")
     add_max_length_arg(group, "documents")
     group.add_argument(
         "--dtype",

@@ -21,6 +21,7 @@ from ranker.pooling import build_pooler, pooler_from_config
 from ranker.pooling.base import Pooler
 from retrievers.errors import InputError
 from retrievers.io.atomic import atomic_directory
+from retrievers.progress import bars_disabled
 
 logger = logging.getLogger(__name__)
 
@@ -193,7 +194,7 @@ class CrossEncoder(nn.Module):
         try:
             for start in tqdm(
                 range(0, len(order), batch_size),
-                disable=not show_progress,
+                disable=bars_disabled(show_progress),
                 desc="score",
                 unit="batch",
             ):
