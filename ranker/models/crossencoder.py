@@ -105,6 +105,9 @@ class CrossEncoder(nn.Module):
 
         standard = False
         if pooling is None and not pooler_kwargs and not str(name_or_path).endswith(".gguf"):
+            from ranker.encoders.folders import check_model_folder
+
+            check_model_folder(name_or_path, trust_remote_code)
             config = AutoConfig.from_pretrained(str(name_or_path), trust_remote_code=trust_remote_code)
             standard = classifies_sequences(config)
             trained = any(a.endswith("ForSequenceClassification") for a in config.architectures or [])
