@@ -54,7 +54,9 @@ def _write_jsonl_shards(dataset: Dataset, folder: Path, shards: int) -> int:
     outs = [(folder / f"docs{i:02d}.jsonl").open("w", encoding="utf-8") for i in range(shards)]
     count = 0
     try:
-        for doc in tqdm(dataset.docs(), desc="reading corpus", unit="doc", mininterval=1.0):
+        for doc in tqdm(
+            dataset.docs(), desc="reading corpus", unit="doc", mininterval=1.0, disable=bars_disabled()
+        ):
             record = {"id": doc.id, "contents": doc.contents}
             outs[count % shards].write(json.dumps(record, ensure_ascii=False) + "\n")
             count += 1

@@ -64,7 +64,9 @@ def add_dense_index_args(parser: argparse.ArgumentParser) -> None:
         help="autocast dtype of the forward pass (float32); bfloat16 is ~3.5x faster on CPUs "
         "with AMX and on GPUs; recorded in the index, so queries are encoded the same way",
     )
-    group.add_argument("--shard-size", type=int, default=4096, help="documents per resumable encoding shard")
+    group.add_argument(
+        "--shard-size", type=whole_number(1), default=4096, help="documents per resumable encoding shard"
+    )
     group.add_argument("--hnsw-m", type=int, default=32, help="HNSW neighbours per node")
     group.add_argument("--ef-search", type=int, default=128, help="HNSW search beam width")
     group.add_argument("--nlist", type=int, default=0, help="IVF lists (0: 4 * sqrt(n))")

@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,14 +37,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 @contextlib.contextmanager
 def main_process_lock(output_dir: str | Path) -> Iterator[None]:
     """Lock ``output_dir`` for this training run (only in torchrun's rank 0: the other ranks
-    of the same run share the output)."""
+    of the same run share the output). A run that fails in a folder it created, before any
+    checkpoint to resume from, removes that folder."""
     from retrievers.io.lock import output_lock
 
     if int(os.environ.get("RANK", "0")) != 0:
         yield
         return
-    with output_lock(output_dir):
-        yield
+    out = Path(output_dir)
+    new = not out.exists()
+    with output_lock(out):
+        try:
+            yield
+        except BaseException:
+            if new and not (out / "checkpoints" / "latest.json").exists():
+                shutil.rmtree(out, ignore_errors=True)  # nothing to resume: leave no half a run
+            raise
 
 
 def run(args: argparse.Namespace) -> int:

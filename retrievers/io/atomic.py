@@ -16,6 +16,7 @@ import contextlib
 import errno
 import logging
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -68,6 +69,25 @@ def remove_stale_temporaries(path: str | Path) -> int:
 
 # errors of the file system under a writer, not of the program: reported in one line
 STORAGE_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EIO})
+
+
+_NATIVE = re.compile(r"\(os error (\d+)\)")
+_SHORT_WRITE = re.compile(r"^\d+ requested and \d+ written$")
+
+
+def storage_error(err: BaseException) -> OSError | None:
+    """``err`` as an ``OSError`` when the file system caused it, else ``None``: an OSError
+    with a :data:`STORAGE_ERRORS` code, or a native writer's error that carries one (e.g.
+    safetensors' ``SafetensorError: ... No space left on device (os error 28)``)."""
+    if isinstance(err, OSError):
+        if err.errno is None and _SHORT_WRITE.search(str(err)):  # numpy's tofile: the disk filled up
+            return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return err if err.errno in STORAGE_ERRORS else None
+    found = _NATIVE.search(str(err))
+    if found and int(found.group(1)) in STORAGE_ERRORS:
+        code = int(found.group(1))
+        return OSError(code, os.strerror(code))
+    return None
 
 
 def resolve_output(path: str | Path) -> Path:
@@ -131,10 +151,11 @@ def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-
                 yield handle
                 handle.flush()
                 os.fsync(handle.fileno())
-        except OSError as err:
-            if err.errno not in STORAGE_ERRORS or err.filename not in (None, tmp):
+        except Exception as err:
+            failure = storage_error(err)
+            if failure is None or failure.filename not in (None, tmp):
                 raise
-            raise _output_error(path, err) from None
+            raise _output_error(path, failure) from None
         try:
             os.replace(tmp, path)
         except OSError as err:
@@ -172,7 +193,12 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
         raise FileExistsError(f"{path}: directory exists and is not empty; remove it or choose another")
     tmp = scratch_directory(path)
     try:
-        yield tmp
+        try:
+            yield tmp
+        except Exception as err:
+            if (failure := storage_error(err)) is None:
+                raise
+            raise _output_error(path, failure) from None
         try:
             if path.exists():
                 path.rmdir()
@@ -199,9 +225,10 @@ def replace_directory(path: str | Path, save: Callable[[Path], object]) -> None:
             if path.exists():
                 os.replace(path, scratch / "old")
             os.replace(scratch / "new", path)
-        except OSError as err:
-            if err.errno not in STORAGE_ERRORS and not isinstance(err, FileNotFoundError):
+        except Exception as err:
+            failure = storage_error(err) or (err if isinstance(err, FileNotFoundError) else None)
+            if failure is None:
                 raise
-            raise _output_error(path, err) from None
+            raise _output_error(path, failure) from None
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
