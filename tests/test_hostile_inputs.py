@@ -151,3 +151,20 @@ def test_mining_seed_must_be_a_numpy_seed():
 
     with pytest.raises(InputError, match="seed must be from 0 to 4294967295, got -1"):
         MiningConfig(seed=-1)
+
+
+def test_a_damaged_partial_mining_file_is_cut_back_not_fatal(tmp_path):
+    """Two old writers of one negatives file left a query twice in the hidden partial file:
+    a rerun keeps the whole chunks before the damage and mines the rest again."""
+    import json
+
+    from retrievers.mining.pipeline import _paths, _resume
+
+    partial, state_path, _ = _paths(tmp_path / "neg.jsonl")
+    state = {"config": {"seed": 42}}
+    state_path.write_text(json.dumps(state))
+    lines = [NEG % ("cats", f"d{i + 2}", "1.0") for i in range(3)]
+    lines = [line.replace('"q1"', f'"q{i}"') for i, line in enumerate(lines)]
+    partial.write_text("".join(lines[:2] + lines[:2] + lines[2:]))  # q0 q1 q0 q1 q2
+    assert _resume(partial, state_path, state, chunk_size=1) == {"q0", "q1"}
+    assert partial.read_text() == "".join(lines[:2])
