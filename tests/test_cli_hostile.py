@@ -794,7 +794,7 @@ def test_bom_and_gzip_give_the_right_results(tmp_path, saved_models, capsys):
     ("argv", "option"),
     [
         ("mine {data} --index {tmp}/i --out {tmp}/n.jsonl --seed -1", "--seed"),
-        ("encode {data} --model {bert} --out {tmp}/e --batch-size 0", "--batch-size"),
+        ("index {data} --retriever dense --model {bert} --index {tmp}/i --batch-size 0", "--batch-size"),
         ("mine {data} --index {tmp}/i --out {tmp}/n.jsonl --batch-size 0", "--batch-size"),
     ],
 )

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import logging
 
-from ranker.cli.parser import whole_number
-
 logger = logging.getLogger(__name__)
 
 DTYPES = {"float32": None, "bfloat16": "bfloat16", "float16": "float16"}
@@ -43,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="decoder attention (default: the model's own; causal for a plain decoder)",
     )
     parser.add_argument("--out", required=True, help="output folder (new, empty, or one to resume)")
-    parser.add_argument("--batch-size", type=whole_number(1), default=64, help="texts per forward pass (64)")
+    parser.add_argument("--batch-size", type=int, default=64, help="texts per forward pass (64)")
     add_max_length_arg(parser, "documents", "the model's own (a saved model's setting), else " + MODEL_LIMIT)
     parser.add_argument("--doc-prefix", default=None, help="instruction prefix for documents")
     parser.add_argument(

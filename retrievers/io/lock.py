@@ -43,15 +43,11 @@ def _make_parents(folder: Path, output: Path) -> list[Path]:
     for parent in reversed(missing):
         try:
             parent.mkdir()
-        except FileExistsError:
+        except (FileExistsError, NotADirectoryError):
             if not parent.is_dir():
                 raise InputError(
                     "cannot write output (a parent of this path is a file, not a folder)", output
                 ) from None
-        except NotADirectoryError:
-            raise InputError(
-                "cannot write output (a parent of this path is a file, not a folder)", output
-            ) from None
         except OSError as err:
             raise InputError(f"cannot write output ({err.strerror})", output) from None
     return list(reversed(missing))
@@ -66,6 +62,10 @@ def _acquire(lock_file: Path, output: Path, busy: str) -> int:
     while True:
         try:
             fd = os.open(lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        except NotADirectoryError:
+            raise InputError(
+                "cannot write output (a parent of this path is a file, not a folder)", output
+            ) from None
         except OSError as err:
             raise InputError(f"cannot write output ({err.strerror})", output) from None
         try:
