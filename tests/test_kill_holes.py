@@ -8,10 +8,12 @@ same command in-process.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -197,35 +199,48 @@ def _steps(metrics: Path) -> list[str]:
     return [line.split(",")[0] for line in metrics.read_text().splitlines()]
 
 
-FUSE_GATE, TRAIN_GATE = "ranker.cli.fuse.run", "ranker.training.pipeline.train_from_config"
+FUSE_GATE = "ranker.cli.fuse.run"
 
 
-@pytest.mark.parametrize("command", ["fuse", "train"])
-def test_a_second_writer_is_refused_at_once_and_the_output_is_one_runs(
-    command, tmp_path, tiny_beir, tiny_bert, capsys
-):
-    if command == "fuse":
-        runs = _runs(tmp_path)
-        argv, gate = ["fuse", *runs, "--out", str(tmp_path / "out")], FUSE_GATE
-    else:
-        argv, gate = (
-            ["train", str(_train_config(tmp_path, tiny_beir, tiny_bert, tmp_path / "out"))],
-            TRAIN_GATE,
-        )
-    holder = Holder(gate, ["-q", *argv], tmp_path)
+def test_a_second_writer_is_refused_at_once_and_the_output_is_one_runs(tmp_path, capsys):
+    runs = _runs(tmp_path)
+    argv = ["fuse", *runs, "--out", str(tmp_path / "out")]
+    holder = Holder(FUSE_GATE, ["-q", *argv], tmp_path)
     try:
         assert ranker.cli.main(["-q", *argv]) == 2  # at once: the holder is still waiting
         line = _one_error_line(capsys)
         assert f"{tmp_path / 'out'}: another process (pid {holder.child.pid}) is writing this output" in line
     finally:
         assert holder.finish() == 0
+    assert ranker.cli.main(["-q", *argv[:-1], str(tmp_path / "single")]) == 0
+    assert (tmp_path / "out").read_bytes() == (tmp_path / "single").read_bytes()  # one run's bytes
+    assert not [p.name for p in tmp_path.iterdir() if p.name.endswith((".lock", ".tmp"))]
+
+
+def test_a_second_training_run_into_one_output_dir_is_refused(
+    tmp_path, tiny_beir, tiny_bert, monkeypatch, capsys
+):
+    """This process trains; once it holds output_dir, a second real `ranker train` process
+    into the same folder runs to its end (the barrier): refused in one line naming our pid,
+    and metrics.csv holds this run's rows only (two runs at once used to mix theirs)."""
+    import ranker.training.pipeline as pipeline
+
     out = tmp_path / "out"
-    if command == "fuse":  # the same command alone writes the same bytes
-        assert ranker.cli.main(["-q", *argv[:-1], str(tmp_path / "single")]) == 0
-        assert out.read_bytes() == (tmp_path / "single").read_bytes()
-    else:  # one run's rows (two runs at once used to mix theirs in metrics.csv)
-        assert _steps(out / "metrics.csv") == ["step", "1", "2"]
-        assert (out / "model").is_dir()
+    config = _train_config(tmp_path, tiny_beir, tiny_bert, out)
+    real, seen = pipeline.train_from_config, []
+
+    def second_writer_first(*args, **kwargs):
+        env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
+        argv = [sys.executable, "-m", "ranker", "-q", "train", str(config)]
+        seen.append(subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "train_from_config", second_writer_first)
+    assert ranker.cli.main(["-q", "train", str(config)]) == 0
+    second = seen[0]
+    assert second.returncode == 2 and len(second.stderr.strip().splitlines()) == 1, second.stderr
+    assert f"{out}: another process (pid {os.getpid()}) is writing this output" in second.stderr
+    assert _steps(out / "metrics.csv") == ["step", "1", "2"] and (out / "model").is_dir()
     assert not [p.name for p in tmp_path.iterdir() if p.name.endswith((".lock", ".tmp"))]
 
 
@@ -241,20 +256,33 @@ def test_a_lock_left_by_a_killed_writer_is_taken_over(tmp_path):
     assert not (tmp_path / ".out.lock").exists()
 
 
-@pytest.fixture()
-def small_disk(tmp_path):
-    """A 64 KiB file system (tmpfs), where the machine lets us mount one."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
+@contextlib.contextmanager
+def _tmpfs(folder: Path, options: str) -> Iterator[Path]:
+    """A tmpfs mounted on ``folder`` with ``options``, where the machine lets us mount one."""
+    folder.mkdir()
     mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)], capture_output=True
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True
     )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs here ({mounted.stderr.decode().strip() or 'not root'})")
     try:
-        yield disk
+        yield folder
     finally:
-        subprocess.run(["umount", str(disk)], check=True)
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+@pytest.fixture()
+def small_disk(tmp_path):
+    """A 64 KiB file system."""
+    with _tmpfs(tmp_path / "disk", "size=64k") as disk:
+        yield disk
+
+
+def test_a_read_only_file_system_is_one_line(tmp_path, capsys):
+    with _tmpfs(tmp_path / "ro", "size=64k,ro") as disk:
+        assert ranker.cli.main(["-q", "fuse", *_runs(tmp_path), "--out", str(disk / "out")]) == 2
+        line = _one_error_line(capsys)
+        assert f"{disk / 'out'}: cannot write output (Read-only file system)" in line, line
 
 
 @pytest.mark.parametrize("command", ["fuse", "train", "dense-index"])
@@ -267,8 +295,8 @@ def test_a_full_disk_is_one_line_naming_the_output(
     elif command == "train":
         argv = ["train", str(_train_config(tmp_path, tiny_beir, tiny_bert, out))]
     else:
-        # 600 documents: their vectors (and the index over them) do not fit in 64 KiB
-        corpus = "".join(f'{{"_id": "d{i}", "text": "cats and dogs {i}"}}\n' for i in range(1, 601))
+        # 300 documents: their vectors, as encoded and as indexed, do not fit in 64 KiB
+        corpus = "".join(f'{{"_id": "d{i}", "text": "cats and dogs {i}"}}\n' for i in range(1, 301))
         (tiny_beir / "corpus.jsonl").write_text(corpus)
         argv = [
             "index",
