@@ -9,6 +9,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from retrievers.io.trec import RunDict, ranked
+from retrievers.progress import bars_disabled
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +47,9 @@ def rerank(
             len(skipped),
             skipped[0],
         )
-    for qid in tqdm([q for q in run if q in queries], desc="rerank", unit="query", disable=not progress):
+    for qid in tqdm(
+        [q for q in run if q in queries], desc="rerank", unit="query", disable=bars_disabled(progress)
+    ):
         order = [docid for docid, _ in ranked(run[qid])]
         docids = order[:depth]
         scores = model.score([queries[qid]] * len(docids), [texts[d] for d in docids], batch_size=batch_size)

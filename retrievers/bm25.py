@@ -25,6 +25,7 @@ from retrievers.index_meta import read_meta, write_meta
 from retrievers.io.atomic import atomic_directory, scratch_directory
 from retrievers.io.dataset import Dataset
 from retrievers.java import anserini_jar, detach_thread, java_cast, java_class
+from retrievers.progress import bars_disabled
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +54,9 @@ def _write_jsonl_shards(dataset: Dataset, folder: Path, shards: int) -> int:
     outs = [(folder / f"docs{i:02d}.jsonl").open("w", encoding="utf-8") for i in range(shards)]
     count = 0
     try:
-        for doc in tqdm(dataset.docs(), desc="reading corpus", unit="doc", mininterval=1.0):
+        for doc in tqdm(
+            dataset.docs(), desc="reading corpus", unit="doc", mininterval=1.0, disable=bars_disabled()
+        ):
             record = {"id": doc.id, "contents": doc.contents}
             outs[count % shards].write(json.dumps(record, ensure_ascii=False) + "\n")
             count += 1
@@ -247,7 +250,7 @@ class BM25Searcher:
         if self._reader is None:
             raise RuntimeError("searcher is closed")
         items = list(queries.items())
-        with tqdm(total=len(items), desc="BM25 search", unit="q", disable=not progress) as bar:
+        with tqdm(total=len(items), desc="BM25 search", unit="q", disable=bars_disabled(progress)) as bar:
             for start in range(0, len(items), chunk_size):
                 chunk = items[start : start + chunk_size]
                 results = self._search_many(chunk, k)

@@ -29,9 +29,10 @@ from retrievers.faiss_index import (
     save_index,
 )
 from retrievers.index_meta import read_meta, write_meta
-from retrievers.io.atomic import atomic_write
+from retrievers.io.atomic import atomic_write, resolve_output, write_failure
 from retrievers.io.dataset import Dataset
 from retrievers.io.trec import ranked
+from retrievers.progress import bars_disabled
 
 logger = logging.getLogger(__name__)
 
@@ -125,7 +126,7 @@ def build_dense_index(
         shard_size: Documents encoded per resumable shard.
         seed: Seed for the IVF-PQ training sample.
     """
-    index_dir = Path(index_dir)
+    index_dir = resolve_output(index_dir)  # a symlinked output: written through the link
     config = faiss_config or FaissConfig()
     if index_dir.exists() and any(index_dir.iterdir()):
         raise FileExistsError(
@@ -144,9 +145,7 @@ def build_dense_index(
     dim = int(np.load(shards[0], mmap_mode="r").shape[1])
     out = work / "index"
     out.mkdir(exist_ok=True)
-    embeddings = np.lib.format.open_memmap(
-        out / "embeddings.npy", mode="w+", dtype=np.float32, shape=(len(docids), dim)
-    )
+    embeddings = _new_memmap(out / "embeddings.npy", (len(docids), dim))
     row = 0
     for shard in shards:
         array = np.load(shard)
@@ -196,7 +195,7 @@ def build_dense_index_from_vectors(
         source: Where the vectors came from (recorded as ``embeddings_from``).
         seed: Seed for the IVF-PQ training sample.
     """
-    index_dir = Path(index_dir)
+    index_dir = resolve_output(index_dir)  # a symlinked output: written through the link
     config = faiss_config or FaissConfig()
     if index_dir.exists() and any(index_dir.iterdir()):
         raise FileExistsError(
@@ -213,9 +212,7 @@ def build_dense_index_from_vectors(
         shutil.rmtree(work)
     work.mkdir(parents=True)
     try:
-        embeddings = np.lib.format.open_memmap(
-            work / "embeddings.npy", mode="w+", dtype=np.float32, shape=vectors.shape
-        )
+        embeddings = _new_memmap(work / "embeddings.npy", vectors.shape)
         for start in range(0, len(vectors), _STEP):
             chunk = np.asarray(vectors[start : start + _STEP], dtype=np.float32)
             if not np.isfinite(chunk).all():
@@ -238,6 +235,15 @@ def build_dense_index_from_vectors(
 
 
 _STEP = 65536  # vectors added to FAISS (and copied) at a time
+
+
+def _new_memmap(path: Path, shape: tuple[int, ...]) -> np.memmap:
+    """A new float32 ``.npy`` file, memory-mapped, with its disk space reserved first: a full
+    disk is an ``OSError`` here, not a SIGBUS when a page of the map is written later."""
+    embeddings = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=shape)
+    with open(path, "r+b") as handle:
+        os.posix_fallocate(handle.fileno(), 0, os.fstat(handle.fileno()).st_size)
+    return embeddings
 
 
 def _write_index(
@@ -267,10 +273,13 @@ def _write_index(
 
 
 def _move_into_place(out: Path, index_dir: Path) -> None:
-    if index_dir.exists():
-        index_dir.rmdir()
-    index_dir.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(out, index_dir)
+    try:
+        if index_dir.exists():
+            index_dir.rmdir()
+        index_dir.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(out, index_dir)
+    except OSError as err:
+        raise write_failure(index_dir, err) from None
 
 
 def read_index_vectors(index_dir: str | Path) -> tuple[dict[str, Any], list[str], np.ndarray]:
@@ -346,7 +355,7 @@ class DenseSearcher:
         k = min(k, len(self.docids))
         configure_search(self.index, self.config, k)
         items = list(queries.items())
-        with tqdm(total=len(items), desc="dense search", unit="q", disable=not progress) as bar:
+        with tqdm(total=len(items), desc="dense search", unit="q", disable=bars_disabled(progress)) as bar:
             for start in range(0, len(items), self.chunk_size):
                 chunk = items[start : start + self.chunk_size]
                 vectors = encode_queries(self.encoder, [text for _, text in chunk], self.normalize)

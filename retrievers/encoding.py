@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from retrievers.errors import InputError
 from retrievers.io.atomic import atomic_write
 from retrievers.io.dataset import Document
+from retrievers.progress import bars_disabled
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +117,7 @@ def encode_corpus_shards(
             json.dump(wanted, out, indent=2, sort_keys=True)
     shards: list[Path] = []
     resumed = 0
-    with tqdm(total=total, desc="encoding corpus", unit="doc") as bar:
+    with tqdm(total=total, desc="encoding corpus", unit="doc", disable=bars_disabled()) as bar:
         for number, batch in enumerate(_batches(docs, shard_size)):
             npy = work_dir / f"shard-{number:05d}.npy"
             ids_path = npy.with_suffix(".ids")

@@ -138,8 +138,12 @@ def configure_search(index, config: FaissConfig, k: int) -> None:
 
 
 def save_index(index, path: str | Path) -> None:
-    """Write a CPU index to ``path``."""
-    _faiss().write_index(index, str(path))
+    """Write a CPU index to ``path`` (atomically; a full disk is one error naming ``path``)."""
+    from retrievers.io.atomic import atomic_write
+
+    faiss = _faiss()
+    with atomic_write(path, "wb") as handle:  # through Python: OS errors keep their errno
+        faiss.write_index(index, faiss.PyCallbackIOWriter(handle.write))
 
 
 def load_index(path: str | Path, config: FaissConfig, gpu: bool | None = None):

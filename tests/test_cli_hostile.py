@@ -93,6 +93,26 @@ def _truncate(name: str) -> Callable[[Path], None]:
     return edit
 
 
+def _remote_code(folder: Path) -> None:
+    """A model type transformers does not know, with code in the folder to load it."""
+    config = json.loads((folder / "config.json").read_text())
+    config.update(model_type="xbert", auto_map={"AutoConfig": "x.XConfig", "AutoModel": "x.XModel"})
+    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "x.py").write_text("raise SystemExit('the folder's code ran')\n")
+
+
+# YAML bombs: an alias chain that expands to 4 x 10^9 characters (lines 1-10), nesting 5,000
+# deep, and a 1 MB anchor aliased 2,000 times (2 GB expanded; line 3 holds the aliases)
+LAUGHS = "a0: &a0 lol\n" + "".join(f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]\n" for i in range(1, 10))
+DEEP = "x: " + "[" * 5000 + "]" * 5000 + "\n"
+BIG_ANCHOR = "lr: 1.0e-5\nbig: &big " + "x" * 1_000_000 + "\nmany: [" + ", ".join(["*big"] * 2000) + "]\n"
+# a spec variable that doubles nine times over: ${profile.v8} would be 10^9 characters
+VAR_LAUGHS = (
+    "name: x\nsteps:\n  - name: a\n    run: [evaluate, '${profile.v8}', r.trec]\n    outputs: [o]\nvars:\n"
+    "  v0: lollollollollollollollollollol\n"
+    + "".join(f"  v{i}: '{('${profile.v' + str(i - 1) + '}') * 10}'\n" for i in range(1, 9))
+)
+
 MODELS: dict[str, Path] = {}
 # tqdm progress bars (transformers' "Loading weights", ours) are not messages
 PROGRESS = re.compile(r"^[^:]*: +\d+%\|")
@@ -524,6 +544,73 @@ CASES = [
         "{tmp}/o",
         prep=lambda tmp: (tmp / "o").mkdir(),
     ),
+    # --- YAML built to exhaust the reader (refused while reading, in well under a second)
+    Case("cfg-billion-laughs", "train {tmp}/c.yaml", "{tmp}/c.yaml", 8, {"c.yaml": LAUGHS}),
+    Case("cfg-deep-nesting", "train {tmp}/c.yaml", "{tmp}/c.yaml", 1, {"c.yaml": DEEP}),
+    Case("cfg-big-anchor-aliased", "train {tmp}/c.yaml", "{tmp}/c.yaml", 3, {"c.yaml": BIG_ANCHOR}),
+    Case("cfg-recursive-alias", "train {tmp}/c.yaml", "{tmp}/c.yaml", 1, {"c.yaml": "lr: &a [*a]\n"}),
+    Case(
+        "spec-billion-laughs",
+        "run {tmp}/s.yaml --work {tmp}/w",
+        "{tmp}/s.yaml",
+        13,
+        {"s.yaml": SPEC + LAUGHS},
+    ),
+    Case("spec-deep-nesting", "run {tmp}/s.yaml --work {tmp}/w", "{tmp}/s.yaml", 6, {"s.yaml": SPEC + DEEP}),
+    Case(
+        "spec-big-anchor-unused-variable",
+        "run {tmp}/s.yaml --work {tmp}/w",
+        "{tmp}/s.yaml",
+        9,
+        {"s.yaml": SPEC + "vars:\n  " + BIG_ANCHOR.replace("\n", "\n  ")},
+        out="{tmp}/w",
+    ),
+    Case(
+        "spec-variable-laughs",
+        "run {tmp}/s.yaml --work {tmp}/w --list",
+        "{tmp}/s.yaml",
+        3,
+        {"s.yaml": VAR_LAUGHS},
+    ),
+    Case(
+        "run-set-laughs",
+        "run {tmp}/s.yaml --work {tmp}/w --set " + shlex.quote("x=" + LAUGHS),
+        "--set x",
+        8,
+        {"s.yaml": SPEC},
+    ),
+    # --- numbers at their limits
+    Case(
+        "cfg-lr-huge", "train {tmp}/c.yaml", "{tmp}/c.yaml", 1, prep=lambda tmp: _cfg(tmp, "lr: 1.0e+308\n")
+    ),
+    Case(
+        "cfg-max-length-1",
+        "train {tmp}/c.yaml",
+        "{tmp}/c.yaml",
+        1,
+        prep=lambda tmp: _cfg(tmp, "max_length: 1\n"),
+    ),
+    Case(
+        "cfg-head-lr-huge",
+        "train {tmp}/c.yaml",
+        "{tmp}/c.yaml",
+        1,
+        prep=lambda tmp: _cfg(tmp, "head_lr: 1.0e+9\n"),
+    ),
+    # --- a model folder that asks for its own code to be run
+    Case(
+        "train-remote-code",
+        TRAIN.replace("{tmp}/n.jsonl", "{neg}") + " --set model={tmp}/m",
+        "{tmp}/m",
+        prep=_copy("bert", lambda m: _remote_code(m)),
+    ),
+    Case(
+        "encode-remote-code",
+        "encode {data} --model {tmp}/m --out {tmp}/e",
+        "{tmp}/m",
+        prep=_copy("bert", lambda m: _remote_code(m)),
+        out="{tmp}/e",
+    ),
 ]
 
 
@@ -698,3 +785,48 @@ def test_bom_and_gzip_give_the_right_results(tmp_path, saved_models, capsys):
     argv = ["-q", "rerank", str(tmp_path / "ms"), "--split", "test", "--run", str(run)]
     assert main([*argv, "--model", str(saved_models["ce"]), "--out", str(reranked), "--device", "cpu"]) == 0
     assert sorted(line.split()[2] for line in reranked.read_text().splitlines()) == ["d1", "d2"]
+
+
+# --- numbers at their limits, refused at the command line ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "option"),
+    [
+        ("mine {data} --index {tmp}/i --out {tmp}/n.jsonl --seed -1", "--seed"),
+        ("index {data} --retriever dense --model {bert} --index {tmp}/i --batch-size 0", "--batch-size"),
+        ("mine {data} --index {tmp}/i --out {tmp}/n.jsonl --batch-size 0", "--batch-size"),
+    ],
+)
+def test_numbers_out_of_range_are_refused_before_any_work(
+    argv, option, tmp_path, tiny_beir, saved_models, capsys
+):
+    values = {"tmp": tmp_path, "data": tiny_beir, **saved_models}
+    with pytest.raises(SystemExit) as info:
+        main(["-q", *shlex.split(_fill(argv, values))])
+    assert info.value.code == 2
+    assert f"argument {option}: must be" in capsys.readouterr().err
+    assert [p.name for p in tmp_path.iterdir()] == ["tiny"]  # the dataset, nothing written
+
+
+def test_a_loss_that_turns_non_finite_stops_training_in_one_line(
+    tmp_path, tiny_beir, saved_models, monkeypatch, capsys
+):
+    from ranker.training.trainer import Trainer
+
+    real = Trainer._step
+
+    def step(self, number):
+        stats = real(self, number)
+        return {**stats, "loss": float("nan")} if number == 1 else stats
+
+    monkeypatch.setattr(Trainer, "_step", step)
+    neg = tmp_path / "n.jsonl"
+    neg.write_text(GOOD_NEG)
+    config = tmp_path / "c.yaml"
+    values = {"dataset": str(tiny_beir), "negatives": str(neg), "output_dir": str(tmp_path / "out")}
+    config.write_text(yaml.safe_dump({**values, "model": str(saved_models["bert"]), **TRAIN_SETTINGS}))
+    assert main(["-q", "train", str(config)]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip() and not PROGRESS.match(line)]
+    assert len(err) == 1 and "loss became non-finite (nan) at step 2" in err[0], err
+    assert not (tmp_path / "out" / "model").exists()

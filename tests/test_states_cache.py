@@ -455,6 +455,12 @@ def test_two_ranks_write_their_own_shards_and_read_as_one(setup, tmp_path, cli, 
         rc, _, err = cli(*argv)
         assert rc == 0, err
     assert len(list((tmp_path / "c" / "corpus").glob("shard-*-of-00002"))) == 2
+    from ranker.cli import build_parser, outputs_of
+
+    parsed = build_parser().parse_args([str(a) for a in argv[1:]])
+    assert outputs_of(parsed) == []  # rank 1 writes its shard beside rank 0, which holds the lock
+    monkeypatch.setenv("RANK", "0")
+    assert outputs_of(parsed) == [str(tmp_path / "c")]
     _queries, docs = _texts(data)
     one, two = StatesCache(cache), StatesCache(tmp_path / "c")
     assert len(one) == len(two)

@@ -11,6 +11,7 @@ import argparse
 import logging
 
 from ranker.cli.evaluate import RUN_HELP, add_run_arguments
+from ranker.cli.parser import SEED
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--alpha", type=float, default=0.05, help="significance level (0.05)")
     parser.add_argument(
-        "--seed", type=int, default=42, help="seed of permutations and bootstrap resamples (default: 42)"
+        "--seed", type=SEED, default=42, help="seed of permutations and bootstrap resamples (default: 42)"
     )
     parser.add_argument(
         "--resamples",

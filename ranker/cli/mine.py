@@ -8,6 +8,7 @@ import json
 import logging
 from pathlib import Path
 
+from ranker.cli.parser import SEED, whole_number
 from retrievers.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ def register(subparsers) -> None:
         default="top",
         help="keep the top-ranked or a random sample of the candidates (top)",
     )
-    p.add_argument("--seed", type=int, default=42, help="seed of the random sampler (42)")
+    p.add_argument("--seed", type=SEED, default=42, help="seed of the random sampler (42)")
     p.add_argument(
         "--max-relative",
         type=float,
@@ -89,7 +90,7 @@ def register(subparsers) -> None:
     )
     p.add_argument("--k1", type=float, default=0.9, help="BM25 k1 for BM25 indexes (0.9)")
     p.add_argument("--b", type=float, default=0.4, help="BM25 b for BM25 indexes (0.4)")
-    p.add_argument("--batch-size", type=int, default=64, help="encoding batch size (64)")
+    p.add_argument("--batch-size", type=whole_number(1), default=64, help="encoding batch size (64)")
     from ranker.cli.retrieval import MODEL_LIMIT, add_max_length_arg
 
     add_max_length_arg(p, "dense queries", "the index's --max-length, else " + MODEL_LIMIT)

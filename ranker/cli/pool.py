@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from ranker.cli.parser import SEED
+
 
 def register(subparsers) -> None:
     """Add the ``pool`` subcommand."""
@@ -39,7 +41,7 @@ def register(subparsers) -> None:
         help="name of the held-out split with --train-fraction (test; e.g. dev when the "
         "collection already has a test split)",
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of the query split (0)")
+    p.add_argument("--seed", type=SEED, default=0, help="seed of the query split (0)")
     p.set_defaults(func=run)
 
 

@@ -31,17 +31,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ranker.search.run import pooling_search, ranking_table
+    from ranker.cli.train import main_process_lock
+    from ranker.search.run import pooling_search, ranking_table, read_search_config
     from ranker.training.config import parse_overrides
 
     overrides = parse_overrides(args.set)
-    results = pooling_search(args.config, overrides)
-    sys.stdout.write(ranking_table(results))
-    if args.train_best:
-        from ranker.search.run import read_search_config
-        from ranker.training.config import load_config
-        from ranker.training.pipeline import train_from_config
+    train, _, _ = read_search_config(args.config, overrides)
+    with main_process_lock(train.output_dir):
+        results = pooling_search(args.config, overrides)
+        sys.stdout.write(ranking_table(results))
+        if args.train_best:
+            from ranker.training.config import load_config
+            from ranker.training.pipeline import train_from_config
 
-        train, _, _ = read_search_config(args.config, overrides)
-        train_from_config(load_config(Path(train.output_dir) / "best.yaml"))
+            train_from_config(load_config(Path(train.output_dir) / "best.yaml"))
     return 0

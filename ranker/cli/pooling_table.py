@@ -7,6 +7,8 @@ import json
 import logging
 import sys
 
+from ranker.cli.parser import whole_number
+
 logger = logging.getLogger(__name__)
 
 
@@ -31,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--dataset", help="corpus whose first --docs documents are timed (with --model)")
     parser.add_argument("--docs", type=int, default=256, help="documents timed per model (256)")
-    parser.add_argument("--batch-size", type=int, default=32, help="encoding batch size (32)")
+    parser.add_argument("--batch-size", type=whole_number(1), default=32, help="encoding batch size (32)")
     parser.add_argument("--repeats", type=int, default=3, help="timing rounds; the median counts (3)")
     parser.add_argument(
         "--dtype", choices=["float32", "bfloat16"], default="float32", help="autocast dtype (float32)"

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 
+from ranker.cli.parser import whole_number
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -23,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--model", required=True, help="saved cross-encoder or bi-encoder (interaction head) folder"
     )
     parser.add_argument("--depth", type=int, default=100, help="documents reranked per query")
-    parser.add_argument("--batch-size", type=int, default=64, help="pairs scored per batch")
+    parser.add_argument("--batch-size", type=whole_number(1), default=64, help="pairs scored per batch")
     parser.add_argument(
         "--keep-rest",
         action="store_true",

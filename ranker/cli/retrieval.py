@@ -14,6 +14,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from ranker.cli.parser import whole_number
 from retrievers.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ def add_dense_index_args(parser: argparse.ArgumentParser) -> None:
         "backbone (a model whose backbone is that cache's, e.g. one trained with backbone: "
         "{freeze: all}); checked against the cache's fingerprint",
     )
-    group.add_argument("--batch-size", type=int, default=64, help="encoding batch size")
+    group.add_argument("--batch-size", type=whole_number(1), default=64, help="encoding batch size")
     add_max_length_arg(group, "documents")
     group.add_argument(
         "--dtype",
@@ -70,7 +71,9 @@ def add_dense_index_args(parser: argparse.ArgumentParser) -> None:
         help="autocast dtype of the forward pass (float32); bfloat16 is ~3.5x faster on CPUs "
         "with AMX and on GPUs; recorded in the index, so queries are encoded the same way",
     )
-    group.add_argument("--shard-size", type=int, default=4096, help="documents per resumable encoding shard")
+    group.add_argument(
+        "--shard-size", type=whole_number(1), default=4096, help="documents per resumable encoding shard"
+    )
     group.add_argument("--hnsw-m", type=int, default=32, help="HNSW neighbours per node")
     group.add_argument("--ef-search", type=int, default=128, help="HNSW search beam width")
     group.add_argument("--nlist", type=int, default=0, help="IVF lists (0: 4 * sqrt(n))")

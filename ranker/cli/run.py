@@ -68,13 +68,12 @@ def _shown(path: Path) -> str:
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """``["KEY=VALUE", ...]`` -> ``{KEY: yaml.safe_load(VALUE)}``.
+    """``["KEY=VALUE", ...]`` -> ``{KEY: VALUE read as YAML}`` (bounded, see :mod:`ranker.yamlfile`).
 
     Raises:
         InputError: an item without ``=``, an empty key, or a VALUE that is not YAML.
     """
-    import yaml
-
+    from ranker.yamlfile import parse_yaml
     from retrievers.errors import InputError
 
     out: dict[str, Any] = {}
@@ -82,11 +81,7 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise InputError(f"--set {item!r}: expected KEY=VALUE")
-        try:
-            out[key.strip()] = yaml.safe_load(value) if value.strip() else ""
-        except yaml.YAMLError as err:
-            problem = getattr(err, "problem", None) or type(err).__name__
-            raise InputError(f"--set {key}: the value is not valid YAML ({problem})") from None
+        out[key.strip()] = parse_yaml(value, f"--set {key}") if value.strip() else ""
     return out
 
 

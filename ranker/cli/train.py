@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,6 +34,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+@contextlib.contextmanager
+def main_process_lock(output_dir: str | Path) -> Iterator[None]:
+    """Lock ``output_dir`` for this training run (only in torchrun's rank 0: the other ranks
+    of the same run share the output). A run that fails in a folder it created, before any
+    checkpoint to resume from, removes that folder."""
+    from retrievers.io.lock import output_lock
+
+    if int(os.environ.get("RANK", "0")) != 0:
+        yield
+        return
+    out = Path(output_dir)
+    new = not out.exists()
+    with output_lock(out):
+        try:
+            yield
+        except BaseException:
+            if new and not (out / "checkpoints" / "latest.json").exists():
+                shutil.rmtree(out, ignore_errors=True)  # nothing to resume: leave no half a run
+            raise
+
+
 def run(args: argparse.Namespace) -> int:
     from ranker.training.config import describe_keys, load_config
 
@@ -42,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.overrides)
     from ranker.training.pipeline import train_from_config
 
-    result = train_from_config(config, resume=args.resume)
+    with main_process_lock(config.output_dir):
+        result = train_from_config(config, resume=args.resume)
     print(
         json.dumps(
             {

@@ -234,7 +234,7 @@ class Backbone(nn.Module):
             from ranker.encoders.gguf import cached_hf_folder
 
             name_or_path = str(cached_hf_folder(name_or_path))
-        check_model_folder(name_or_path)
+        check_model_folder(name_or_path, trust_remote_code)
         kwargs: dict[str, Any] = {
             "trust_remote_code": trust_remote_code,
             "dtype": dtype or torch.float32,

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from retrievers.errors import InputError
 from retrievers.io.atomic import atomic_write
+from retrievers.progress import bars_disabled
 
 logger = logging.getLogger(__name__)
 
@@ -129,7 +130,11 @@ def encode_to_directory(
     done = progress["done"]
     texts: list[str] = []
     with tqdm(
-        total=rows, initial=done, disable=not show_progress, desc=f"encode shard {rank}", unit="doc"
+        total=rows,
+        initial=done,
+        disable=bars_disabled(show_progress),
+        desc=f"encode shard {rank}",
+        unit="doc",
     ) as bar:
         for index, (_, text) in enumerate(docs()):
             if index < start + done:

@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 
 from ranker.encoders.backbone import Backbone, autocast
 from ranker.pooling import Pooler
+from retrievers.progress import bars_disabled
 
 logger = logging.getLogger(__name__)
 
@@ -138,7 +139,7 @@ class Encoder(nn.Module):
         was_training = self.training
         self.eval()
         try:
-            with tqdm(total=len(texts), disable=not show_progress, desc=desc, unit="text") as bar:
+            with tqdm(total=len(texts), disable=bars_disabled(show_progress), desc=desc, unit="text") as bar:
                 for start in range(0, len(texts), chunk_size):
                     chunk = texts[start : start + chunk_size]
                     ids = self.backbone.tokenize(chunk, self.max_length, pad=False)["input_ids"]

@@ -2,7 +2,9 @@
 
 A folder that does not exist, has no ``config.json``, holds only pickled PyTorch weights
 (``pytorch_model.bin``: loading them runs pickle, so they are refused; only safetensors are
-read) or a truncated ``.safetensors`` file raises :class:`~retrievers.errors.InputError`
+read), asks for its own code to be run (a ``config.json`` ``auto_map`` for a model type
+transformers does not know: ``trust_remote_code`` stays off) or a truncated ``.safetensors``
+file raises :class:`~retrievers.errors.InputError`
 naming the folder (or file), instead of a traceback from deep inside transformers.
 """
 
@@ -40,12 +42,32 @@ def check_safetensors(path: Path) -> None:
         raise InputError(f"not a readable safetensors file (truncated?): {reason}", path) from None
 
 
-def check_model_folder(name_or_path: str | Path) -> None:
+def check_remote_code(folder: Path) -> None:
+    """Refuse a folder whose model only loads by running the folder's own code."""
+    from transformers import CONFIG_MAPPING
+
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise InputError(f"config.json is not readable JSON: {err}", folder) from None
+    if not isinstance(config, dict):
+        raise InputError("config.json is not a JSON object", folder)
+    model_type = config.get("model_type")
+    if config.get("auto_map") and model_type not in CONFIG_MAPPING:
+        raise InputError(
+            f"the model (model_type {model_type!r}) needs the folder's own Python code (config.json "
+            "auto_map), which ranker never runs (trust_remote_code is off); use a model transformers knows",
+            folder,
+        )
+
+
+def check_model_folder(name_or_path: str | Path, trust_remote_code: bool = False) -> None:
     """Refuse a local model folder transformers could not load safely (no-op for a hub id).
 
     Raises:
-        InputError: the folder is missing or not a folder, has no ``config.json``, has only
-            pickled weights, or a ``.safetensors`` file in it is unreadable.
+        InputError: the folder is missing or not a folder, has no ``config.json``, asks for
+            its own code to be run (unless ``trust_remote_code``), has only pickled weights,
+            or a ``.safetensors`` file in it is unreadable.
     """
     if not is_local(name_or_path):
         return
@@ -56,6 +78,8 @@ def check_model_folder(name_or_path: str | Path) -> None:
         raise InputError("expected a model folder, got a file", folder)
     if not (folder / "config.json").is_file():
         raise InputError("not a transformers model folder (no config.json)", folder)
+    if not trust_remote_code:
+        check_remote_code(folder)
     if not any(folder.glob("model*.safetensors")):
         pickled = [name for name in PICKLED if (folder / name).exists()]
         if pickled:

@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from retrievers.errors import InputError
 from retrievers.io.atomic import atomic_write
 
 logger = logging.getLogger(__name__)
@@ -140,20 +139,11 @@ class StepState:
 
 @contextlib.contextmanager
 def work_lock(work: Path) -> Iterator[None]:
-    """Hold an exclusive lock on the work folder for the whole run (``filelock``; the
-    operating system releases it when the process dies, even by ``kill -9``)."""
-    from filelock import FileLock, Timeout
+    """Hold the exclusive lock on the work folder for the whole run (the output lock every
+    writer takes, :func:`retrievers.io.lock.output_lock`, kept in the state folder; released
+    by the operating system when the process dies, even by ``kill -9``)."""
+    from retrievers.io.lock import output_lock
 
-    state = work / STATE_DIR
-    state.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(state / "lock", timeout=0)
-    try:
-        lock.acquire()
-    except Timeout:
-        raise InputError(
-            "another `ranker run` is using this work folder; wait for it or pass another --work", work
-        ) from None
-    try:
+    busy = "another `ranker run` is using this work folder ({pid}); wait for it or pass another --work"
+    with output_lock(work, lock_file=work / STATE_DIR / "lock", busy=busy):
         yield
-    finally:
-        lock.release()

@@ -39,6 +39,9 @@ class Context:
     settings: dict[str, Any]
     spec_path: Path
     matrix: dict[str, Any] = field(default_factory=dict)
+    # resolved ${profile.KEY} values: each is expanded once, however often it is used
+    _resolved_vars: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _sizes: dict[int, tuple[Any, int]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def with_matrix(self, combination: dict[str, Any]) -> Context:
         """This context with the ``${m.KEY}`` values of one matrix combination."""
@@ -60,9 +63,13 @@ class Context:
                     self.spec_path,
                     line,
                 )
-            return self._resolved(
-                _field(self.settings[key], fields, name, self.spec_path, line), name, line, depth
-            )
+            if name not in self._resolved_vars:
+                value = self._resolved(
+                    _field(self.settings[key], fields, name, self.spec_path, line), name, line, depth
+                )
+                self._check_size(value, name, line)
+                self._resolved_vars[name] = value
+            return self._resolved_vars[name]
         if name.startswith("pkg."):
             return str(package_dir(name[len("pkg.") :], self.spec_path, line))
         if name.startswith("dataset."):
@@ -88,8 +95,36 @@ class Context:
         if isinstance(value, str) and (whole := PATTERN.fullmatch(value)):
             return self.lookup(whole.group(1), line, depth + 1)  # keeps lists and mappings
         if isinstance(value, str) and PATTERN.search(value):
-            return PATTERN.sub(lambda m: str(self.lookup(m.group(1), line, depth + 1)), value)
+            text = PATTERN.sub(lambda m: str(self.lookup(m.group(1), line, depth + 1)), value)
+            self._check_size(text, name, line)
+            return text
         return value
+
+    def _check_size(self, value: Any, name: str, line: int | None) -> None:
+        """Refuse a variable whose value expands past :data:`MAX_EXPANDED` items and characters."""
+        if _size(value, self._sizes) > MAX_EXPANDED:
+            raise InputError(
+                f"${{{name}}} expands to more than {MAX_EXPANDED:,} items and characters",
+                self.spec_path,
+                line,
+            )
+
+
+MAX_EXPANDED = 1_000_000
+
+
+def _size(value: Any, sizes: dict[int, tuple[Any, int]]) -> int:
+    """Items plus characters of ``value`` (a shared list or mapping measured once; ``sizes``
+    keeps each measured one alive, so that its id stays its own)."""
+    if isinstance(value, str):
+        return len(value)
+    if not isinstance(value, list | dict):
+        return 1
+    key = id(value)
+    if key not in sizes:
+        items = value.values() if isinstance(value, dict) else value
+        sizes[key] = (value, 1 + sum(_size(item, sizes) for item in items))
+    return sizes[key][1]
 
 
 def _field(value: Any, fields: list[str], name: str, spec_path: Path, line: int | None) -> Any:

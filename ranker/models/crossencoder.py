@@ -21,6 +21,7 @@ from ranker.pooling import build_pooler, pooler_from_config
 from ranker.pooling.base import Pooler
 from retrievers.errors import InputError
 from retrievers.io.atomic import atomic_directory
+from retrievers.progress import bars_disabled
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +105,9 @@ class CrossEncoder(nn.Module):
 
         standard = False
         if pooling is None and not pooler_kwargs and not str(name_or_path).endswith(".gguf"):
+            from ranker.encoders.folders import check_model_folder
+
+            check_model_folder(name_or_path, trust_remote_code)
             config = AutoConfig.from_pretrained(str(name_or_path), trust_remote_code=trust_remote_code)
             standard = classifies_sequences(config)
             trained = any(a.endswith("ForSequenceClassification") for a in config.architectures or [])
@@ -193,7 +197,7 @@ class CrossEncoder(nn.Module):
         try:
             for start in tqdm(
                 range(0, len(order), batch_size),
-                disable=not show_progress,
+                disable=bars_disabled(show_progress),
                 desc="score",
                 unit="batch",
             ):

@@ -33,6 +33,7 @@ from ranker.training.data import Batch
 from ranker.training.losses import make_loss
 from ranker.training.optim import make_optimizer
 from ranker.training.scorers import BiEncoderModule, BiScorer
+from retrievers.progress import bars_disabled
 
 logger = logging.getLogger(__name__)
 
@@ -166,7 +167,9 @@ class Mixture:
         """``steps`` steps over ``batches(i)``, rewards on ``dev_batches(i)``."""
         from tqdm.auto import tqdm
 
-        for i in tqdm(range(steps), desc=f"supernets x{len(self.nets)}", unit="step"):
+        for i in tqdm(
+            range(steps), desc=f"supernets x{len(self.nets)}", unit="step", disable=bars_disabled()
+        ):
             self.step(batches(i), dev_batches(i))
 
     def assigned(self) -> list[int]:

@@ -59,14 +59,10 @@ def read_search_config(
     (``{"train": {"model": ...}}``, as :func:`~ranker.training.config.parse_overrides` reads
     ``train.model=...``) merged in; errors name the file."""
     from ranker.training.config import build_config, merge
+    from ranker.yamlfile import read_yaml
 
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError("search config not found", path) from None
-    except yaml.YAMLError as err:
-        raise InputError(f"not valid YAML: {err}", path) from None
+    raw = read_yaml(path, "search config")
     if not isinstance(raw, Mapping) or set(raw) - {"train", "space", "search"} or "space" not in raw:
         raise InputError("expected top-level keys train, space, search (space required)", path)
     unknown_sections = sorted(set(overrides or {}) - {"train", "search"})

@@ -15,7 +15,6 @@ from dataclasses import field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic.dataclasses import dataclass
 
@@ -40,6 +39,12 @@ NonNegInt = Annotated[int, _Number, Field(ge=0)]
 PositiveFloat = Annotated[float, _Number, Field(gt=0, allow_inf_nan=False)]
 NonNegFloat = Annotated[float, _Number, Field(ge=0, allow_inf_nan=False)]
 Probability = Annotated[float, _Number, Field(ge=0, lt=1, allow_inf_nan=False)]
+# an AdamW step past 1 sends every weight far out (the loss turns NaN within a step or two)
+LearningRate = Annotated[float, _Number, Field(gt=0, le=1, allow_inf_nan=False)]
+OptionalRate = Annotated[float, _Number, Field(ge=0, le=1, allow_inf_nan=False)]
+# room for the special tokens ([CLS] query [SEP] document [SEP]) and some text
+Tokens = Annotated[int, _Number, Field(ge=8)]
+QueryTokens = Annotated[int, _Number, Field(ge=4)]
 _SCHEMA = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
 
@@ -134,8 +139,8 @@ class TrainConfig:
         },
     )
     adapter: bool = _f(False, "bi-encoder: a trainable linear map (identity at first) on the pooled vector")
-    max_query_length: Count = _f(32, "query tokens (bi-encoder)")
-    max_length: Count = _f(256, "tokens of a document (bi) or of a query+document pair (cross)")
+    max_query_length: QueryTokens = _f(32, "query tokens (bi-encoder)")
+    max_length: Tokens = _f(256, "tokens of a document (bi) or of a query+document pair (cross)")
     lora: LoraSettings | None = _f(
         None,
         "train a LoRA adapter on R instead of all weights: a mapping of rank, alpha, dropout, "
@@ -164,7 +169,7 @@ class TrainConfig:
         "pooling + its own trainable adapter, scale * q . d per pair) read from it, instead "
         "of a cross-encoder",
     )
-    selection_lr: NonNegFloat = _f(0.0, "learning rate of S (0: same as lr; features S uses 1e-3 if 0)")
+    selection_lr: OptionalRate = _f(0.0, "learning rate of S (0: same as lr; features S uses 1e-3 if 0)")
     temperature: PositiveFloat = _f(10.0, "CET temperature T in w = 1 / (1 - sigmoid(score / T))")
     max_weight: NonNegFloat = _f(0.0, "clip CET weights to at most this (0: no clipping)")
     normalize_weights: bool = _f(False, "divide each batch's negative weights by their mean")
@@ -180,8 +185,8 @@ class TrainConfig:
     batch_size: Count = _f(16, "queries per micro-batch (global across processes)")
     grad_accum: Count = _f(1, "micro-batches per optimizer step")
     max_steps: Count = _f(500, "optimizer steps")
-    lr: PositiveFloat = _f(2e-5, "AdamW learning rate (the CET paper: 3e-6 for BERT-base)")
-    head_lr: NonNegFloat = _f(
+    lr: LearningRate = _f(2e-5, "AdamW learning rate (the CET paper: 3e-6 for BERT-base)")
+    head_lr: OptionalRate = _f(
         0.0,
         "learning rate of the parameters outside the backbone: a trainable pooler, an "
         "interaction head (0: same as lr)",
@@ -293,7 +298,10 @@ def build_config(
 
 def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
     """``["lr=1e-5", "lora.rank=4"]`` -> ``{"lr": 1e-5, "lora": {"rank": 4}}``; values are
-    parsed as YAML scalars (``yaml.safe_load``), dots in a key address nested keys."""
+    parsed as YAML scalars (bounded, as in :mod:`ranker.yamlfile`), dots in a key address
+    nested keys."""
+    from ranker.yamlfile import YAMLLimitError, parse_yaml
+
     out: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
@@ -301,8 +309,10 @@ def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
         if not sep or not all(parts):
             raise InputError(f"--set {pair!r}: expected KEY=VALUE (KEY.SUBKEY=VALUE for nested keys)")
         try:
-            parsed = yaml.safe_load(value) if value.strip() else ""
-        except yaml.YAMLError:
+            parsed = parse_yaml(value, f"--set {key}") if value.strip() else ""
+        except YAMLLimitError:
+            raise
+        except InputError:  # not YAML: the text as it is
             parsed = value
         target = out
         for part in parts[:-1]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -43,6 +44,7 @@ from ranker.training.scorers import BiEncoderModule, BiScorer, CrossScorer, Feat
 from ranker.training.selection import FeatureSelector
 from retrievers.errors import InputError
 from retrievers.io.atomic import atomic_write, replace_directory
+from retrievers.progress import bars_disabled
 
 logger = logging.getLogger(__name__)
 
@@ -272,7 +274,9 @@ class Trainer:
         window = zero_stats()
         first_loss = last_loss = float("nan")
         began, window_start, since = time.perf_counter(), time.perf_counter(), 0
-        bar = tqdm(total=cfg.max_steps, initial=start, desc="train", unit="step", disable=not ctx.main)
+        bar = tqdm(
+            total=cfg.max_steps, initial=start, desc="train", unit="step", disable=bars_disabled(ctx.main)
+        )
         for step in range(start, cfg.max_steps):
             stats = self._step(step)
             for k, v in stats.items():
@@ -280,6 +284,12 @@ class Trainer:
             since += 1
             done = step + 1
             last_loss = stats["loss"]
+            if not math.isfinite(last_loss):
+                raise InputError(
+                    f"loss became non-finite ({last_loss}) at step {done}; lower lr (now {cfg.lr}) "
+                    "or check the data; the last checkpoint is kept",
+                    self.out,
+                )
             if done == start + 1:
                 first_loss = stats["loss"]
             bar.update(1)

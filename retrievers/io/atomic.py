@@ -4,14 +4,19 @@ Temporary names carry the writer's process id (``.NAME.<pid>.<random>.tmp``). A 
 killed with ``kill -9`` cannot remove its temporary file or folder, so the next writer of
 the same target removes those whose process is gone: no rerun ever leaves one behind.
 Output paths that cannot be written (a directory, an unwritable folder, a path through a
-file) raise :class:`~retrievers.errors.InputError` naming the path.
+file), and the file system failing under a writer (full, read-only, the folder removed
+meanwhile) raise :class:`~retrievers.errors.InputError` naming the path and the cause; the
+target is left as it was. An output that is a symbolic link is written through the link
+(the new file or folder takes the place of what the link points at; the link stays).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -62,11 +67,49 @@ def remove_stale_temporaries(path: str | Path) -> int:
     return removed
 
 
+# errors of the file system under a writer, not of the program: reported in one line
+STORAGE_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EIO})
+
+
+_NATIVE = re.compile(r"\(os error (\d+)\)")
+_SHORT_WRITE = re.compile(r"^\d+ requested and \d+ written$")
+
+
+def storage_error(err: BaseException) -> OSError | None:
+    """``err`` as an ``OSError`` when the file system caused it, else ``None``: an OSError
+    with a :data:`STORAGE_ERRORS` code, or a native writer's error that carries one (e.g.
+    safetensors' ``SafetensorError: ... No space left on device (os error 28)``)."""
+    if isinstance(err, OSError):
+        if err.errno is None and _SHORT_WRITE.search(str(err)):  # numpy's tofile: the disk filled up
+            return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return err if err.errno in STORAGE_ERRORS else None
+    found = _NATIVE.search(str(err))
+    if found and int(found.group(1)) in STORAGE_ERRORS:
+        code = int(found.group(1))
+        return OSError(code, os.strerror(code))
+    return None
+
+
+def resolve_output(path: str | Path) -> Path:
+    """``path``, or where it points if it is a symbolic link (outputs are written through links)."""
+    path = Path(path)
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
 def _output_error(path: Path, err: OSError) -> InputError:
     reason = err.strerror or str(err)
     if isinstance(err, IsADirectoryError) or path.is_dir():
         reason = "is a directory"
+    elif isinstance(err, FileNotFoundError) and not path.parent.is_dir():
+        return InputError("cannot write output (its folder was removed while writing)", path)
+    elif err.errno in STORAGE_ERRORS:
+        return InputError(f"cannot write output ({reason}); the output is left as it was", path)
     return InputError(f"cannot write output ({reason}); expected a file path in a writable folder", path)
+
+
+def write_failure(path: str | Path, err: OSError) -> InputError:
+    """The one-line error for ``err``, raised by the file system while writing output ``path``."""
+    return _output_error(Path(path), err)
 
 
 def _prepare(path: Path, directory: bool = False) -> None:
@@ -94,7 +137,7 @@ def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-
     Raises:
         InputError: ``path`` cannot be written (a directory, an unwritable folder...).
     """
-    path = Path(path)
+    path = resolve_output(path)
     _prepare(path)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
@@ -103,10 +146,16 @@ def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file normal permissions
     binary = "b" in mode
     try:
-        with os.fdopen(fd, mode, encoding=None if binary else encoding) as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
+        try:
+            with os.fdopen(fd, mode, encoding=None if binary else encoding) as handle:
+                yield handle
+                handle.flush()
+                os.fsync(handle.fileno())
+        except Exception as err:
+            failure = storage_error(err)
+            if failure is None or failure.filename not in (None, tmp):
+                raise
+            raise _output_error(path, failure) from None
         try:
             os.replace(tmp, path)
         except OSError as err:
@@ -120,7 +169,7 @@ def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-
 def scratch_directory(path: str | Path) -> Path:
     """A new temporary folder beside ``path``, named so that :func:`remove_stale_temporaries`
     removes it if its process is killed; the caller removes it when done."""
-    path = Path(path)
+    path = resolve_output(path)
     _prepare(path, directory=True)
     try:
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent))
@@ -137,17 +186,25 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     Refuses to replace an existing non-empty directory (nothing a user made is ever lost):
     the caller decides whether to delete it first.
     """
-    path = Path(path)
+    path = resolve_output(path)
     if path.exists() and not path.is_dir():
         raise InputError("cannot write output (exists and is not a folder)", path)
     if path.exists() and any(path.iterdir()):
         raise FileExistsError(f"{path}: directory exists and is not empty; remove it or choose another")
     tmp = scratch_directory(path)
     try:
-        yield tmp
-        if path.exists():
-            path.rmdir()
-        os.replace(tmp, path)
+        try:
+            yield tmp
+        except Exception as err:
+            if (failure := storage_error(err)) is None:
+                raise
+            raise _output_error(path, failure) from None
+        try:
+            if path.exists():
+                path.rmdir()
+            os.replace(tmp, path)
+        except OSError as err:
+            raise _output_error(path, err) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -160,12 +217,18 @@ def replace_directory(path: str | Path, save: Callable[[Path], object]) -> None:
     into a new folder beside ``path`` (under a temporary name that a later writer removes if
     this process is killed), which then takes the place of the previous version by renames.
     """
-    path = Path(path)
+    path = resolve_output(path)
     scratch = scratch_directory(path)
     try:
-        save(scratch / "new")
-        if path.exists():
-            os.replace(path, scratch / "old")
-        os.replace(scratch / "new", path)
+        try:
+            save(scratch / "new")
+            if path.exists():
+                os.replace(path, scratch / "old")
+            os.replace(scratch / "new", path)
+        except Exception as err:
+            failure = storage_error(err) or (err if isinstance(err, FileNotFoundError) else None)
+            if failure is None:
+                raise
+            raise _output_error(path, failure) from None
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

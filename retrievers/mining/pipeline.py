@@ -38,6 +38,7 @@ from retrievers.mining.filters import (
 )
 from retrievers.mining.negatives import MinedQuery, Negative, iter_negatives
 from retrievers.mining.sampler import STRATEGIES, query_rng, sample
+from retrievers.progress import bars_disabled
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +85,8 @@ class MiningConfig:
             )
         if self.sampling not in STRATEGIES:
             raise InputError(f"unknown sampling {self.sampling!r}; expected top or random")
+        if not 0 <= self.seed < 2**32:
+            raise InputError(f"seed must be from 0 to {2**32 - 1}, got {self.seed}")
         if self.max_relative is not None and self.max_relative <= 0:
             raise InputError(f"max_relative must be positive, got {self.max_relative}")
 
@@ -154,7 +157,14 @@ def _resume(partial: Path, state_path: Path, state: dict[str, Any], chunk_size: 
     keep = len(lines) // chunk_size * chunk_size
     with partial.open("r+b") as handle:
         handle.truncate(sum(len(line) for line in lines[:keep]))
-    done = {rec.qid for rec in iter_negatives(partial)}
+    try:
+        done = {rec.qid for rec in iter_negatives(partial)}
+    except InputError as err:  # damaged (two old writers at once): keep the whole chunks before
+        good = ((err.line or 1) - 1) // chunk_size * chunk_size
+        logger.warning("%s; mining again from query %d", err, good + 1)
+        with partial.open("r+b") as handle:
+            handle.truncate(sum(len(line) for line in lines[:good]))
+        done = {rec.qid for rec in iter_negatives(partial)}
     logger.info("resuming: %d queries already mined in %s", len(done), partial)
     return done
 
@@ -230,7 +240,9 @@ def mine(
     remaining = {qid: text for qid, text in todo.items() if qid not in done}
     with (
         partial.open("a", encoding="utf-8") as handle,
-        tqdm(total=len(todo), initial=len(done), desc="mining", unit="q", disable=not progress) as bar,
+        tqdm(
+            total=len(todo), initial=len(done), desc="mining", unit="q", disable=bars_disabled(progress)
+        ) as bar,
     ):
         for i, (qid, hits) in enumerate(
             iter_candidates({**searchers, **evidence}, remaining, config.depth, config.chunk_size), start=1
