@@ -32,6 +32,7 @@ COMMANDS = [
     "rerank",
     "fuse",
     "mine",
+    "score",
     "pool",
     "audit",
     "cet-auc",

@@ -1,0 +1,219 @@
+"""`ranker score` then `ranker train` with distillation, guide masking and debiased InfoNCE, end
+to end on a tiny random BERT; and the refusals (other file, other teacher, no scores)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ranker.models import load_biencoder
+from ranker.training.teacher import read_teacher_scores
+from retrievers.mining.negatives import read_negatives
+
+
+def score(cli, negatives: Path, dataset: Path, model: Path, out: Path, *extra: str):
+    return cli(
+        "-q",
+        "score",
+        negatives,
+        "--dataset",
+        dataset,
+        "--model",
+        model,
+        "--out",
+        out,
+        "--device",
+        "cpu",
+        *extra,
+    )
+
+
+def train_args(tiny_beir: Path, negatives: Path, model: Path, out: Path, *sets: str) -> list[str]:
+    values = {
+        "dataset": tiny_beir,
+        "negatives": negatives,
+        "output_dir": out,
+        "model": model,
+        "model_type": "bi",
+        "loss": "infonce",
+        "batch_size": 2,
+        "n_negatives": 2,
+        "max_steps": 3,
+        "warmup_steps": 0,
+        "log_every": 1,
+        "save_every": 0,
+        "max_length": 32,
+        "device": "cpu",
+        "seed": 3,
+    }
+    args = ["-q", "train"]
+    for key, value in values.items():
+        args += ["--set", f"{key}={value}"]
+    for item in sets:
+        args += ["--set", item]
+    return args
+
+
+@pytest.fixture()
+def negatives_file(tiny_beir: Path) -> Path:
+    """Every query of the tiny dataset with one positive and the other three documents."""
+    path = tiny_beir / "negatives.jsonl"
+    rows = [("q1", "cats purr", "d1"), ("q2", "swimming fish", "d3"), ("q3", "singing birds", "d4")]
+    with path.open("w") as out:
+        for qid, query, positive in rows:
+            others = [d for d in ("d1", "d2", "d3", "d4") if d != positive]
+            negatives = [
+                {"docid": d, "rank": r + 1, "score": 5.0 - r, "retriever": "bm25"}
+                for r, d in enumerate(others)
+            ]
+            line = {"qid": qid, "query": query, "positives": [positive], "negatives": negatives}
+            out.write(json.dumps(line) + "\n")
+    return path
+
+
+@pytest.fixture()
+def teacher_scores(cli, tiny_beir, tiny_bert, negatives_file, tmp_path):
+    out = tmp_path / "teacher.jsonl"
+    rc, _, err = score(cli, negatives_file, tiny_beir, tiny_bert, out, "--name", "tiny")
+    assert rc == 0, err
+    return out
+
+
+def test_score_writes_every_pair_with_the_teachers_scores(
+    teacher_scores, tiny_beir, tiny_bert, negatives_file
+):
+    scores = read_teacher_scores(teacher_scores)
+    assert scores.teacher == "tiny" and scores.header["teacher_kind"] == "bi"
+    assert scores.header["teacher_path"] == str(tiny_bert.resolve())
+    model = load_biencoder(tiny_bert)
+    docs = {json.loads(line)["_id"]: json.loads(line) for line in (tiny_beir / "corpus.jsonl").open()}
+    for record in read_negatives(negatives_file):
+        ids = [*record.positives, *(n.docid for n in record.negatives)]
+        assert sorted(scores.scores[record.qid]) == sorted(ids)
+        texts = [f"{docs[d]['title']} {docs[d]['text']}".strip() for d in ids]
+        expected = model.score([record.query] * len(ids), texts)
+        got = [scores.scores[record.qid][d] for d in ids]
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_score_resumes_after_a_torn_line(cli, teacher_scores, tiny_beir, tiny_bert, negatives_file, tmp_path):
+    lines = teacher_scores.read_text().splitlines()
+    out = tmp_path / "again.jsonl"
+    partial = tmp_path / "again.jsonl.partial"
+    partial.write_text(lines[0] + "\n" + lines[1] + "\n" + lines[2][:15])  # header, q1, torn q2
+    rc, _, err = score(cli, negatives_file, tiny_beir, tiny_bert, out, "--name", "tiny")
+    assert rc == 0, err
+    assert not partial.exists()
+    resumed, fresh = read_teacher_scores(out).scores, read_teacher_scores(teacher_scores).scores
+    assert resumed.keys() == fresh.keys()
+    for qid in fresh:
+        assert resumed[qid] == pytest.approx(fresh[qid], rel=1e-5)
+    assert out.read_text().splitlines()[1] == lines[1]  # the finished line was kept, not redone
+
+
+def test_score_refuses_to_resume_another_teachers_run(
+    cli, teacher_scores, tiny_beir, tiny_bert, negatives_file, tmp_path
+):
+    partial = tmp_path / "other.jsonl.partial"
+    partial.write_text(teacher_scores.read_text().splitlines()[0] + "\n")
+    rc, _, err = score(cli, negatives_file, tiny_beir, tiny_bert, tmp_path / "other.jsonl", "--name", "big")
+    assert rc == 2 and "another teacher" in err and str(partial) in err and errors(err) == 1
+
+
+def errors(stderr: str) -> int:
+    """How many error lines the CLI printed (transformers may draw progress bars before)."""
+    return sum("error:" in line for line in stderr.splitlines())
+
+
+def read_metrics(out: Path) -> list[dict[str, str]]:
+    with (out / "metrics.csv").open() as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.mark.parametrize("loss", ["margin_mse", "kl"])
+def test_train_bi_with_distillation_guide_and_debias(
+    cli, teacher_scores, tiny_beir, tiny_bert, negatives_file, tmp_path, loss
+):
+    sets = [
+        f"distill.loss={loss}",
+        f"distill.scores={teacher_scores}",
+        "distill.teacher=tiny",
+        "distill.weight=0.5",
+        "distill.student_temperature=2.0",
+        f"guide.model={tiny_bert}",
+        "guide.margin=0.0",
+        "debias.tau_plus=0.1",
+    ]
+    runs = []
+    for name in ("a", "b"):
+        out = tmp_path / name
+        rc, _, err = cli(*train_args(tiny_beir, negatives_file, tiny_bert, out, *sets))
+        assert rc == 0, err
+        runs.append(read_metrics(out))
+    rows = runs[0]
+    assert len(rows) == 3
+    assert all(float(r["distill_loss"]) > 0 for r in rows)
+    # the guide is the starting model: a negative scored >= the positive is masked, in some steps
+    masked = [float(r["guide_masked"]) for r in rows]
+    assert all(0 <= m <= 1 for m in masked) and any(m > 0 for m in masked)
+    for key in ("loss", "distill_loss", "guide_masked"):  # deterministic for a seed
+        assert [r[key] for r in runs[0]] == [r[key] for r in runs[1]]
+
+
+def test_train_cross_with_kl_alone(cli, teacher_scores, tiny_beir, tiny_bert, negatives_file, tmp_path):
+    out = tmp_path / "cross"
+    args = train_args(tiny_beir, negatives_file, tiny_bert, out, "model_type=cross", "loss=listwise")
+    rc, _, err = cli(
+        *args,
+        "--set",
+        "distill.loss=kl",
+        "--set",
+        f"distill.scores={teacher_scores}",
+        "--set",
+        "distill.alone=true",
+    )
+    assert rc == 0, err
+    rows = read_metrics(out)
+    # alone: the loss is the distillation term (weight 1)
+    assert all(float(r["loss"]) == pytest.approx(float(r["distill_loss"]), rel=1e-5) for r in rows)
+
+
+def test_distillation_without_scores_names_the_negatives_file(
+    cli, tiny_beir, tiny_bert, negatives_file, tmp_path
+):
+    rc, _, err = cli(*train_args(tiny_beir, negatives_file, tiny_bert, tmp_path / "o", "distill.loss=kl"))
+    assert rc == 2 and str(negatives_file) in err and "no teacher scores" in err
+    assert errors(err) == 1 and not (tmp_path / "o").exists()
+
+
+def test_scores_of_another_file_or_teacher_are_refused(
+    cli, teacher_scores, tiny_beir, tiny_bert, negatives_file, tmp_path
+):
+    edited = tmp_path / "edited.jsonl"
+    edited.write_text(negatives_file.read_text().replace('"score": 5.0', '"score": 6.0'))
+    sets = ["distill.loss=margin_mse", f"distill.scores={teacher_scores}"]
+    rc, _, err = cli(*train_args(tiny_beir, edited, tiny_bert, tmp_path / "o", *sets))
+    assert rc == 2 and str(teacher_scores) in err and "not of" in err and errors(err) == 1
+    rc, _, err = cli(
+        *train_args(tiny_beir, negatives_file, tiny_bert, tmp_path / "o", *sets, "distill.teacher=big")
+    )
+    assert rc == 2 and "by teacher 'tiny', not 'big'" in err
+    rc, _, err = cli(
+        *train_args(
+            tiny_beir, negatives_file, tiny_bert, tmp_path / "o", *sets, f"distill.teacher={tiny_bert}"
+        )
+    )
+    assert rc == 0, err  # the teacher's path names it too
+
+
+def test_debias_needs_infonce(cli, tiny_beir, tiny_bert, negatives_file, tmp_path):
+    rc, _, err = cli(
+        *train_args(
+            tiny_beir, negatives_file, tiny_bert, tmp_path / "o", "loss=listwise", "debias.tau_plus=0.1"
+        )
+    )
+    assert rc == 2 and "debias" in err and "infonce" in err
