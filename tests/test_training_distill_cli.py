@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -217,3 +218,58 @@ def test_debias_needs_infonce(cli, tiny_beir, tiny_bert, negatives_file, tmp_pat
         )
     )
     assert rc == 2 and "debias" in err and "infonce" in err
+
+
+def scifact_negatives(scifact_dir: Path, path: Path, queries: int = 8) -> Path:
+    """The first ``queries`` SciFact train queries, each with its judged documents as
+    positives and the corpus's first 3 other documents as negatives (no BM25 index needed)."""
+    from retrievers.io.dataset import load_dataset
+
+    dataset = load_dataset(str(scifact_dir))
+    qrels, texts = dataset.qrels("train"), dataset.queries("train")
+    first = [d.id for _, d in zip(range(20), dataset.docs(), strict=False)]
+    with path.open("w") as out:
+        for qid in list(qrels)[:queries]:
+            positives = [d for d, rel in qrels[qid].items() if rel > 0]
+            others = [d for d in first if d not in positives][:3]
+            negatives = [
+                {"docid": d, "rank": r + 1, "score": 1.0, "retriever": "bm25"} for r, d in enumerate(others)
+            ]
+            line = {"qid": qid, "query": texts[qid], "positives": positives, "negatives": negatives}
+            out.write(json.dumps(line) + "\n")
+    return path
+
+
+@pytest.mark.integration
+def test_minilm_trains_from_the_cli_with_each_remedy(cli, scifact_dir, minilm_path, tmp_path):
+    """all-MiniLM-L6-v2 scores SciFact pairs as a teacher, then trains (2 steps each) with
+    margin_mse, kl, guide masking and debiased InfoNCE from the CLI."""
+    negatives = scifact_negatives(scifact_dir, tmp_path / "neg.jsonl")
+    scores = tmp_path / "teacher.jsonl"
+    rc, _, err = score(cli, negatives, scifact_dir, minilm_path, scores)
+    assert rc == 0, err
+    teacher = read_teacher_scores(scores)
+    assert teacher.header["teacher_kind"] == "bi" and len(teacher.scores) == 8
+    assert all(-1.0 <= v <= 1.0 for row in teacher.scores.values() for v in row.values())  # cosines
+    cases = {
+        "margin_mse": [
+            "distill.loss=margin_mse",
+            f"distill.scores={scores}",
+            "distill.teacher_temperature=0.05",
+        ],
+        "kl": ["distill.loss=kl", f"distill.scores={scores}", "distill.teacher_temperature=0.05"],
+        "guide": [f"guide.model={minilm_path}", "guide.margin=0.1"],
+        "debias": ["debias.tau_plus=0.1"],
+    }
+    for name, sets in cases.items():
+        out = tmp_path / name
+        args = train_args(scifact_dir, negatives, minilm_path, out, *sets)
+        rc, _, err = cli(*args, "--set", "batch_size=4", "--set", "max_steps=2", "--set", "max_length=64")
+        assert rc == 0, f"{name}: {err}"
+        rows = read_metrics(out)
+        assert len(rows) == 2 and all(math.isfinite(float(r["loss"])) for r in rows)
+        if name in ("margin_mse", "kl"):
+            assert all(float(r["distill_loss"]) > 0 for r in rows)
+        if name == "guide":  # a 0.1 cosine margin masks some of SciFact's in-batch candidates
+            assert any(float(r["guide_masked"]) > 0 for r in rows)
+        assert (out / "model" / "ranker_config.json").exists()

@@ -10,6 +10,8 @@ logger = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from ranker.cli.retrieval import add_max_length_arg
+
     parser = subparsers.add_parser(
         "score",
         help="a teacher's scores of every pair of a negatives file (for distillation)",
@@ -32,6 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--out", required=True, help="the scores file (JSONL) to write")
     parser.add_argument("--batch-size", type=int, default=64, help="pairs per forward pass")
+    add_max_length_arg(
+        parser, "a document (bi-encoder) or a query+document pair (cross-encoder)", "the model's own"
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
@@ -65,11 +70,17 @@ def run(args: argparse.Namespace) -> int:
         "teacher": args.name or str(args.model),
         "teacher_path": str(Path(args.model).resolve()) if Path(args.model).exists() else str(args.model),
         "teacher_kind": teacher_side(args.model),
+        "teacher_max_length": "" if args.max_length is None else str(args.max_length),
         "negatives": str(args.negatives),
         "negatives_sha256": file_sha256(args.negatives),
     }
     check_resumable(out, header)
     model, side = load_teacher(args.model)
+    if args.max_length is not None:
+        if side == "cross":
+            model.max_length = args.max_length
+        else:
+            model.doc_encoder.max_length = args.max_length
     model = model.to(pick_device(args.device))
     wanted = {d for r in records for d in (*r.positives, *(n.docid for n in r.negatives))}
     texts = load_texts(load_dataset(args.dataset).docs(), wanted)

@@ -3,8 +3,8 @@
 A scores file is JSON lines. The first line says who made the scores and from what::
 
     {"format": "ranker-teacher-scores/1", "teacher": NAME, "teacher_path": PATH,
-     "teacher_kind": "crossencoder" | "biencoder" | ..., "negatives": PATH,
-     "negatives_sha256": HEX}
+     "teacher_kind": "cross" | "bi", "teacher_max_length": "N" (or "" : the model's own),
+     "negatives": PATH, "negatives_sha256": HEX}
 
 then one line per query of the negatives file, in its order::
 
@@ -35,7 +35,15 @@ from retrievers.mining.negatives import MinedQuery
 logger = logging.getLogger(__name__)
 
 FORMAT = "ranker-teacher-scores/1"
-HEADER_KEYS = ("format", "teacher", "teacher_path", "teacher_kind", "negatives", "negatives_sha256")
+HEADER_KEYS = (
+    "format",
+    "teacher",
+    "teacher_path",
+    "teacher_kind",
+    "teacher_max_length",
+    "negatives",
+    "negatives_sha256",
+)
 
 
 def file_sha256(path: str | Path) -> str:
