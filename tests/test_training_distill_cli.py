@@ -183,6 +183,53 @@ def test_train_cross_with_kl_alone(cli, teacher_scores, tiny_beir, tiny_bert, ne
     assert all(float(r["loss"]) == pytest.approx(float(r["distill_loss"]), rel=1e-5) for r in rows)
 
 
+def test_score_with_a_cross_encoder_teacher(cli, tiny_beir, tiny_bert, negatives_file, tmp_path):
+    from ranker.models import CrossEncoder
+
+    folder = tmp_path / "ce"
+    CrossEncoder.from_pretrained(str(tiny_bert), max_length=32).save(folder)
+    out = tmp_path / "ce.jsonl"
+    rc, _, err = score(cli, negatives_file, tiny_beir, folder, out)
+    assert rc == 0, err
+    scores = read_teacher_scores(out)
+    assert scores.header["teacher_kind"] == "cross" and scores.teacher == str(folder)
+    model = CrossEncoder.load(folder)
+    record = read_negatives(negatives_file)[0]
+    docs = {json.loads(line)["_id"]: json.loads(line) for line in (tiny_beir / "corpus.jsonl").open()}
+    ids = [*record.positives, *(n.docid for n in record.negatives)]
+    texts = [f"{docs[d]['title']} {docs[d]['text']}".strip() for d in ids]
+    expected = model.score([record.query] * len(ids), texts)
+    np.testing.assert_allclose([scores.scores[record.qid][d] for d in ids], expected, rtol=1e-4, atol=1e-5)
+
+
+def test_guides_from_a_scores_file_and_for_a_cross_encoder(
+    cli, teacher_scores, tiny_beir, tiny_bert, negatives_file, tmp_path
+):
+    rc, _, err = cli(
+        *train_args(tiny_beir, negatives_file, tiny_bert, tmp_path / "a", f"guide.scores={teacher_scores}")
+    )
+    assert rc == 0, err
+    assert any(float(r["guide_masked"]) > 0 for r in read_metrics(tmp_path / "a"))
+    cross = ["model_type=cross", "loss=listwise", f"guide.model={tiny_bert}", "guide.strategy=relative"]
+    rc, _, err = cli(
+        *train_args(tiny_beir, negatives_file, tiny_bert, tmp_path / "b", *cross, "guide.margin=0.5")
+    )
+    assert rc == 0, err
+    # relative margin 0.5 on cosines near 0.8-0.9: every hard negative is masked
+    assert all(float(r["guide_masked"]) == 1.0 for r in read_metrics(tmp_path / "b"))
+    rc, _, err = cli(
+        *train_args(
+            tiny_beir,
+            negatives_file,
+            tiny_bert,
+            tmp_path / "c",
+            f"guide.scores={teacher_scores}",
+            f"guide.model={tiny_bert}",
+        )
+    )
+    assert rc == 2 and "exactly one of guide.model and guide.scores" in err
+
+
 def test_distillation_without_scores_names_the_negatives_file(
     cli, tiny_beir, tiny_bert, negatives_file, tmp_path
 ):
