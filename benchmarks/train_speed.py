@@ -1,5 +1,7 @@
 """Training speed: (1) the cost of a CET step against a single-model step, (2) bi-encoder
-training throughput against sentence-transformers' trainer with MultipleNegativesRankingLoss.
+training throughput against sentence-transformers' trainer with MultipleNegativesRankingLoss,
+(3) the cost of the false-negative remedies (distillation, guide masking, debiased InfoNCE)
+per bi-encoder step against plain InfoNCE.
 
 Both sides use the same model, batch, texts, max length, precision and device, in one process.
 The CET settings and the single-model baseline are built once and timed in alternating rounds
@@ -9,7 +11,9 @@ a machine whose speed drifts during the run (shared CPUs do) hits every setting 
 Usage:
   python benchmarks/train_speed.py --data ../shared/data/scifact --negatives NEG.jsonl \
       --model MINILM_DIR [--device cuda] [--steps 4] [--rounds 3] [--batch 32] [--max-length 128]
-Needs: sentence-transformers and datasets (for the peer).
+      [--parts cet,bi,remedies --teacher-scores SCORES.jsonl]
+Needs: sentence-transformers and datasets (for the peer); (3) needs `ranker score` output for
+the negatives file (--teacher-scores), and guides with --model itself.
 """
 
 from __future__ import annotations
@@ -151,7 +155,10 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=3, help="alternating timing rounds")
     parser.add_argument("--skip-st", action="store_true")
+    parser.add_argument("--parts", default="cet,bi", help="comma-separated: cet, bi, remedies")
+    parser.add_argument("--teacher-scores", default="", help="`ranker score` output (for remedies)")
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
     logging.basicConfig(level=logging.WARNING)
     device = torch.device(args.device)
     bf16 = device.type == "cuda"
@@ -173,7 +180,41 @@ def main() -> None:
     }
     print(f"device={device} steps={args.steps} max_length={args.max_length}")
 
-    # (1) CET step cost, cross-encoder R: every setting built once, timed in alternating rounds
+    if "cet" in parts:
+        cet_step_cost(args, base, examples, texts, missing, retrievers, device)
+    if "bi" in parts:
+        bi_throughput(args, base, examples, texts, missing, retrievers, device, bf16)
+    if "remedies" in parts:
+        remedy_step_cost(args, base, examples, texts, missing, retrievers, device)
+
+
+def remedy_step_cost(args, base, examples, texts, missing, retrievers, device) -> None:
+    """(3) Seconds per bi-encoder step of each false-negative remedy against plain InfoNCE, all
+    built once and timed in alternating rounds (the quickstart recipe: 1 hard negative)."""
+    if not args.teacher_scores:
+        raise SystemExit("--parts remedies needs --teacher-scores (ranker score output)")
+    bi = {**base, "model_type": "bi", "loss": "infonce", "n_negatives": 1, "batch_size": args.batch}
+    distill = {"scores": args.teacher_scores, "teacher_temperature": 0.05}
+    settings = {
+        "plain InfoNCE": {},
+        "+ margin_mse (teacher scores read from file)": {"distill": {**distill, "loss": "margin_mse"}},
+        "+ kl (teacher scores read from file)": {"distill": {**distill, "loss": "kl"}},
+        "+ guide masking (guide model = --model, per batch)": {"guide": {"model": args.model}},
+        "+ guide masking (guide scores read from file)": {"guide": {"scores": args.teacher_scores}},
+        "debiased InfoNCE (tau+ 0.1)": {"debias": {"tau_plus": 0.1}},
+    }
+    bb = BatchMaker(examples, texts, 1, args.batch, 42, missing)
+    trainers = {
+        label: make_trainer({**bi, **extra}, bb, retrievers, device) for label, extra in settings.items()
+    }
+    per_step = interleaved_step_times(trainers, device, args.steps, args.warmup, args.rounds)
+    plain = per_step["plain InfoNCE"]
+    for label, seconds in per_step.items():
+        print(f"bi-encoder, {label}: {seconds * 1000:.1f} ms/step  ratio = {seconds / plain:.2f}x")
+
+
+def cet_step_cost(args, base, examples, texts, missing, retrievers, device) -> None:
+    """(1) CET step cost, cross-encoder R: every setting built once, timed in alternating rounds."""
     cross = {
         **base,
         "model_type": "cross",
@@ -198,7 +239,9 @@ def main() -> None:
         print(f"cross-encoder, {label}: {seconds * 1000:.1f} ms/step  ratio = {seconds / single:.2f}x")
     del trainers
 
-    # (2) bi-encoder throughput vs sentence-transformers, ours timed before and after the peer
+
+def bi_throughput(args, base, examples, texts, missing, retrievers, device, bf16) -> None:
+    """(2) Bi-encoder throughput vs sentence-transformers, ours timed before and after the peer."""
     bi = {**base, "model_type": "bi", "loss": "infonce", "n_negatives": 1, "batch_size": args.batch}
     bb = BatchMaker(examples, texts, 1, args.batch, 42, missing)
     ours_trainer = {"ours": make_trainer(bi, bb, retrievers, device)}

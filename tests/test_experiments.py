@@ -394,6 +394,7 @@ SHIPPED = [
     ("pooling", "gpu"),
     ("pooling_search", "small"),
     ("pooling_search", "cpu"),
+    ("distill", "small"),
 ]
 
 

@@ -35,6 +35,7 @@ COMMANDS = [
     "rerank",
     "fuse",
     "mine",
+    "score",
     "pool",
     "audit",
     "cet-auc",

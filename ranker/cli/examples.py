@@ -36,8 +36,15 @@ EXAMPLES: dict[str, list[str]] = {
     "convert-gguf": [
         "ranker convert-gguf SmolLM2-135M-Instruct.Q4_1.gguf --out models/smollm2",
     ],
+    "score": [
+        "ranker score negatives.train.jsonl --dataset scifact --model MINILM --out teacher.jsonl",
+        "ranker score neg.jsonl --dataset scifact --model runs/cross/model --name ce --out ce.jsonl",
+    ],
     "train": [
         "ranker train experiments/configs/quickstart-bi.yaml --set lr=2e-5 --set output_dir=runs/bi",
+        "ranker train experiments/configs/quickstart-bi.yaml --set distill.loss=margin_mse "
+        "--set distill.scores=teacher.jsonl --set output_dir=runs/bi-mmse",
+        "ranker train CONFIG.yaml --set guide.model=MINILM --set guide.margin=0.05 --set debias.tau_plus=0.1",
         "ranker train --help-config",
     ],
     "train-summary": [

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -11,7 +11,12 @@ from torch import nn
 from ranker.encoders.cached import freeze_backbone
 from ranker.models.kind import model_kind
 from ranker.training.config import TrainConfig
+from ranker.training.data import Example
+from ranker.training.distill import Distillation
+from ranker.training.distributed import Context
+from ranker.training.guide import Guide
 from ranker.training.selection import FeatureEncoder, FeatureSelector
+from ranker.training.teacher import TeacherScores, load_teacher, read_teacher_scores
 from retrievers.errors import InputError
 
 
@@ -166,3 +171,41 @@ def cached_selection(config: TrainConfig) -> nn.Module:
     if model.query_encoder.adapter is None:
         model.add_adapter()
     return freeze_backbone(model, "all", config.selection_states)
+
+
+def build_distillation(
+    config: TrainConfig, examples: Sequence[Example]
+) -> tuple[Distillation | None, TeacherScores | None]:
+    """The config's distillation term and the teacher scores it reads, checked against the
+    negatives file (same file, the asked-for teacher, a score for every pair); (None, None)
+    without ``distill``."""
+    settings = config.distill
+    if settings is None:
+        return None, None
+    teacher = read_teacher_scores(settings.scores)
+    teacher.check(config.negatives, settings.teacher)
+    teacher.require((e.qid, d) for e in examples for d in (*e.positives, *e.negatives))
+    term = Distillation(
+        settings.loss,
+        settings.weight,
+        settings.alone,
+        settings.teacher_temperature,
+        settings.student_temperature,
+    )
+    return term, teacher
+
+
+def build_guide(config: TrainConfig, ctx: Context) -> Guide | None:
+    """The config's guide (a model scored per batch, or a scores file), or None."""
+    settings = config.guide
+    if settings is None:
+        return None
+    if ctx.distributed and config.model_type == "bi":
+        raise InputError("config key 'guide': guide masking of in-batch negatives runs on one process")
+    shared = config.model_type == "bi"
+    if settings.scores:
+        scores = read_teacher_scores(settings.scores)
+        scores.check(config.negatives)
+        return Guide(None, "", scores, ctx.device, shared)
+    model, side = load_teacher(settings.model)
+    return Guide(model, side, None, ctx.device, shared)

@@ -93,6 +93,53 @@ class BackboneSettings:
 
 
 @dataclass(frozen=True, config=_SCHEMA)
+class DistillSettings:
+    """Distillation from a teacher's scores (``ranker score``): MarginMSE or listwise KL, alone
+    or added to the ranking loss with a weight (see docs/training.md)."""
+
+    loss: Literal["margin_mse", "kl"] = _f("margin_mse", "'margin_mse' (MarginMSE) or 'kl' (listwise KL)")
+    scores: str = _f("", "teacher scores of the negatives file, written by `ranker score` (required)")
+    teacher: str = _f("", "refuse scores not made by this teacher (its name or path; '' : any)")
+    weight: NonNegFloat = _f(1.0, "multiplier of the distillation term")
+    alone: bool = _f(False, "train on the distillation term only (no ranking loss)")
+    teacher_temperature: PositiveFloat = _f(
+        1.0,
+        "teacher scores are divided by it (both losses; the teacher's softmax temperature for "
+        "kl; 0.05 puts a cosine teacher on a bi-encoder's scale 20)",
+    )
+    student_temperature: PositiveFloat = _f(1.0, "kl: the student's softmax temperature (loss x T^2)")
+
+
+@dataclass(frozen=True, config=_SCHEMA)
+class GuideSettings:
+    """GISTEmbed guide masking (Solatorio 2024): negatives that a guide scores at least as high
+    as the positive (less a margin) leave the softmax."""
+
+    model: str = _f("", "guide model (a bi-encoder or cross-encoder ranker loads), scored per batch")
+    scores: str = _f("", "or: guide scores from `ranker score` (masks only the pairs it scored)")
+    margin: NonNegFloat = _f(0.0, "mask a negative when guide(neg) >= guide(pos) - margin (absolute)")
+    strategy: Literal["absolute", "relative"] = _f(
+        "absolute", "'absolute': guide(pos) - margin; 'relative': guide(pos) * (1 - margin)"
+    )
+
+
+@dataclass(frozen=True, config=_SCHEMA)
+class DebiasSettings:
+    """Debiased contrastive loss (Chuang et al., NeurIPS 2020) for ``loss: infonce``."""
+
+    tau_plus: Probability = _f(0.1, "class prior tau+: the share of negatives that are positives")
+
+
+NESTED = {
+    "lora": LoraSettings,
+    "backbone": BackboneSettings,
+    "distill": DistillSettings,
+    "guide": GuideSettings,
+    "debias": DebiasSettings,
+}
+
+
+@dataclass(frozen=True, config=_SCHEMA)
 class TrainConfig:
     """Everything ``ranker train`` needs; see ``docs/training.md``."""
 
@@ -151,6 +198,17 @@ class TrainConfig:
         "listwise",
         "'pairwise' (softmax CE per (pos, neg) pair, the CET paper's), "
         "'listwise' (CE over 1 positive + n negatives) or 'infonce' (bi: + in-batch)",
+    )
+    distill: DistillSettings | None = _f(
+        None,
+        "distillation from teacher scores: a mapping of loss (margin_mse|kl), scores, teacher, "
+        "weight, alone, teacher_temperature, student_temperature; null: none",
+    )
+    guide: GuideSettings | None = _f(
+        None, "GISTEmbed guide masking: a mapping of model or scores, margin, strategy; null: none"
+    )
+    debias: DebiasSettings | None = _f(
+        None, "debiased InfoNCE (Chuang et al. 2020): a mapping of tau_plus; null: plain InfoNCE"
     )
     n_negatives: Count = _f(3, "hard negatives per query in a step")
     negative_depth: NonNegInt = _f(0, "sample negatives among the first N of each list (0: all)")
@@ -235,6 +293,19 @@ class TrainConfig:
             raise ValueError("config keys 'backbone.freeze' = 'all' and 'lora' exclude each other")
         if self.patience and not (self.eval_split and self.eval_every):
             raise ValueError("config key 'patience' needs eval_split and eval_every")
+        if self.debias is not None and (self.loss != "infonce" or self.interaction):
+            raise ValueError(
+                "config key 'debias' is set: expected loss 'infonce' on a bi-encoder without an "
+                "interaction head (the estimator's clamp needs the cosine scale)"
+            )
+        if self.distill is not None and not self.distill.scores:
+            raise ValueError(
+                f"config key 'distill' asks for {self.distill.loss!r}, but the negatives file "
+                f"{self.negatives!r} has no teacher scores: run `ranker score {self.negatives or 'NEG'} "
+                "--model TEACHER --out SCORES` and set distill.scores"
+            )
+        if self.guide is not None and bool(self.guide.model) == bool(self.guide.scores):
+            raise ValueError("config key 'guide': expected exactly one of guide.model and guide.scores")
         if self.interaction and self.model_type != "bi":
             raise ValueError(
                 f"config key 'interaction' = {self.interaction!r}: expected '' for a "
@@ -272,7 +343,7 @@ def build_config(
     """A validated :class:`TrainConfig` from a mapping.
 
     Args:
-        values: Keys and values (nested mappings for ``lora``).
+        values: Keys and values (nested mappings for ``lora``, ``distill``, ``guide``, ``debias``).
         source: The file they come from (or ``--set``), named in errors.
         lines: The line of each top-level key in ``source``, if known.
 
@@ -284,8 +355,7 @@ def build_config(
     except ValidationError as err:
         key, message = _describe(err.errors()[0])
         if message.startswith("unknown config key"):
-            nested = {"lora": LoraSettings, "backbone": BackboneSettings}
-            schema = nested.get(key.split(".")[0], TrainConfig) if "." in key else TrainConfig
+            schema = NESTED.get(key.split(".")[0], TrainConfig) if "." in key else TrainConfig
             known = ", ".join(f.name for f in dataclasses.fields(schema))
             message += f"; known keys: {known}"
         top = key.split(".")[0]
@@ -374,8 +444,7 @@ def describe_keys() -> str:
         factory: Any = f.default_factory
         default = factory() if f.default is dataclasses.MISSING else f.default
         lines.append(f"  {f.name} (default {default!r}): {f.metadata['help']}")
-    for f in dataclasses.fields(LoraSettings):
-        lines.append(f"  lora.{f.name} (default {f.default!r}): {f.metadata['help']}")
-    for f in dataclasses.fields(BackboneSettings):
-        lines.append(f"  backbone.{f.name} (default {f.default!r}): {f.metadata['help']}")
+    for prefix, schema in NESTED.items():
+        for f in dataclasses.fields(schema):
+            lines.append(f"  {prefix}.{f.name} (default {f.default!r}): {f.metadata['help']}")
     return "\n".join(lines)

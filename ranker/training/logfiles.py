@@ -14,7 +14,9 @@ from retrievers.io.atomic import atomic_write
 logger = logging.getLogger(__name__)
 
 # What one optimizer step reports: means over its micro-batches (and ranks), summed into a
-# logging window. ``w_*`` summarize the CET weights of R's loss (:class:`WeightStats`).
+# logging window. ``w_*`` summarize the CET weights of R's loss (:class:`WeightStats`);
+# ``distill_loss`` is the distillation term (before its weight), ``guide_masked`` the share of
+# negatives a guide masked out of the softmax.
 STEP_STATS = (
     "loss",
     "loss_unweighted",
@@ -24,6 +26,8 @@ STEP_STATS = (
     "w_min",
     "w_max",
     "w_clipped",
+    "distill_loss",
+    "guide_masked",
 )
 # metrics.csv columns, in order
 COLUMNS = ["step", "lr", *STEP_STATS, "samples_per_s", "elapsed_s"]

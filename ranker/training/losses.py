@@ -18,6 +18,10 @@ How a weight enters (``w_ij`` for query ``i``'s hard negative ``j``, ``s`` the l
   MultipleNegativesRankingLoss); in-batch columns keep weight 1.
 
 Weights of 1 leave a loss unchanged; a weight above 1 makes that negative count more.
+
+:class:`DebiasedInfoNCE` is InfoNCE with the negative term corrected for false negatives by a
+class prior ``tau+`` (Chuang et al., "Debiased Contrastive Learning", NeurIPS 2020). Columns
+whose logit is ``-inf`` (masked out by a guide model) are no negatives of that row.
 """
 
 from __future__ import annotations
@@ -115,6 +119,51 @@ class InfoNCE(RankingLoss):
             offset = torch.zeros_like(logits).scatter(1, scores.hard, torch.log(weights.to(logits.dtype)))
             logits = logits + offset
         return F.cross_entropy(logits, scores.target)
+
+
+class DebiasedInfoNCE(RankingLoss):
+    """InfoNCE with Chuang et al.'s debiased negative term (NeurIPS 2020, eq. 7 and the
+    authors' code, github.com/chingyaoc/DCL).
+
+    With ``s`` the logits (``scale * cos``, so the paper's temperature is ``t = 1 / scale``),
+    ``N`` a row's negatives (every column but the positive that is not masked to ``-inf``)::
+
+        Ng   = max((sum_n w_n exp(s_n) - N * tau_plus * exp(s_p)) / (1 - tau_plus),
+                   N * exp(-1 / t))                      # the clamp: exp of cos = -1
+        loss = mean_rows -log(exp(s_p) / (exp(s_p) + Ng))
+
+    ``tau_plus = 0`` is plain InfoNCE whenever the clamp does not bind. Computed in float64
+    with each row shifted by its largest logit, so ``exp`` cannot overflow and the subtraction
+    in the estimate loses no precision.
+
+    Args:
+        tau_plus: class prior: the chance that a negative is in fact a positive (0 <= tau+ < 1).
+        scale: the logit scale ``1 / t`` (the bound of the clamp is ``exp(-scale)``).
+    """
+
+    name = "infonce"
+
+    def __init__(self, tau_plus: float, scale: float):
+        if not 0 <= tau_plus < 1:
+            raise ValueError(f"tau_plus={tau_plus}: expected 0 <= tau_plus < 1")
+        self.tau_plus, self.scale = tau_plus, scale
+
+    def compute(self, scores: Scores, weights: torch.Tensor | None) -> torch.Tensor:
+        logits = scores.logits.double()
+        is_positive = torch.zeros_like(logits, dtype=torch.bool).scatter(1, scores.target[:, None], True)
+        is_negative = ~is_positive & torch.isfinite(logits)
+        shift = logits.detach().max(dim=1, keepdim=True).values
+        exp = torch.exp(logits - shift)
+        if weights is not None:
+            exp = exp.scatter(1, scores.hard, exp.gather(1, scores.hard) * weights.to(exp.dtype))
+        pos = exp.gather(1, scores.target[:, None]).squeeze(1)
+        count = is_negative.sum(dim=1).to(exp.dtype)
+        neg_sum = torch.where(is_negative, exp, torch.zeros_like(exp)).sum(dim=1)
+        estimate = (neg_sum - count * self.tau_plus * pos) / (1 - self.tau_plus)
+        floor = count * torch.exp(-self.scale - shift.squeeze(1))
+        negative_term = torch.maximum(estimate, floor)
+        log_pos = logits.gather(1, scores.target[:, None]).squeeze(1) - shift.squeeze(1)
+        return (torch.log(pos + negative_term) - log_pos).mean().float()
 
 
 LOSSES: dict[str, type[RankingLoss]] = {c.name: c for c in (PairwiseCE, ListwiseCE, InfoNCE)}

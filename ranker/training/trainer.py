@@ -26,10 +26,12 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm.auto import tqdm
 
 from ranker.training import checkpoint as ckpt
+from ranker.training.build import build_distillation, build_guide
 from ranker.training.cet import WeightStats, cet_weights
 from ranker.training.config import TrainConfig
 from ranker.training.data import Batch, BatchMaker
 from ranker.training.distributed import Context
+from ranker.training.guide import guide_mask, masked
 from ranker.training.logfiles import (
     TensorBoardLog,
     append_csv,
@@ -38,7 +40,7 @@ from ranker.training.logfiles import (
     truncate_jsonl,
     zero_stats,
 )
-from ranker.training.losses import RankingLoss, make_loss
+from ranker.training.losses import DebiasedInfoNCE, RankingLoss, Scores, make_loss
 from ranker.training.optim import linear_schedule, make_optimizer
 from ranker.training.scorers import BiEncoderModule, BiScorer, CrossScorer, FeatureScorer, PairScorer
 from ranker.training.selection import FeatureSelector
@@ -122,7 +124,13 @@ class Trainer:
         self.relevance: Any = relevance.to(ctx.device).train()
         self.r_module: nn.Module = BiEncoderModule(relevance) if config.model_type == "bi" else relevance
         self.r_module = self._wrap(self.r_module)
-        self.loss = make_loss(config.loss)
+        self.loss: RankingLoss = (
+            make_loss(config.loss)
+            if config.debias is None
+            else DebiasedInfoNCE(config.debias.tau_plus, config.scale)
+        )
+        self.distill, self.teacher = build_distillation(config, batches.examples)
+        self.guide = build_guide(config, ctx)
         self.r_scorer: BiScorer | CrossScorer
         if config.model_type == "bi":
             self.r_scorer = BiScorer(self.r_module, ctx.device, config.scale)
@@ -182,10 +190,8 @@ class Trainer:
         if cet is None:
             with self.autocast:
                 r_scores = self.r_scorer(batch)
-            loss = self.loss(r_scores, None)
+            loss = self._relevance_loss(batch, r_scores, None, stats)
             (loss / accum).backward()
-            stats["loss"] += loss.item() / accum
-            stats["loss_unweighted"] += loss.item() / accum
             return
 
         def weights(scores: torch.Tensor) -> torch.Tensor:
@@ -205,10 +211,8 @@ class Trainer:
         if self.weight_pass == "shared":
             r_neg, s_neg = r_scores.negatives(), s_scores.negatives()
         w_r, w_s = weights(s_neg), weights(r_neg)
-        loss = self.loss(r_scores, w_r)
+        loss = self._relevance_loss(batch, r_scores, w_r, stats)
         (loss / accum).backward()
-        stats["loss"] += loss.item() / accum
-        stats["loss_unweighted"] += self.loss(r_scores, None).item() / accum
         s_loss = cet.loss(s_scores, w_s)
         (s_loss / accum).backward()
         stats["selection_loss"] += s_loss.item() / accum
@@ -216,6 +220,31 @@ class Trainer:
             stats[f"w_{key}"] += value / accum
         if cfg.dump_weights:
             self._dump(batch, w_r, w_s, step)
+
+    def _relevance_loss(
+        self, batch: Batch, scores: Scores, weights: torch.Tensor | None, stats: dict[str, float]
+    ) -> torch.Tensor:
+        """R's loss on a micro-batch: the ranking loss (guide-masked, CET-weighted) plus the
+        distillation term; adds its parts to ``stats``."""
+        accum = self.config.grad_accum
+        ranked = scores
+        if self.guide is not None and self.config.guide is not None:
+            settings = self.config.guide
+            guide = self.guide.scores(batch).to(scores.logits.device)
+            mask = guide_mask(guide, scores.target, settings.margin, settings.strategy)
+            ranked = masked(scores, mask)
+            negatives = mask.numel() - mask.shape[0]  # every column but each row's positive
+            stats["guide_masked"] += float(mask.sum()) / max(negatives, 1) / accum
+        loss = self.loss(ranked, weights)
+        plain = loss if weights is None else self.loss(ranked, None)
+        stats["loss_unweighted"] += plain.item() / accum
+        if self.distill is not None and self.teacher is not None:
+            teacher = self.teacher.group(batch.qids, batch.pos_ids, batch.neg_ids)
+            term = self.distill(scores, teacher)
+            stats["distill_loss"] += term.item() / accum
+            loss = self.distill.combine(loss, term)
+        stats["loss"] += loss.item() / accum
+        return loss
 
     def _dump(self, batch: Batch, w_r: torch.Tensor, w_s: torch.Tensor, step: int) -> None:
         wr, wsel = w_r.cpu().tolist(), w_s.cpu().tolist()
