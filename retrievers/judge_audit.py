@@ -75,7 +75,8 @@ def wilson_interval(successes: int, trials: int, confidence: float = 0.95) -> tu
     if trials == 0:
         return 0.0, 1.0
     low, high = proportion_confint(successes, trials, alpha=1 - confidence, method="wilson")
-    return float(low), float(high)
+    rate = successes / trials  # rounding can put an end a hair past the rate at 0 or 1
+    return min(float(low), rate), max(float(high), rate)
 
 
 def estimate_hidden_positives(
