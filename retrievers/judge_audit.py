@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from statsmodels.stats.proportion import proportion_confint
+from tqdm.auto import tqdm
 
 from retrievers.audit import DEFAULT_EDGES, bucket_labels
 from retrievers.errors import InputError
@@ -90,6 +91,7 @@ def estimate_hidden_positives(
     qrels: QrelsDict | None = None,
     min_relevance: int = 1,
     confidence: float = 0.95,
+    progress: bool = True,
 ) -> list[EstimateRow]:
     """Estimate the hidden-positive rate of each (retriever, rank bucket) cell.
 
@@ -122,7 +124,7 @@ def estimate_hidden_positives(
         rng = query_rng(seed, f"{key[0]}\t{key[1]}")
         picks = np.sort(rng.choice(len(items), size=min(per_bucket, len(items)), replace=False))
         samples[key] = [items[i] for i in picks]
-    flagged = _judge_samples(samples, judge, doc_text, margin)
+    flagged = _judge_samples(samples, judge, doc_text, margin, progress)
 
     def relevant(pairs: list[tuple[MinedQuery, Negative]]) -> int | None:
         if qrels is None:
@@ -154,6 +156,7 @@ def _judge_samples(
     judge: Judge,
     doc_text: Callable[[str], str],
     margin: float,
+    progress: bool,
 ) -> dict[tuple[tuple[str, str], int], bool]:
     """Judge every sampled negative, one call per query (its positives and its sampled
     negatives together); ``{(cell, index in the cell's sample): hidden positive?}``."""
@@ -164,7 +167,7 @@ def _judge_samples(
             by_query.setdefault(rec.qid, []).append((key, i, neg))
             recs[rec.qid] = rec
     out: dict[tuple[tuple[str, str], int], bool] = {}
-    for qid, items in by_query.items():
+    for qid, items in tqdm(by_query.items(), desc="judging", unit="q", disable=not progress):
         rec = recs[qid]
         texts = [doc_text(p) for p in rec.positives] + [doc_text(neg.docid) for _, _, neg in items]
         scores = judge_scores(judge, rec.query, texts)

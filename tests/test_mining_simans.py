@@ -116,26 +116,16 @@ def test_deterministic_for_a_seed_and_different_across_seeds(tmp_path):
 def test_unknown_positive_score_falls_back_to_uniform_and_is_counted(tmp_path):
     # positives outside the retrieved depth: their BM25-like score is unknown
     far = {q: [DOCS[(int(q[1:]) * 3 + 29) % 30]] for q in QUERIES}
-    out = tmp_path / "neg.jsonl"
-    stats = mine(
-        QUERIES,
-        far,
-        {"bm25": FakeSearcher()},
-        out,
-        MiningConfig(depth=20, num_negatives=4, sampling="simans", seed=1),
-        progress=False,
-    )
+
+    def run(name: str, sampling: str):
+        out = tmp_path / name
+        config = MiningConfig(depth=20, num_negatives=4, sampling=sampling, seed=1)
+        return out, mine(QUERIES, far, {"bm25": FakeSearcher()}, out, config, progress=False)
+
+    out, stats = run("neg.jsonl", "simans")
     assert stats["simans_uniform_fallback"] == len(QUERIES)
     assert json.loads((tmp_path / "neg.stats.json").read_text())["simans_uniform_fallback"] == len(QUERIES)
-    uniform = tmp_path / "uniform.jsonl"
-    mine(
-        QUERIES,
-        far,
-        {"bm25": FakeSearcher()},
-        uniform,
-        MiningConfig(depth=20, num_negatives=4, sampling="random", seed=1),
-        progress=False,
-    )
+    uniform, _ = run("uniform.jsonl", "random")
     assert [r.negatives for r in read_negatives(out)] == [r.negatives for r in read_negatives(uniform)]
 
 
