@@ -40,6 +40,7 @@ class EstimateRow:
         low, high: Wilson interval of ``flagged / sampled`` at the chosen confidence.
         true_relevant: With qrels, negatives of the whole cell judged relevant.
         sample_relevant: With qrels, sampled negatives judged relevant.
+        flagged_relevant: With qrels, flagged negatives judged relevant (the judge's hits).
     """
 
     retriever: str
@@ -51,6 +52,7 @@ class EstimateRow:
     high: float
     true_relevant: int | None = None
     sample_relevant: int | None = None
+    flagged_relevant: int | None = None
 
     @property
     def estimate(self) -> float:
@@ -126,7 +128,7 @@ def estimate_hidden_positives(
         samples[key] = [items[i] for i in picks]
     flagged = _judge_samples(samples, judge, doc_text, margin, progress)
 
-    def relevant(pairs: list[tuple[MinedQuery, Negative]]) -> int | None:
+    def relevant(pairs: Iterable[tuple[MinedQuery, Negative]]) -> int | None:
         if qrels is None:
             return None
         return sum(qrels[rec.qid].get(neg.docid, 0) >= min_relevance for rec, neg in pairs)
@@ -146,6 +148,7 @@ def estimate_hidden_positives(
                 high,
                 relevant(cells[key]),
                 relevant(samples[key]),
+                relevant(p for i, p in enumerate(samples[key]) if flagged[(key, i)]),
             )
         )
     return rows
@@ -186,7 +189,7 @@ def format_estimates(rows: Sequence[EstimateRow], confidence: float = 0.95) -> s
         f"{'estimate':>8} {ci:>17}"
     )
     if with_truth:
-        header += f" {'true rate':>9} {'in CI':>5}"
+        header += f" {'true rate':>9} {'in CI':>5} {'flagged & relevant':>18}"
     lines = [header, "-" * len(header)]
     for r in rows:
         line = (
@@ -194,6 +197,6 @@ def format_estimates(rows: Sequence[EstimateRow], confidence: float = 0.95) -> s
             f"{r.estimate:>8.2%} {f'{r.low:.2%}-{r.high:.2%}':>17}"
         )
         if with_truth and r.true_rate is not None:
-            line += f" {r.true_rate:>9.2%} {'yes' if r.covered else 'no':>5}"
+            line += f" {r.true_rate:>9.2%} {'yes' if r.covered else 'no':>5} {r.flagged_relevant:>18}"
         lines.append(line)
     return "\n".join(lines)

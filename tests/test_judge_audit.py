@@ -96,6 +96,7 @@ def test_real_rate_from_qrels_and_coverage():
     rows = estimate_hidden_positives(recs, judge(), lambda d: d, per_bucket=1000, edges=(1, 11), qrels=qrels)
     top, rest = rows
     assert (top.negatives, top.true_relevant, top.sample_relevant) == (50, 15, 15)
+    assert (top.flagged, top.flagged_relevant, rest.flagged, rest.flagged_relevant) == (25, 15, 5, 0)
     assert top.true_rate == pytest.approx(0.3) and top.estimate == pytest.approx(0.5)
     assert top.covered is False  # the judge over-flags: 25 of 50 against 15 true
     assert rest.true_rate == 0.0 and rest.covered is False  # flags rank 12: 5 of 150
