@@ -125,6 +125,7 @@ def test_unknown_positive_score_falls_back_to_uniform_and_is_counted(tmp_path):
     out, stats = run("neg.jsonl", "simans")
     assert stats["simans_uniform_fallback"] == len(QUERIES)
     assert json.loads((tmp_path / "neg.stats.json").read_text())["simans_uniform_fallback"] == len(QUERIES)
+    assert all(rec.extra["simans_fallback"] == "random" for rec in read_negatives(out))
     uniform, _ = run("uniform.jsonl", "random")
     assert [r.negatives for r in read_negatives(out)] == [r.negatives for r in read_negatives(uniform)]
 

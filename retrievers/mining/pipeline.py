@@ -256,7 +256,6 @@ def mine(
         "source": dict(source or {}),
     }
     done = _resume(partial, state_path, state, config.chunk_size)
-    uniform_fallback = 0
     remaining = {qid: text for qid, text in todo.items() if qid not in done}
     with (
         partial.open("a", encoding="utf-8") as handle,
@@ -285,8 +284,8 @@ def mine(
             strategy = config.sampling
             if strategy == "simans" and len(kept) > config.num_negatives:
                 log_weights = _simans(config, searchers, todo[qid], pos, hits, kept)
-                if log_weights is None:
-                    strategy, uniform_fallback = "random", uniform_fallback + 1
+                if log_weights is None:  # no positive score: uniform, marked on the line
+                    strategy = "random"
             rng = query_rng(config.seed, qid)
             chosen = sample(kept, config.num_negatives, strategy, rng, log_weights)
             negatives = [
@@ -304,6 +303,8 @@ def mine(
             extra = {"filter_counts": counts, **found.of_query(pos)}
             if promoted:
                 extra["promoted"] = promoted
+            if strategy != config.sampling:
+                extra["simans_fallback"] = "random"
             handle.write(MinedQuery(qid, todo[qid], pos, negatives, extra).to_json() + "\n")
             bar.update(1)
             if i % config.chunk_size == 0:
@@ -317,13 +318,15 @@ def mine(
     if judge is not None:
         stats["judge"] = judge.name
     if config.sampling == "simans":
-        stats["simans_uniform_fallback"] = uniform_fallback
-        if uniform_fallback:
+        stats["simans_uniform_fallback"] = stats.pop("fallback")
+        if stats["simans_uniform_fallback"]:
             logger.warning(
                 "%d queries had no known positive score in a candidate's retriever; their "
                 "negatives were sampled uniformly instead of by SimANS",
-                uniform_fallback,
+                stats["simans_uniform_fallback"],
             )
+    else:
+        stats.pop("fallback")
     with atomic_write(stats_path) as handle:
         json.dump(stats, handle, indent=2)
         handle.write("\n")
@@ -375,7 +378,7 @@ def same_source(out: str | Path, config: MiningConfig, source: Mapping[str, Any]
 def _finish(partial: Path, out: Path, without_positives: int) -> dict[str, Any]:
     """Copy finished records (queries with >= 1 negative) to ``out``; total the counts."""
     dropped: Counter[str] = Counter()
-    written = empty = negatives = candidates = promoted = 0
+    written = empty = negatives = candidates = promoted = fallback = 0
     by_retriever: Counter[str] = Counter()
     with atomic_write(out) as handle:
         for rec in iter_negatives(partial):
@@ -388,6 +391,7 @@ def _finish(partial: Path, out: Path, without_positives: int) -> dict[str, Any]:
             written += 1
             negatives += len(rec.negatives)
             promoted += len(rec.extra.get("promoted", {}))
+            fallback += "simans_fallback" in rec.extra
             by_retriever.update(n.retriever for n in rec.negatives)
             handle.write(rec.to_json() + "\n")
     if empty:
@@ -403,4 +407,5 @@ def _finish(partial: Path, out: Path, without_positives: int) -> dict[str, Any]:
         "negatives": negatives,
         "negatives_by_retriever": dict(by_retriever),
         "promoted": promoted,
+        "fallback": fallback,
     }
