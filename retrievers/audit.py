@@ -19,7 +19,16 @@ from retrievers.io.adhoc import read_qrels_file
 from retrievers.io.trec import QrelsDict
 from retrievers.mining.negatives import MinedQuery
 
-__all__ = ["AuditRow", "audit", "bucket_labels", "format_table", "plot_audit", "read_qrels_file"]
+__all__ = [
+    "AuditRow",
+    "PromotedRow",
+    "audit",
+    "audit_promoted",
+    "bucket_labels",
+    "format_table",
+    "plot_audit",
+    "read_qrels_file",
+]
 
 DEFAULT_EDGES = (1, 11, 31, 101, 1001)
 
@@ -88,6 +97,52 @@ def audit(
         for (r, b), (n, fn) in sorted(counts.items(), key=lambda kv: (kv[0][0], order[kv[0][1]]))
     ]
     return rows, {"queries_audited": audited, "queries_not_in_qrels": unjudged}
+
+
+@dataclass(frozen=True)
+class PromotedRow:
+    """What full judgments say of the documents one judge promoted to positives.
+
+    Attributes:
+        judge: The judge's name, as recorded in the negatives file.
+        promoted: Promoted documents of queries in the qrels.
+        relevant: Of those, judged relevant (true positives: the promotion was right).
+        non_relevant: Judged, below ``min_relevance``.
+        unjudged: Absent from the query's qrels.
+    """
+
+    judge: str
+    promoted: int
+    relevant: int
+    non_relevant: int
+    unjudged: int
+
+    @property
+    def precision(self) -> float:
+        """Fraction of the promoted documents judged relevant (0 when none)."""
+        return self.relevant / self.promoted if self.promoted else 0.0
+
+
+def audit_promoted(
+    records: Iterable[MinedQuery], qrels: QrelsDict, min_relevance: int = 1
+) -> list[PromotedRow]:
+    """Per judge, how many of its promoted documents the qrels judge relevant (queries absent
+    from ``qrels`` are left out); empty when the file has no promoted document."""
+    counts: dict[str, list[int]] = {}
+    for rec in records:
+        if rec.qid not in qrels:
+            continue
+        judged = qrels[rec.qid]
+        for docid, info in rec.promoted.items():
+            cell = counts.setdefault(str(info["judge"]), [0, 0, 0, 0])
+            cell[0] += 1
+            if docid not in judged:
+                cell[3] += 1
+            elif judged[docid] >= min_relevance:
+                cell[1] += 1
+            else:
+                cell[2] += 1
+    return [PromotedRow(judge, *cell) for judge, cell in sorted(counts.items())]
 
 
 def format_table(rows: Sequence[AuditRow]) -> str:

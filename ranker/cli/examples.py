@@ -62,12 +62,16 @@ EXAMPLES: dict[str, list[str]] = {
         "ranker mine scifact --split train --index runs/scifact-bm25 --out neg.jsonl",
         "ranker mine scifact --index runs/bm25 --index runs/dense --max-relative 0.95 --sampling random "
         "--export sentence-transformers --out neg.jsonl",
+        "ranker mine scifact --index runs/dense --sampling simans --simans-a 0.5 --simans-b 0 "
+        "--out neg.jsonl",
+        "ranker mine scifact --index runs/bm25 --promote-above 0.5 --judge CROSS_ENCODER --out neg.jsonl",
     ],
     "pool": [
         "ranker pool scifact --split test --pool-run runs/bm25.trec --depth 10 --out data/scifact-pooled",
     ],
     "audit": [
         "ranker audit neg.jsonl --qrels data/scifact/qrels/train.tsv --plot audit.png",
+        "ranker audit neg.jsonl --judge MODEL --sample 50 --seed 42 [--qrels FULL_QRELS]",
     ],
     "cet-auc": [
         "ranker cet-auc runs/cet/weights.jsonl --qrels data/scifact-pooled/qrels/train-hidden.tsv",

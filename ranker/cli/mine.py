@@ -50,9 +50,22 @@ def register(subparsers) -> None:
     p.add_argument("--num-negatives", type=int, default=8, help="negatives per query (8)")
     p.add_argument(
         "--sampling",
-        choices=["top", "random"],
+        choices=["top", "random", "simans"],
         default="top",
-        help="keep the top-ranked or a random sample of the candidates (top)",
+        help="keep the top-ranked, a uniform random sample, or a SimANS sample of the "
+        "candidates (top). simans (Zhou et al., EMNLP 2022): without replacement, "
+        "probability proportional to exp(-a (s(q,d-) - s(q,d+) - b)^2), s the mining "
+        "retriever's scores, s(q,d+) the mean over the query's positives",
+    )
+    p.add_argument(
+        "--simans-a", type=float, default=None, metavar="A", help="SimANS a (sharpness; default 1.0)"
+    )
+    p.add_argument(
+        "--simans-b",
+        type=float,
+        default=None,
+        metavar="B",
+        help="SimANS b (peak of the sampling probability, relative to the positive's score; default 0.0)",
     )
     p.add_argument("--seed", type=SEED, default=42, help="seed of the random sampler (42)")
     p.add_argument(
@@ -78,6 +91,22 @@ def register(subparsers) -> None:
         "--ce-threshold", type=float, default=None, help="drop candidates the cross-encoder scores above this"
     )
     p.add_argument(
+        "--promote-above",
+        type=float,
+        default=None,
+        metavar="MARGIN",
+        help="relabelling (RLHN, Thakur et al. 2025): candidates the --judge scores above the "
+        "query's best positive by more than MARGIN become extra positives, marked 'promoted' "
+        "with the judge's name and score (judged after the rank window, before other filters)",
+    )
+    p.add_argument(
+        "--judge",
+        default=None,
+        metavar="MODEL",
+        help="the model that judges candidates for --promote-above: any cross-encoder or "
+        "bi-encoder ranker loads",
+    )
+    p.add_argument(
         "--min-relevance", type=int, default=1, help="lowest qrels grade that counts as a positive (1)"
     )
     p.add_argument("--chunk-size", type=int, default=256, help="queries retrieved at a time")
@@ -97,29 +126,16 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def _cross_encoder(model: str):
-    from ranker.models import CrossEncoder
-    from ranker.models.kind import require_kind
-
-    kind = require_kind(
-        model,
-        ("crossencoder", "sequence-classification", "sentence-transformers", "transformers", "gguf", "hub"),
-        "a cross-encoder or a transformers model to score pairs with",
-    )
-    try:
-        if kind == "crossencoder":
-            return CrossEncoder.load(model)
-        return CrossEncoder.from_pretrained(model)
-    except (OSError, ValueError) as err:
-        raise InputError(f"could not load cross-encoder {model!r}: {err}") from None
-
-
 def run(args: argparse.Namespace) -> int:
     """Mine, write the negatives (and exports), and print the statistics."""
     from ranker.cli.retrieval import open_searchers
     from retrievers.io.dataset import load_dataset
     from retrievers.mining import MiningConfig
 
+    if (args.promote_above is None) != (args.judge is None):
+        raise InputError("--promote-above and --judge go together")
+    if args.sampling != "simans" and (args.simans_a is not None or args.simans_b is not None):
+        raise InputError("--simans-a and --simans-b need --sampling simans")
     config = MiningConfig(
         depth=args.depth,
         min_rank=args.min_rank,
@@ -132,6 +148,9 @@ def run(args: argparse.Namespace) -> int:
         ce_threshold=args.ce_threshold,
         min_relevance=args.min_relevance,
         chunk_size=args.chunk_size,
+        promote_margin=args.promote_above,
+        simans_a=1.0 if args.simans_a is None else args.simans_a,
+        simans_b=0.0 if args.simans_b is None else args.simans_b,
     )
     if (args.cross_encoder is None) != (args.ce_threshold is None):
         raise InputError("--cross-encoder and --ce-threshold go together")
@@ -143,6 +162,7 @@ def run(args: argparse.Namespace) -> int:
         "indexes": [str(Path(i).resolve()) for i in args.index],
         "evidence_indexes": [str(Path(i).resolve()) for i in args.evidence_index],
         "cross_encoder": args.cross_encoder,
+        "judge": args.judge,
     }
     if out.exists():
         return _finish_exports(args, config, dataset, out, source)
@@ -191,7 +211,7 @@ def _mine(args, config, dataset, queries, qrels, searchers, out, source, evidenc
     from retrievers.mining import export_negatives, mine, positives_from_qrels
     from retrievers.mining.negatives import iter_negatives
 
-    need_texts = bool(args.export) or args.cross_encoder is not None
+    need_texts = bool(args.export) or args.cross_encoder is not None or args.judge is not None
     docs = {doc.id: doc for doc in dataset.docs()} if need_texts else None
     if all(hasattr(s, "__contains__") for s in searchers.values()):
         first = next(iter(searchers.values()))
@@ -204,11 +224,18 @@ def _mine(args, config, dataset, queries, qrels, searchers, out, source, evidenc
     )
     scorer = None
     if args.cross_encoder is not None:
-        model = _cross_encoder(args.cross_encoder)
+        from ranker.models.judge import load_cross_encoder
+
+        model = load_cross_encoder(args.cross_encoder)
 
         def scorer(qs, ds):
             return model.score(qs, ds, batch_size=args.batch_size)
 
+    judge = None
+    if args.judge is not None:
+        from ranker.models.judge import load_judge
+
+        judge = load_judge(args.judge, batch_size=args.batch_size)
     stats = mine(
         queries,
         positives,
@@ -219,6 +246,7 @@ def _mine(args, config, dataset, queries, qrels, searchers, out, source, evidenc
         doc_text=(lambda d: docs[d].contents) if docs is not None else None,
         source=source,
         evidence=evidence,
+        judge=judge,
     )
     for fmt in args.export:
         target = _export_path(out, fmt)

@@ -86,8 +86,9 @@ def load_training_examples(path: str | Path) -> tuple[list[Example], FeatureEnco
     raw: list[tuple[MinedQuery, list[dict]]] = []
     retrievers: set[str] = set()
     sources: set[str] = set()
-    skipped = 0
+    skipped = promoted = 0
     for record in iter_negatives(path):  # validates each line (file and line named)
+        promoted += len(record.promoted)  # already among the positives: trained on as such
         negatives = [n.to_dict() for n in record.negatives]
         retrievers.update(n["retriever"] for n in negatives)
         lists = record.extra.get("evidence_lists")
@@ -101,6 +102,8 @@ def load_training_examples(path: str | Path) -> tuple[list[Example], FeatureEnco
         raise InputError("no query has both a positive and a negative", path)
     encoder = FeatureEncoder(sorted(retrievers), sorted(sources))
     examples = [_example(record, negatives, encoder, path) for record, negatives in raw]
+    if promoted:
+        logger.info("%s: %d positives promoted by a judge are trained on as positives", path, promoted)
     if not sources:
         logger.info("%s has no retriever evidence for positives (mined by an older version)", path)
     logger.info(

@@ -9,9 +9,11 @@ from retrievers.mining.negatives import (
     read_negatives,
 )
 from retrievers.mining.pipeline import MiningConfig, mine, positives_from_qrels
+from retrievers.mining.promote import Judge
 
 __all__ = [
     "EXPORT_FORMATS",
+    "Judge",
     "MinedQuery",
     "MiningConfig",
     "Negative",

@@ -66,20 +66,29 @@ def iter_candidates(
 
 
 def positive_score(
-    searcher: Searcher, query: str, positives: Sequence[str], hits: Sequence[tuple[str, float]]
+    searcher: Searcher,
+    query: str,
+    positives: Sequence[str],
+    hits: Sequence[tuple[str, float]],
+    reduce: str = "min",
 ) -> float | None:
-    """The score of the hardest (lowest-scoring) positive for one retriever.
+    """The score of the query's positives for one retriever: the hardest (lowest-scoring)
+    positive's (``reduce="min"``) or the mean over the positives (``reduce="mean"``).
 
     Uses the searcher's exact ``score_pairs`` when it has one (dense indexes); otherwise the
-    positives' scores among the retrieved ``hits``; ``None`` if no positive score is known.
+    positives' scores among the retrieved ``hits``; ``None`` if no positive score is known
+    (or, from ``hits``, a positive was not retrieved: its score is below every hit, unknown).
     """
+    if reduce not in ("min", "mean"):
+        raise ValueError(f"reduce must be min or mean, got {reduce!r}")
+    pool = np.min if reduce == "min" else np.mean
     score_pairs = getattr(searcher, "score_pairs", None)
     if score_pairs is not None:
         known = (
             [p for p in positives if p in searcher] if hasattr(searcher, "__contains__") else list(positives)
         )
         if known:
-            return float(np.min(score_pairs([query] * len(known), known)))
+            return float(pool(score_pairs([query] * len(known), known)))
         return None
     found = dict(hits)
     scores = [found[p] for p in positives if p in found]
@@ -87,4 +96,4 @@ def positive_score(
         return None
     if len(scores) < len(positives):  # an unretrieved positive scores below every hit
         return None
-    return float(min(scores))
+    return float(pool(scores))

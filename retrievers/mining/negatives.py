@@ -6,7 +6,12 @@ One line per query::
      "negatives": [{"docid": str, "rank": int, "score": float, "retriever": str}, ...]}
 
 Negatives may carry more keys (``ce_score`` when a cross-encoder rescored them); lines may
-carry ``filter_counts`` (what each filter dropped for that query). Exports write the layouts
+carry ``filter_counts`` (what each filter dropped for that query) and ``promoted``: the
+positives a judge promoted from the candidates (``ranker mine --promote-above``; RLHN
+relabelling), each also listed in ``positives``, so readers that ignore the key train on
+them as positives::
+
+    "promoted": {docid: {"judge": str, "judge_score": float, ...}} Exports write the layouts
 other trainers read: sentence-transformers triplets, FlagEmbedding and Tevatron.
 """
 
@@ -60,6 +65,15 @@ class MinedQuery:
     path: str | None = field(default=None, compare=False, repr=False)  # where it was read
     line: int | None = field(default=None, compare=False, repr=False)
 
+    def negative_ids(self) -> list[str]:
+        """The negatives' document ids, in file order."""
+        return [n.docid for n in self.negatives]
+
+    @property
+    def promoted(self) -> dict[str, dict[str, Any]]:
+        """The positives a judge promoted: docid -> ``{"judge", "judge_score", ...}``."""
+        return dict(self.extra.get("promoted") or {})
+
     def to_json(self) -> str:
         """The JSON line (no newline) for this query."""
         return json.dumps(
@@ -92,6 +106,23 @@ def _negative(obj: Any, path: Path, line: int) -> Negative:
         raise InputError(f"negative score must be a finite number, got {score!r}", path, line)
     extra = {k: v for k, v in obj.items() if k not in ("docid", "rank", "score", "retriever")}
     return Negative(docid, rank, float(score), retriever, extra)
+
+
+def _check_promoted(promoted: Any, positives: list[str], path: Path, line: int) -> None:
+    """A line's ``promoted`` object: docid -> {"judge": str, "judge_score": number, ...}, each
+    docid one of the line's positives."""
+    if not isinstance(promoted, dict):
+        raise InputError("promoted must be an object mapping document ids to judge records", path, line)
+    for docid, info in promoted.items():
+        if docid not in positives:
+            raise InputError(f"promoted document {docid!r} is not listed in positives", path, line)
+        if not isinstance(info, dict) or not isinstance(info.get("judge"), str):
+            raise InputError(f"promoted document {docid!r} needs a judge name (string)", path, line)
+        score = info.get("judge_score")
+        if isinstance(score, bool) or not isinstance(score, int | float) or not math.isfinite(score):
+            raise InputError(
+                f"promoted document {docid!r} needs a finite judge_score, got {score!r}", path, line
+            )
 
 
 def iter_negatives(path: str | Path) -> Iterator[MinedQuery]:
@@ -133,6 +164,8 @@ def iter_negatives(path: str | Path) -> Iterator[MinedQuery]:
                 path,
                 line,
             )
+        if "promoted" in obj:
+            _check_promoted(obj["promoted"], positives, path, line)
         extra = {k: v for k, v in obj.items() if k not in ("qid", "query", "positives", "negatives")}
         yield MinedQuery(qid, query, positives, parsed, extra, str(path), line)
 

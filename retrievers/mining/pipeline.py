@@ -1,4 +1,5 @@
-"""Hard-negative mining: candidates -> filters -> seeded sampler -> atomic, resumable writer.
+"""Hard-negative mining: candidates -> filters (-> promotion) -> seeded sampler -> atomic,
+resumable writer.
 
 :func:`mine` streams queries in chunks through the stages and appends finished queries to a
 hidden partial file beside the output. Interrupted, it leaves that file; rerun with the same
@@ -19,6 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from tqdm.auto import tqdm
 
 from retrievers.errors import InputError
@@ -37,7 +39,8 @@ from retrievers.mining.filters import (
     apply_filters,
 )
 from retrievers.mining.negatives import MinedQuery, Negative, iter_negatives
-from retrievers.mining.sampler import STRATEGIES, query_rng, sample
+from retrievers.mining.promote import Judge, Promote
+from retrievers.mining.sampler import STRATEGIES, query_rng, sample, simans_log_weights
 from retrievers.progress import bars_disabled
 
 logger = logging.getLogger(__name__)
@@ -52,7 +55,7 @@ class MiningConfig:
         min_rank: Best rank a negative may have (1-based; e.g. 10 skips the top 9).
         max_rank: Worst rank a negative may have (default: ``depth``).
         num_negatives: Negatives kept per query.
-        sampling: ``top`` or ``random`` among the filtered candidates.
+        sampling: ``top``, ``random`` or ``simans`` among the filtered candidates.
         seed: Seed of the random sampler.
         max_relative: TopK-PercPos: drop candidates scoring above this fraction of the
             positive's score (e.g. 0.95).
@@ -60,6 +63,12 @@ class MiningConfig:
         ce_threshold: With a cross-encoder scorer, drop candidates it scores above this.
         min_relevance: Lowest qrels grade that counts as a positive.
         chunk_size: Queries retrieved at a time.
+        promote_margin: With a judge, promote candidates it scores above the best
+            positive's judge score plus this to positives (RLHN relabelling).
+        simans_a: SimANS ``a`` (sharpness of ``exp(-a (s- - s+ - b)^2)``), with
+            ``sampling="simans"``; ``s+`` is the mean score of the query's positives in the
+            retriever that scored the candidate.
+        simans_b: SimANS ``b`` (where the sampling probability peaks, relative to ``s+``).
     """
 
     depth: int = 100
@@ -73,6 +82,9 @@ class MiningConfig:
     ce_threshold: float | None = None
     min_relevance: int = 1
     chunk_size: int = 256
+    promote_margin: float | None = None
+    simans_a: float = 1.0
+    simans_b: float = 0.0
 
     def __post_init__(self) -> None:
         max_rank = self.depth if self.max_rank is None else self.max_rank
@@ -84,9 +96,11 @@ class MiningConfig:
                 f"1 <= min_rank <= max_rank <= depth ({self.depth})"
             )
         if self.sampling not in STRATEGIES:
-            raise InputError(f"unknown sampling {self.sampling!r}; expected top or random")
+            raise InputError(f"unknown sampling {self.sampling!r}; expected {', '.join(STRATEGIES)}")
         if not 0 <= self.seed < 2**32:
             raise InputError(f"seed must be from 0 to {2**32 - 1}, got {self.seed}")
+        if self.simans_a <= 0:
+            raise InputError(f"simans_a must be positive, got {self.simans_a}")
         if self.max_relative is not None and self.max_relative <= 0:
             raise InputError(f"max_relative must be positive, got {self.max_relative}")
 
@@ -180,6 +194,7 @@ def mine(
     progress: bool = True,
     source: Mapping[str, Any] | None = None,
     evidence: Mapping[str, Searcher] | None = None,
+    judge: Judge | None = None,
 ) -> dict[str, Any]:
     """Mine hard negatives for every query with positives and write them to ``out``.
 
@@ -198,6 +213,9 @@ def mine(
         evidence: More retrievers whose ranks and scores are recorded for every negative
             and positive (see :mod:`retrievers.mining.evidence`) without contributing
             candidates, e.g. the run that built a judging pool.
+        judge: With ``config.promote_margin``, the named scorer whose verdict promotes
+            candidates (after the known-positive and rank-window filters, before the others)
+            to positives (see :mod:`retrievers.mining.promote`); needs ``doc_text``.
 
     Returns:
         The statistics also saved in the ``.stats.json`` sidecar.
@@ -215,10 +233,20 @@ def mine(
         raise InputError("cross-encoder rescoring needs both a scorer and ce_threshold")
     if scorer is not None and doc_text is None:
         raise InputError("cross-encoder rescoring needs document texts (doc_text)")
+    if (judge is None) != (config.promote_margin is None):
+        raise InputError("promotion needs both a judge and promote_margin")
+    if judge is not None and doc_text is None:
+        raise InputError("promotion needs document texts (doc_text)")
     todo = {qid: text for qid, text in queries.items() if positives.get(qid)}
     if not todo:
         raise InputError("no query has a positive judgment; nothing to mine")
-    filters: list[Filter] = [ExcludePositives(), RankWindow(*config.window)]
+    base: list[Filter] = [ExcludePositives(), RankWindow(*config.window)]
+    promote = (
+        Promote(judge, doc_text, config.promote_margin)
+        if judge is not None and doc_text is not None and config.promote_margin is not None  # checked above
+        else None
+    )
+    filters: list[Filter] = []
     if config.max_relative is not None:
         filters.append(PercentOfPositive(config.max_relative))
     if config.margin is not None:
@@ -234,6 +262,7 @@ def mine(
         "evidence": list(evidence),
         "queries": len(todo),
         "scorer": scorer is not None,
+        "judge": judge.name if judge is not None else None,
         "source": dict(source or {}),
     }
     done = _resume(partial, state_path, state, config.chunk_size)
@@ -256,8 +285,21 @@ def mine(
             }
             ctx = QueryContext(qid, todo[qid], frozenset(pos), scores)
             cands = merge_hits(hits)
-            kept, dropped = apply_filters(filters, ctx, cands)
-            chosen = sample(kept, config.num_negatives, config.sampling, query_rng(config.seed, qid))
+            kept, dropped = apply_filters(base, ctx, cands)
+            promoted: dict[str, dict[str, Any]] = {}
+            if promote is not None:
+                kept, promoted = promote(ctx, kept)
+                dropped[promote.name] = len(promoted)
+            kept, more = apply_filters(filters, ctx, kept)
+            dropped.update(more)
+            log_weights = None
+            strategy = config.sampling
+            if strategy == "simans" and len(kept) > config.num_negatives:
+                log_weights = _simans(config, searchers, todo[qid], pos, hits, kept)
+                if log_weights is None:  # no positive score: uniform, marked on the line
+                    strategy = "random"
+            rng = query_rng(config.seed, qid)
+            chosen = sample(kept, config.num_negatives, strategy, rng, log_weights)
             negatives = [
                 Negative(
                     c.docid,
@@ -269,7 +311,12 @@ def mine(
                 for c in chosen
             ]
             counts = {"candidates": len(cands), **dropped, "sampled_out": len(kept) - len(chosen)}
+            pos = pos + list(promoted)
             extra = {"filter_counts": counts, **found.of_query(pos)}
+            if promoted:
+                extra["promoted"] = promoted
+            if strategy != config.sampling:
+                extra["simans_fallback"] = "random"
             handle.write(MinedQuery(qid, todo[qid], pos, negatives, extra).to_json() + "\n")
             bar.update(1)
             if i % config.chunk_size == 0:
@@ -280,6 +327,18 @@ def mine(
     stats["retrievers"] = list(searchers)
     stats["evidence"] = list(evidence)
     stats["source"] = dict(source or {})
+    if judge is not None:
+        stats["judge"] = judge.name
+    if config.sampling == "simans":
+        stats["simans_uniform_fallback"] = stats.pop("fallback")
+        if stats["simans_uniform_fallback"]:
+            logger.warning(
+                "%d queries had no known positive score in a candidate's retriever; their "
+                "negatives were sampled uniformly instead of by SimANS",
+                stats["simans_uniform_fallback"],
+            )
+    else:
+        stats.pop("fallback")
     with atomic_write(stats_path) as handle:
         json.dump(stats, handle, indent=2)
         handle.write("\n")
@@ -293,6 +352,28 @@ def mine(
         stats["dropped"],
     )
     return stats
+
+
+def _simans(
+    config: MiningConfig,
+    searchers: Mapping[str, Searcher],
+    query: str,
+    positives: Sequence[str],
+    hits: Mapping[str, Sequence[tuple[str, float]]],
+    kept: Sequence[Any],
+) -> np.ndarray | None:
+    """SimANS log-weights of ``kept`` (one per candidate), the positive score being the mean
+    over the query's positives in the candidate's retriever; ``None`` if one is unknown."""
+    wanted = {c.retriever for c in kept}
+    pos = {name: positive_score(searchers[name], query, positives, hits[name], "mean") for name in wanted}
+    if any(score is None for score in pos.values()):
+        return None
+    return simans_log_weights(
+        np.array([c.score for c in kept]),
+        np.array([pos[c.retriever] for c in kept]),
+        config.simans_a,
+        config.simans_b,
+    )
 
 
 def same_source(out: str | Path, config: MiningConfig, source: Mapping[str, Any]) -> bool:
@@ -309,7 +390,7 @@ def same_source(out: str | Path, config: MiningConfig, source: Mapping[str, Any]
 def _finish(partial: Path, out: Path, without_positives: int) -> dict[str, Any]:
     """Copy finished records (queries with >= 1 negative) to ``out``; total the counts."""
     dropped: Counter[str] = Counter()
-    written = empty = negatives = candidates = 0
+    written = empty = negatives = candidates = promoted = fallback = 0
     by_retriever: Counter[str] = Counter()
     with atomic_write(out) as handle:
         for rec in iter_negatives(partial):
@@ -321,6 +402,8 @@ def _finish(partial: Path, out: Path, without_positives: int) -> dict[str, Any]:
                 continue
             written += 1
             negatives += len(rec.negatives)
+            promoted += len(rec.extra.get("promoted", {}))
+            fallback += "simans_fallback" in rec.extra
             by_retriever.update(n.retriever for n in rec.negatives)
             handle.write(rec.to_json() + "\n")
     if empty:
@@ -335,4 +418,6 @@ def _finish(partial: Path, out: Path, without_positives: int) -> dict[str, Any]:
         "dropped": dict(dropped),
         "negatives": negatives,
         "negatives_by_retriever": dict(by_retriever),
+        "promoted": promoted,
+        "fallback": fallback,
     }
