@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 from retrievers.errors import InputError
@@ -36,7 +37,18 @@ def register(subparsers) -> None:
         help="rank bucket edges (default: 1,11,31,101,1001)",
     )
     p.add_argument("--min-relevance", type=int, default=1, help="lowest grade counted as relevant (1)")
+    p.add_argument(
+        "--pool",
+        metavar="FILE",
+        help="the judging pool (pool.SPLIT.tsv from `ranker pool`): also report f, the share of "
+        "the mined true negatives that were judged, and the selection-AUC ceiling 0.5 + f/2",
+    )
     p.set_defaults(func=run)
+
+
+def _json_safe(rows: list[dict]) -> list[dict]:
+    """NaN (no true negative) written as null."""
+    return [{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in r.items()} for r in rows]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,6 +75,22 @@ def run(args: argparse.Namespace) -> int:
         for r in file_rows
     ]
     print(format_table(rows))
+    coverage = []
+    if args.pool:
+        from retrievers.audit import pool_coverage
+        from retrievers.judging_pool import read_pool
+
+        pool = read_pool(args.pool)
+        for path in args.negatives:
+            row = {
+                "negatives_file": str(path),
+                **pool_coverage(iter_negatives(path), qrels, pool, args.min_relevance),
+            }
+            coverage.append(row)
+            print(
+                f"{path}: f = {row['f']:.3f} of {row['true_negatives']} mined true negatives judged; "
+                f"selection-AUC ceiling {row['auc_ceiling']:.3f}"
+            )
     for path, (_, info) in zip(args.negatives, results, strict=True):
         print(
             f"{path}: queries audited: {info['queries_audited']}; not in qrels: "
@@ -76,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
                 {
                     "files": {str(p): info for p, (_, info) in zip(args.negatives, results, strict=True)},
                     "rows": [{**vars(r), "rate": r.rate} for r in rows],
+                    **({"pool_coverage": _json_safe(coverage)} if coverage else {}),
                 },
                 out,
                 indent=2,

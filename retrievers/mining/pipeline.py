@@ -27,6 +27,7 @@ from retrievers.mining.candidates import Searcher, iter_candidates, merge_hits, 
 from retrievers.mining.evidence import Evidence
 from retrievers.mining.filters import (
     CrossEncoderDenoise,
+    ExcludeKnownRelevant,
     ExcludePositives,
     Filter,
     MarginToPositive,
@@ -170,6 +171,7 @@ def mine(
     progress: bool = True,
     source: Mapping[str, Any] | None = None,
     evidence: Mapping[str, Searcher] | None = None,
+    exclude: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, Any]:
     """Mine hard negatives for every query with positives and write them to ``out``.
 
@@ -188,6 +190,9 @@ def mine(
         evidence: More retrievers whose ranks and scores are recorded for every negative
             and positive (see :mod:`retrievers.mining.evidence`) without contributing
             candidates, e.g. the run that built a judging pool.
+        exclude: Query id -> documents never to take as negatives (counted as
+            ``hidden_positive``), e.g. the relevant documents a judging pool missed: the
+            clean-negatives oracle (see :class:`~retrievers.mining.filters.ExcludeKnownRelevant`).
 
     Returns:
         The statistics also saved in the ``.stats.json`` sidecar.
@@ -208,7 +213,10 @@ def mine(
     todo = {qid: text for qid, text in queries.items() if positives.get(qid)}
     if not todo:
         raise InputError("no query has a positive judgment; nothing to mine")
-    filters: list[Filter] = [ExcludePositives(), RankWindow(*config.window)]
+    filters: list[Filter] = [ExcludePositives()]
+    if exclude is not None:
+        filters.append(ExcludeKnownRelevant({q: frozenset(d) for q, d in exclude.items()}))
+    filters.append(RankWindow(*config.window))
     if config.max_relative is not None:
         filters.append(PercentOfPositive(config.max_relative))
     if config.margin is not None:
@@ -225,6 +233,7 @@ def mine(
         "queries": len(todo),
         "scorer": scorer is not None,
         "source": dict(source or {}),
+        **({"excluded": sum(map(len, exclude.values()))} if exclude is not None else {}),
     }
     done = _resume(partial, state_path, state, config.chunk_size)
     remaining = {qid: text for qid, text in todo.items() if qid not in done}
