@@ -4,13 +4,21 @@ Mining treats every unjudged document as non-relevant; with shallow (pooled) jud
 some mined "negatives" are in fact relevant (Qu et al., 2021, RocketQA; Zhou et al., 2022,
 "Simans: Simple ambiguous negatives sampling for dense text retrieval"). Given the negatives
 mined from pooled labels and the full qrels, this counts them by rank bucket and retriever.
+
+Given the judging pool too (the ``pool.<split>.tsv`` ``ranker pool`` writes),
+:func:`pool_coverage` measures what a CET selection model can learn there: f, the share of the
+mined *true* negatives that were judged (inside the pool). Hidden positives are outside the
+pool by construction, so even a selection model that knows the pool exactly ranks a hidden
+positive below a true negative only when that negative was judged: its weight AUC (hidden
+positives vs true negatives) is at most ``0.5 + f / 2``.
 """
 
 from __future__ import annotations
 
 import bisect
 import itertools
-from collections.abc import Iterable, Sequence
+import math
+from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +35,7 @@ __all__ = [
     "bucket_labels",
     "format_table",
     "plot_audit",
+    "pool_coverage",
     "read_qrels_file",
 ]
 
@@ -143,6 +152,52 @@ def audit_promoted(
             else:
                 cell[2] += 1
     return [PromotedRow(judge, *cell) for judge, cell in sorted(counts.items())]
+
+
+def pool_coverage(
+    records: Iterable[MinedQuery],
+    qrels: QrelsDict,
+    pool: Mapping[str, Set[str]],
+    min_relevance: int = 1,
+) -> dict[str, float | int]:
+    """f and the selection-AUC ceiling of one negatives file under a judging pool.
+
+    Only queries in both ``qrels`` (the full judgments) and ``pool`` count. A negative is a
+    hidden positive if ``qrels`` judge it relevant, else a true negative, which was judged if
+    it is in the query's pool.
+
+    Returns:
+        ``queries``, ``negatives``, ``hidden_positives``, ``true_negatives``,
+        ``judged_true_negatives``, ``f`` (judged / true negatives; NaN without true negatives)
+        and ``auc_ceiling`` (``0.5 + f / 2``).
+
+    Raises:
+        InputError: no query of the negatives file is in both the qrels and the pool.
+    """
+    queries = negatives = hidden = true_negatives = judged = 0
+    for rec in records:
+        if rec.qid not in qrels or rec.qid not in pool:
+            continue
+        queries += 1
+        for neg in rec.negatives:
+            negatives += 1
+            if qrels[rec.qid].get(neg.docid, 0) >= min_relevance:
+                hidden += 1
+                continue
+            true_negatives += 1
+            judged += neg.docid in pool[rec.qid]
+    if not queries:
+        raise InputError("no query of the negatives file is in both the qrels and the pool")
+    f = judged / true_negatives if true_negatives else math.nan
+    return {
+        "queries": queries,
+        "negatives": negatives,
+        "hidden_positives": hidden,
+        "true_negatives": true_negatives,
+        "judged_true_negatives": judged,
+        "f": f,
+        "auc_ceiling": 0.5 + f / 2,
+    }
 
 
 def format_table(rows: Sequence[AuditRow]) -> str:

@@ -5,7 +5,9 @@ TREC-style collections are judged by pooling the top ``depth`` documents of a fe
 for large collections"). Starting from a collection with deep judgments (Cranfield,
 Medline), this writes a copy whose qrels keep only the judgments inside such a pool and a
 ``<split>-hidden`` qrels file with the rest, so that training on the shallow labels and
-evaluating on the full ones measures what pooling bias costs.
+evaluating on the full ones measures what pooling bias costs. The pool itself (the judged
+documents of each pooled query) is written too, as ``pool.<split>.tsv`` (``qid<TAB>docid``):
+with it, :mod:`retrievers.audit` can tell which mined negatives were judged.
 """
 
 from __future__ import annotations
@@ -35,6 +37,44 @@ def judging_pool(runs: Sequence[RunDict], depth: int) -> dict[str, set[str]]:
     for run in runs:
         for qid, docs in run.items():
             pool.setdefault(qid, set()).update(d for d, _ in ranked(docs)[:depth])
+    return pool
+
+
+def pool_file_name(split: str) -> str:
+    """The name of the pool file :func:`simulate_pool` writes for a pooled ``split``."""
+    return f"pool.{split}.tsv"
+
+
+def write_pool(path: Path, pool: Mapping[str, set[str]], qids: Sequence[str]) -> None:
+    """``qid<TAB>docid`` lines of the pool of ``qids`` (documents sorted)."""
+    with path.open("w", encoding="utf-8") as out:
+        for qid in qids:
+            out.writelines(f"{qid}\t{docid}\n" for docid in sorted(pool.get(qid, ())))
+
+
+def read_pool(path: str | Path) -> dict[str, set[str]]:
+    """A pool file (``qid<TAB>docid`` a line, see :func:`write_pool`): the judged documents
+    of each query.
+
+    Raises:
+        InputError: a line without exactly two tab-separated fields (file and line named),
+            or an empty file.
+    """
+    path = Path(path)
+    pool: dict[str, set[str]] = {}
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError(f"cannot read the pool file: {err}", path) from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        if len(fields) != 2 or not all(f.strip() for f in fields):
+            raise InputError("expected 'qid<TAB>docid' (a pool file written by `ranker pool`)", path, number)
+        pool.setdefault(fields[0].strip(), set()).add(fields[1].strip())
+    if not pool:
+        raise InputError("the pool file lists no document", path)
     return pool
 
 
@@ -165,6 +205,7 @@ def simulate_pool(
         "split": split,
         "depth": depth,
         "runs": [str(p) for p in run_paths],
+        "pool_file": pool_file_name(split if train_fraction is None else "train"),
         "splits": {},
     }
     with atomic_directory(out) as tmp:
@@ -173,6 +214,7 @@ def simulate_pool(
             pooled, hidden = split_qrels(qrels, pool)
             writer.split(split, pooled, queries)
             writer.split(f"{split}-hidden", hidden, queries)
+            write_pool(tmp / pool_file_name(split), pool, list(qrels))
             summary["splits"][split] = _stats(pooled, hidden)
             for other in others:
                 writer.split(other, dataset.qrels(other), dataset.queries(other))
@@ -187,6 +229,7 @@ def simulate_pool(
             pooled, hidden = split_qrels({q: qrels[q] for q in train}, pool)
             writer.split("train", pooled, queries)
             writer.split("train-hidden", hidden, queries)
+            write_pool(tmp / pool_file_name("train"), pool, train)
             writer.split(held_out, {q: qrels[q] for q in test}, queries)
             for other in others:
                 writer.split(other, dataset.qrels(other), dataset.queries(other))

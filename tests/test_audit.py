@@ -65,3 +65,26 @@ def test_bad_input(tmp_path):
     (tmp_path / "bad").write_text("q1 b\n")
     with pytest.raises(InputError, match=":1"):
         read_qrels_file(tmp_path / "bad")
+
+
+def test_pool_coverage_on_a_hand_made_pool():
+    """f = judged true negatives / true negatives, the ceiling 0.5 + f/2 (issue 26)."""
+    from retrievers.audit import pool_coverage
+
+    # q1: a and d are true negatives, a judged (in the pool); b, c hidden positives.
+    # q2: e a hidden positive; q9 has no full judgments (left out)
+    pool = {"q1": {"p", "a"}, "q2": {"p"}, "q9": {"a"}}
+    got = pool_coverage(RECORDS, QRELS, pool)
+    assert got == {
+        "queries": 2,
+        "negatives": 5,
+        "hidden_positives": 3,
+        "true_negatives": 2,
+        "judged_true_negatives": 1,
+        "f": 0.5,
+        "auc_ceiling": 0.75,
+    }
+    assert pool_coverage(RECORDS, QRELS, {"q1": {"p", "a", "d"}})["f"] == 1.0
+    assert pool_coverage(RECORDS, QRELS, pool, min_relevance=2)["true_negatives"] == 4  # c, e: grade 1
+    with pytest.raises(InputError, match="both the qrels and the pool"):
+        pool_coverage(RECORDS, QRELS, {"zz": {"a"}})

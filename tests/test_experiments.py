@@ -528,8 +528,9 @@ def test_portable_replaces_machine_paths():
 
 @pytest.mark.integration
 def test_the_pooling_bias_study_runs_on_a_collection_given_on_the_command_line(tmp_path, monkeypatch):
-    """``--set data=... --set name=...`` points every step of the cpu profile at another
-    BEIR folder (here Medline) with the same conditions and seeds."""
+    """``--set data=... --set name=...`` points every step of the cpu profile's first
+    collection at another BEIR folder (here Medline's, under another name) with the same
+    pools, conditions, remedies and seeds."""
     repo = Path(__file__).resolve().parents[1]
     shared = repo.parent / "shared" / "data"
     monkeypatch.setenv("RANKER_DATA", str(shared))
@@ -541,7 +542,16 @@ def test_the_pooling_bias_study_runs_on_a_collection_given_on_the_command_line(t
     argv = [" ".join(p.argv) for p in custom]
     assert not any("cranfield" in a for a in argv)
     assert any(a.startswith(f"index {medline} ") for a in argv)
-    assert any("med/d5/bi/d-cet-features/s3" in a for a in argv)
+    for pool in ("bm25-d5", "union-d5", "union-d10"):
+        for run in ("a-bm25", "b-dense", "f-clean", "r-cet-text", "r-cet-features", "r-percpos", "r-denoise"):
+            assert any(f"med/{pool}/bi/{run}/s5" in a for a in argv), (pool, run)
+    # the issue's design: both collections, 5 seeds, the union pool includes the miner
+    names = {p.step.name for p in default}
+    assert {"train-b-dense-medline-union-d10-bi-s5", "train-e-oracle-cranfield-bi-s5"} <= names
+    assert any(
+        "--pool-run=cranfield/zeroshot.pool.trec" in a for a in map(" ".join, (p.argv for p in default))
+    )
+    assert any("--exclude-relevant" in a and "med/bm25-d5" in a for a in argv)
 
 
 def test_the_machine_is_named_from_the_first_processor(tmp_path):

@@ -104,3 +104,40 @@ def test_simulate_pool_msmarco_layout(tmp_path):
     assert pooled.qrels("test") == {"q1": {"a": 1}}
     assert pooled.qrels("test-hidden") == {"q1": {"c": 1}, "q2": {"b": 1}}
     assert pooled.queries("test-hidden") == {"q1": "one", "q2": "two"}
+
+
+def test_a_pool_of_several_systems_is_their_union_and_is_written(deep, tmp_path):
+    """MS MARCO-like pools: the top-k of BM25 and of the dense model together; the pool file
+    lists each pooled query's judged documents."""
+    from retrievers.judging_pool import read_pool
+
+    write_run(tmp_path / "bm25.trec", {"q1": {"a": 3.0, "b": 2.0}, "q2": {"a": 1.0, "b": 0.5}})
+    write_run(tmp_path / "dense.trec", {"q1": {"c": 3.0, "d": 2.0}, "q2": {"g": 1.0, "a": 0.5}})
+    runs = [tmp_path / "bm25.trec", tmp_path / "dense.trec"]
+    summary = simulate_pool(load_dataset(deep), "test", runs, 1, tmp_path / "both")
+    pooled = load_dataset(tmp_path / "both")
+    # depth 1: BM25 finds a (q1, q2), the dense run c (q1) and g (q2)
+    assert pooled.qrels("test") == {"q1": {"a": 1, "c": 2}, "q2": {"g": 1}}
+    assert read_pool(tmp_path / "both" / summary["pool_file"]) == {"q1": {"a", "c"}, "q2": {"a", "g"}}
+    bm25_only = simulate_pool(load_dataset(deep), "test", runs[:1], 1, tmp_path / "bm25")
+    assert read_pool(tmp_path / "bm25" / bm25_only["pool_file"]) == {"q1": {"a"}, "q2": {"a"}}
+    # with a query split, the pool of the training queries only
+    write_run(tmp_path / "all.trec", {q: {"a": 1.0, "b": 0.5} for q in ["q1", "q2", "q3", "q4"]})
+    runs.append(tmp_path / "all.trec")
+    split = simulate_pool(load_dataset(deep), "test", runs, 1, tmp_path / "s", train_fraction=0.5, seed=3)
+    train_pool = read_pool(tmp_path / "s" / split["pool_file"])
+    assert split["pool_file"] == "pool.train.tsv"
+    assert set(train_pool) == set(split_queries(["q1", "q2", "q3", "q4"], 0.5, 3)[0])
+    assert all("a" in docs for docs in train_pool.values())
+
+
+def test_a_bad_pool_file_names_its_line(tmp_path):
+    from retrievers.judging_pool import read_pool
+
+    path = tmp_path / "pool.tsv"
+    path.write_text("q1\ta\nq1 a\n")
+    with pytest.raises(InputError, match=r"pool.tsv:2: expected 'qid<TAB>docid'"):
+        read_pool(path)
+    path.write_text("\n")
+    with pytest.raises(InputError, match="lists no document"):
+        read_pool(path)

@@ -128,3 +128,24 @@ def test_run_set_changes_the_commands(cli, tmp_path, capsys):
     assert rc == 0 and "--k 5" in out
     rc, out, _ = cli("run", spec, "--work", tmp_path / "w", "--set", "k=7", "--list")
     assert rc == 0 and "--k 7" in out
+
+
+def test_a_reference_run_is_the_gaps_end_but_stays_out_of_the_tested_family(cli, tiny_beir, seeded):
+    """Issue 26: remedies tested against (b) with Holm over the remedies only, and their share
+    of the b -> f gap, f (the oracle) a --reference run."""
+    _, folder = seeded
+    base = ["compare", tiny_beir, "--baseline", f"weak={folder}/weak.s*.trec", f"mid={folder}/mid.s*.trec"]
+    opts = ["--metrics", "ndcg@10", "--resamples", "200", "--format", "json"]
+    rc, out, err = cli(*base, f"strong={folder}/strong.s*.trec", "--gap", "weak", "strong", *opts)
+    assert rc == 0, err
+    tested = json.loads(out)
+    rc, out, err = cli(
+        *base, "--reference", f"strong={folder}/strong.s*.trec", "--gap", "weak", "strong", *opts
+    )
+    assert rc == 0, err
+    referenced = json.loads(out)
+    assert referenced["gap"] == [g for g in tested["gap"] if g["run"] == "mid"]  # the same share and CI
+    names = json.dumps(referenced).count('"strong"')
+    assert names == 0  # not tested, not listed as a run
+    rc, _, err = cli(*base, "--reference", f"strong={folder}/strong.s*.trec")
+    assert rc == 2 and "only used by --gap" in err

@@ -177,3 +177,55 @@ def test_an_evidence_index_cannot_also_give_candidates(tmp_path):
 def test_encoder_names_match_its_size():
     assert len(FeatureEncoder(["bm25"]).names) == FeatureEncoder(["bm25"]).size
     assert len(FeatureEncoder(["x"], ["a", "b"]).names) == FeatureEncoder(["x"], ["a", "b"]).size
+
+
+def test_a_feature_s_sees_the_pools_systems_unless_told_otherwise(mined, tmp_path, caplog):
+    """Issue 26, fix (i): by default S's features are the evidence-only retrievers' (the
+    systems that built the pool), not the mining retriever's; it gets the miner's when asked."""
+    out, _ = mined
+    _, pool = load_training_examples(out, "pool")
+    assert pool.evidence == ["bm25"] and pool.size == len(EVIDENCE_FEATURES)
+    _, both = load_training_examples(out, ["dense", "bm25"])
+    assert both.evidence == ["bm25", "dense"]
+    examples, _ = load_training_examples(out, ["bm25"])
+    full, _ = load_training_examples(out, "all")
+    # the same BM25 columns as in the full layout (bm25 comes first there)
+    assert [f[:3] for f in full[0].features] == list(examples[0].features)
+    assert [f[:3] for f in full[0].positive_features] == list(examples[0].positive_features)
+    with pytest.raises(InputError, match=r"selection_evidence names \['splade'\]"):
+        load_training_examples(out, ["splade"])
+    # no evidence-only retriever: every retriever, and a warning saying what that risks
+    alone = tmp_path / "alone.jsonl"
+    mine(
+        {"q1": "x", "q2": "y"},
+        {"q1": ["d01"], "q2": ["d02"]},
+        {"dense": Ranked(7)},
+        alone,
+        MiningConfig(depth=10, num_negatives=3),
+        progress=False,
+    )
+    with caplog.at_level(logging.WARNING):
+        _, fallback = load_training_examples(alone, "pool")
+    assert fallback.evidence == ["dense"] and "learn relevance instead of selection" in caplog.text
+
+
+def test_the_training_pipeline_defaults_a_feature_s_to_the_pool_evidence(mined, tmp_path):
+    from ranker.training.config import build_config
+    from ranker.training.pipeline import make_batches
+
+    out, _ = mined
+    docs = {d: f"text {d}" for d in DOCS}
+
+    class Corpus:
+        def docs(self):
+            from retrievers.io.dataset import Document
+
+            return [Document(d, t) for d, t in docs.items()]
+
+    base = {"dataset": "x", "negatives": str(out), "output_dir": "o", "model": "m", "batch_size": 2}
+    _, encoder = make_batches(build_config({**base, "selection": "features"}), Corpus())
+    assert encoder.evidence == ["bm25"]
+    _, encoder = make_batches(
+        build_config({**base, "selection": "features", "selection_evidence": ["bm25", "dense"]}), Corpus()
+    )
+    assert encoder.evidence == ["bm25", "dense"]

@@ -56,3 +56,25 @@ def test_normalization_after_clipping_gives_mean_one():
 def test_clip_below_one_is_rejected():
     with pytest.raises(ValueError, match="max_weight"):
         cet_weights(torch.zeros(1, 1), max_weight=0.5)
+
+
+def test_query_normalization_gives_each_row_mean_one_and_keeps_its_order():
+    scores = torch.tensor([[0.0, 2.0, 4.0], [10.0, 10.0, 10.0]])
+    w = cet_weights(scores, temperature=1.0, normalize="query")
+    assert torch.allclose(w.mean(dim=1), torch.ones(2))
+    assert torch.equal(w[1], torch.ones(3))  # a constant row becomes exactly 1
+    assert (w[0].argsort() == torch.tensor([0, 1, 2])).all()
+    assert torch.equal(cet_weights(scores, normalize=True), cet_weights(scores, normalize="batch"))
+    with pytest.raises(ValueError, match="expected one of"):
+        cet_weights(scores, normalize="row")  # type: ignore[arg-type]
+
+
+def test_auto_normalization_follows_the_loss():
+    from ranker.training.config import build_config
+
+    base = {"dataset": "d", "negatives": "n", "output_dir": "o", "model": "m", "selection": "features"}
+    assert build_config({**base, "loss": "infonce", "model_type": "bi"}).weight_normalization() == "query"
+    assert build_config({**base, "loss": "listwise"}).weight_normalization() == "query"
+    assert build_config({**base, "loss": "pairwise"}).weight_normalization() == "none"
+    assert build_config({**base, "normalize_weights": True}).weight_normalization() == "batch"
+    assert build_config({**base, "normalize_weights": "none"}).weight_normalization() == "none"

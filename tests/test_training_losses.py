@@ -105,3 +105,30 @@ def test_listwise_ignores_in_batch_columns_infonce_does_not():
 def test_unknown_loss_name():
     with pytest.raises(ValueError, match="unknown loss"):
         make_loss("hinge")
+
+
+@pytest.mark.parametrize("name", ["listwise", "infonce"])
+def test_constant_weights_normalized_per_query_give_exactly_the_unweighted_loss(name):
+    """Issue 26, fix (ii): log w on the logits makes a constant weight count every hard negative
+    c times; rescaled to mean 1 over each query's negatives, the loss is the unweighted one."""
+    from ranker.training.cet import cet_weights
+
+    loss = make_loss(name)
+    scores = toy_scores()
+    constant = cet_weights(torch.full((2, 2), 3.7), temperature=1.0)  # every weight 1 + e^3.7
+    assert not torch.allclose(loss(scores, constant), loss(scores))  # the raw form is no no-op
+    normalized = cet_weights(torch.full((2, 2), 3.7), temperature=1.0, normalize="query")
+    assert torch.equal(loss(scores, normalized), loss(scores))
+    # a different constant per query: still exactly the unweighted loss
+    per_query = cet_weights(torch.tensor([[0.3, 0.3], [5.0, 5.0]]), temperature=1.0, normalize="query")
+    assert torch.equal(loss(scores, per_query), loss(scores))
+    # weights that differ within a query still move it
+    varied = cet_weights(torch.tensor([[0.0, 4.0], [1.0, 1.0]]), temperature=1.0, normalize="query")
+    assert not torch.allclose(loss(scores, varied), loss(scores))
+
+
+def test_pairwise_keeps_the_authors_multiplicative_form():
+    """In the paper's pairwise loss a constant weight only scales the loss (so ``auto``
+    leaves its weights unnormalized)."""
+    loss, scores = PairwiseCE(), toy_scores()
+    assert torch.allclose(loss(scores, torch.full((2, 2), 2.5)), 2.5 * loss(scores))

@@ -203,3 +203,47 @@ def test_negatives_only_scoring_matches_the_full_scores(toy, tmp_path, model_typ
         features_only = trainer.cet.scorer.negatives(batch)
     torch.testing.assert_close(only, full, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(features_only, features_full)
+
+
+def test_selection_warmup_trains_s_alone_then_r_reads_the_usual_batches(toy, tmp_path):
+    """Issue 26, fix (iii): S steps alone first (R untouched), then R runs its max_steps on
+    the micro-batches a run without warm-up reads."""
+    out = tmp_path / "out"
+    trainer = make_trainer(
+        toy, out, "cross", "features", max_steps=3, selection_warmup=2, save_every=0, dump_weights=False
+    )
+    assert trainer.cet is not None
+    read: list[int] = []
+    original = trainer.batches.batch
+
+    def spy(index, part=0, parts=1):
+        read.append(index)
+        return original(index, part, parts)
+
+    trainer.batches.batch = spy  # type: ignore[method-assign]
+    r_start = {k: v.clone() for k, v in trainer.relevance.state_dict().items()}
+    s_start = {k: v.clone() for k, v in trainer.cet.model.state_dict().items()}
+    for step in range(2):
+        trainer._step(step)
+    assert all(torch.equal(v, trainer.relevance.state_dict()[k]) for k, v in r_start.items())
+    assert not all(torch.equal(v, trainer.cet.model.state_dict()[k]) for k, v in s_start.items())
+    trainer._step(2)
+    assert not all(torch.equal(v, trainer.relevance.state_dict()[k]) for k, v in r_start.items())
+    assert read == [0, 1, 0]
+
+    result = make_trainer(
+        toy, tmp_path / "full", "cross", "features", max_steps=3, selection_warmup=2
+    ).train()
+    assert result.steps == 5 and len(_rows(tmp_path / "full")) == 5
+    rows = _rows(tmp_path / "full")
+    assert all(float(r["loss"]) == 0.0 < float(r["selection_loss"]) for r in rows[:2])
+    assert all(float(r["loss"]) > 0 for r in rows[2:])
+    dumped = [json.loads(line) for line in (tmp_path / "full" / "weights.jsonl").read_text().splitlines()]
+    assert {d["step"] for d in dumped} == {3, 4, 5}  # weights of R's steps only
+
+
+def test_selection_warmup_needs_cet(toy, tmp_path):
+    from retrievers.errors import InputError
+
+    with pytest.raises(InputError, match="selection_warmup"):
+        make_trainer(toy, tmp_path / "out", "cross", "none", selection_warmup=2)

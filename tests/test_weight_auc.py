@@ -80,3 +80,62 @@ def test_several_runs_are_pooled_as_separate_samples_and_plotted(tmp_path, capsy
     # hidden: weights 1.0 and 4.0; true negatives: 3.0 and 2.0 -> 2 of 4 pairs lower
     assert result["auc_selection"] == 0.5
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _perfect_selection_case():
+    """Two queries; S knows the pool exactly: judged negatives weigh 5, unjudged 1."""
+    pool = {"q1": {"p1", "j1", "j2"}, "q2": {"p2", "j3"}}
+    qrels = {"q1": {"p1": 1, "h1": 1}, "q2": {"p2": 1, "h2": 2}}
+    weights = {}
+    for qid, docs in {"q1": ["j1", "j2", "u1", "h1"], "q2": ["j3", "u2", "u3", "h2"]}.items():
+        for docid in docs:
+            weights[(qid, docid)] = {"weight": 5.0 if docid in pool[qid] else 1.0, "weight_s": 1.0}
+    return weights, qrels, pool
+
+
+def test_selection_diagnostics_a_perfect_s_reaches_the_ceiling_and_no_more():
+    """Issue 26: a perfect S tells judged from unjudged (AUC 1, per query too), yet its
+    hidden-positive AUC is only 0.5 + f/2, f the share of true negatives judged."""
+    from ranker.training.weight_auc import selection_diagnostics
+
+    weights, qrels, pool = _perfect_selection_case()
+    got = selection_diagnostics(weights, qrels, pool)
+    assert got["judged_negatives"] == 3 and got["unjudged_negatives"] == 5
+    assert got["auc_judged"] == 1.0 and got["auc_judged_per_query"] == 1.0 and got["queries_with_both"] == 2
+    assert got["f"] == 0.5 and got["auc_ceiling"] == 0.75  # 3 of 6 true negatives judged
+    assert weight_auc(weights, qrels)["auc_selection"] == got["auc_ceiling"]
+    # an S that got the pool backwards
+    flipped = {k: {**v, "weight": 6.0 - v["weight"]} for k, v in weights.items()}
+    assert selection_diagnostics(flipped, qrels, pool)["auc_judged"] == 0.0
+    # per query differs from pooled: q1 perfect, q2 inverted, weights on different scales
+    mixed = dict(weights)
+    mixed.update(
+        {
+            ("q2", d): {"weight": w, "weight_s": 1.0}
+            for d, w in [("j3", 10), ("u2", 20), ("u3", 20), ("h2", 20)]
+        }
+    )
+    m = selection_diagnostics(mixed, qrels, pool)
+    assert m["auc_judged_per_query"] == 0.5 and m["auc_judged"] != 0.5
+
+
+def test_cet_auc_cli_reports_the_pool_diagnostics(tmp_path, capsys):
+    weights, qrels, pool = _perfect_selection_case()
+    rows = [row(q, d, v["weight"], v["weight_s"], 3) for (q, d), v in weights.items()]
+    path = write_weights(tmp_path / "w.jsonl", rows)
+    (tmp_path / "qrels.tsv").write_text(
+        "".join(f"{q}\t{d}\t{r}\n" for q, docs in qrels.items() for d, r in docs.items())
+    )
+    (tmp_path / "pool.tsv").write_text(
+        "".join(f"{q}\t{d}\n" for q, docs in pool.items() for d in sorted(docs))
+    )
+    args = ["cet-auc", str(path), str(path), "--qrels", str(tmp_path / "qrels.tsv")]
+    assert main([*args, "--pool", str(tmp_path / "pool.tsv"), "--out", str(tmp_path / "a.json")]) == 0
+    saved = json.loads((tmp_path / "a.json").read_text())
+    assert saved["weight_files"] == 2 and saved["queries_with_both"] == 4  # each file's queries apart
+    assert saved["auc_judged"] == 1.0 and saved["f"] == 0.5
+    assert saved["auc_ceiling"] == saved["auc_selection"] == 0.75
+    capsys.readouterr()
+    (tmp_path / "bad.tsv").write_text("q1 j1\n")
+    assert main([*args, "--pool", str(tmp_path / "bad.tsv")]) == 2
+    assert "bad.tsv:1: expected 'qid<TAB>docid'" in capsys.readouterr().err

@@ -57,6 +57,8 @@ def make_trainer(
         "device": "cpu",
         "temperature": 1.0,
         "weight_pass": weight_pass,
+        # the raw CET weights reach the losses, so tests can check them against the formula
+        "normalize_weights": "none",
         **overrides,
     }
     config = build_config(values)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +60,18 @@ def register(subparsers) -> None:
         "by more than this (0.0)",
     )
     p.add_argument("--batch-size", type=int, default=64, help="pairs the judge scores at a time (64)")
+    p.add_argument(
+        "--pool",
+        metavar="FILE",
+        help="the judging pool (pool.SPLIT.tsv from `ranker pool`): also report f, the share of "
+        "the mined true negatives that were judged, and the selection-AUC ceiling 0.5 + f/2",
+    )
     p.set_defaults(func=run)
+
+
+def _json_safe(rows: list[dict]) -> list[dict]:
+    """NaN (no true negative) written as null."""
+    return [{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in r.items()} for r in rows]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -105,6 +117,22 @@ def _qrels_audit(args: argparse.Namespace, files: dict, qrels: dict) -> dict[str
         for r in file_rows
     ]
     print(format_table(rows))
+    coverage = []
+    if args.pool:
+        from retrievers.audit import pool_coverage
+        from retrievers.judging_pool import read_pool
+
+        pool = read_pool(args.pool)
+        for path, records in files.items():
+            row = {
+                "negatives_file": str(path),
+                **pool_coverage(records, qrels, pool, args.min_relevance),
+            }
+            coverage.append(row)
+            print(
+                f"{path}: f = {row['f']:.3f} of {row['true_negatives']} mined true negatives judged; "
+                f"selection-AUC ceiling {row['auc_ceiling']:.3f}"
+            )
     for path, (_, info) in zip(files, results, strict=True):
         print(
             f"{path}: queries audited: {info['queries_audited']}; not in qrels: "
@@ -127,6 +155,7 @@ def _qrels_audit(args: argparse.Namespace, files: dict, qrels: dict) -> dict[str
             for path, judges in promoted.items()
             if judges
         },
+        **({"pool_coverage": _json_safe(coverage)} if coverage else {}),
     }
 
 

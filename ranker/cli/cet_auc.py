@@ -27,6 +27,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--qrels", required=True, help="full qrels (TREC or BEIR TSV)")
     parser.add_argument("--min-relevance", type=int, default=1, help="lowest grade counted as relevant (1)")
+    parser.add_argument(
+        "--pool",
+        metavar="FILE",
+        help="the judging pool (pool.SPLIT.tsv from `ranker pool`): also report how well the "
+        "weights tell judged from unjudged negatives (auc_judged, pooled and per query), f (the "
+        "share of the weighted true negatives that were judged) and the ceiling 0.5 + f/2 of "
+        "auc_selection",
+    )
     parser.add_argument("--out", help="also write the result as JSON here")
     parser.add_argument(
         "--plot",
@@ -49,6 +57,14 @@ def run(args: argparse.Namespace) -> int:
     }
     qrels = {f"{i}:{qid}": docs for i in range(len(args.weights)) for qid, docs in qrels.items()}
     result = {"weight_files": len(args.weights), **weight_auc(weights, qrels, args.min_relevance)}
+    if args.pool:
+        from ranker.training.weight_auc import selection_diagnostics
+        from retrievers.judging_pool import read_pool
+
+        pool = {
+            f"{i}:{qid}": docs for i in range(len(args.weights)) for qid, docs in read_pool(args.pool).items()
+        }
+        result.update(selection_diagnostics(weights, qrels, pool, args.min_relevance))
     if not result["hidden_positives"]:
         logger.warning(
             "no hidden positive was sampled among the %d judged negatives: the AUCs are undefined "

@@ -65,7 +65,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         nargs=2,
         metavar=("LOW", "HIGH"),
         help="also report the share of the LOW -> HIGH gap each other run recovers, with a "
-        "bootstrap CI (LOW and HIGH as given among the runs, e.g. biased and oracle)",
+        "bootstrap CI (LOW and HIGH as given among the runs or --reference runs, e.g. "
+        "biased and oracle)",
+    )
+    parser.add_argument(
+        "--reference",
+        action="append",
+        default=[],
+        metavar="RUN",
+        help="a run evaluated for the --gap table only: not tested, so it stays out of the "
+        "family the correction counts (e.g. the oracle that is the gap's high end while "
+        "the remedies are tested against the baseline; repeatable)",
     )
     parser.add_argument("--out", metavar="FILE", help="write the report here instead of stdout")
     parser.set_defaults(func=run)
@@ -85,10 +95,13 @@ def run(args: argparse.Namespace) -> int:
     if args.plot and not args.plot.lower().endswith((".png", ".pdf", ".svg")):
         raise InputError("--plot file must end in .png, .pdf or .svg", args.plot)
     dataset, runs = split_positionals(args)
+    if args.reference and not args.gap:
+        raise InputError("--reference runs are only used by --gap; give --gap LOW HIGH")
     paths = ([args.baseline] if args.baseline else []) + runs
-    evaluations = load_evaluations(dataset, args.split, paths, args.metrics, args.qrels)
+    evaluations = load_evaluations(dataset, args.split, paths + args.reference, args.metrics, args.qrels)
+    tested = evaluations[: len(paths)]
     comparison = compare_runs(
-        evaluations,
+        tested,
         args.metrics,
         baseline=0 if args.baseline else None,
         all_pairs=args.all_pairs,
@@ -102,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
         logger.warning("%s", note)
     report = format_comparison(comparison, args.format)
     if args.gap:
-        report = _with_gap(report, args, evaluations, paths)
+        report = _with_gap(report, args, evaluations, paths + args.reference)
     emit(report, args.out)
     if args.plot:
         from ranker.evaluation.plots import plot_comparison

@@ -65,17 +65,24 @@ EXAMPLES: dict[str, list[str]] = {
         "ranker mine scifact --index runs/dense --sampling simans --simans-a 0.5 --simans-b 0 "
         "--out neg.jsonl",
         "ranker mine scifact --index runs/bm25 --promote-above 0.5 --judge CROSS_ENCODER --out neg.jsonl",
+        "ranker mine data/cf-pooled --index runs/dense --evidence-index runs/bm25 "
+        "--exclude-relevant data/cf-pooled/qrels/train-hidden.tsv --out clean.neg.jsonl",
     ],
     "pool": [
         "ranker pool scifact --split test --pool-run runs/bm25.trec --depth 10 --out data/scifact-pooled",
+        "ranker pool cranfield --pool-run runs/bm25.trec --pool-run runs/dense.trec --depth 5 "
+        "--train-fraction 0.5 --seed 7 --out data/cf-pooled",
     ],
     "audit": [
         "ranker audit neg.jsonl --qrels data/scifact/qrels/train.tsv --plot audit.png",
         "ranker audit neg.jsonl --judge MODEL --sample 50 --seed 42 [--qrels FULL_QRELS]",
+        "ranker audit neg.jsonl --qrels data/cranfield/qrels/test.tsv --pool data/cf-pooled/pool.train.tsv "
+        "--json audit.json",
     ],
     "cet-auc": [
         "ranker cet-auc runs/cet/weights.jsonl --qrels data/scifact-pooled/qrels/train-hidden.tsv",
         "ranker cet-auc runs/cet-s1/weights.jsonl runs/cet-s2/weights.jsonl --qrels full.tsv --plot w.png",
+        "ranker cet-auc runs/cet/weights.jsonl --qrels full.tsv --pool data/cf-pooled/pool.train.tsv",
     ],
     "pooling-search": [
         "ranker pooling-search experiments/pooling_search/cranfield-minilm.yaml",

@@ -109,6 +109,14 @@ def register(subparsers) -> None:
     p.add_argument(
         "--min-relevance", type=int, default=1, help="lowest qrels grade that counts as a positive (1)"
     )
+    p.add_argument(
+        "--exclude-relevant",
+        metavar="QRELS",
+        default=None,
+        help="never take a document these qrels judge relevant (grade >= --min-relevance) as a "
+        "negative, e.g. the SPLIT-hidden qrels `ranker pool` writes: the clean-negatives oracle "
+        "(the pool's positives, no hidden positive among the negatives)",
+    )
     p.add_argument("--chunk-size", type=int, default=256, help="queries retrieved at a time")
     p.add_argument(
         "--export",
@@ -163,6 +171,7 @@ def run(args: argparse.Namespace) -> int:
         "evidence_indexes": [str(Path(i).resolve()) for i in args.evidence_index],
         "cross_encoder": args.cross_encoder,
         "judge": args.judge,
+        **({"exclude_relevant": str(Path(args.exclude_relevant).resolve())} if args.exclude_relevant else {}),
     }
     if out.exists():
         return _finish_exports(args, config, dataset, out, source)
@@ -222,6 +231,14 @@ def _mine(args, config, dataset, queries, qrels, searchers, out, source, evidenc
     positives = positives_from_qrels(
         queries, qrels, args.min_relevance, known, f"{dataset.name} ({args.split} qrels)"
     )
+    exclude = None
+    if args.exclude_relevant:
+        from retrievers.io.adhoc import read_qrels_file
+
+        judged = read_qrels_file(args.exclude_relevant)
+        exclude = {
+            qid: [d for d, rel in docs.items() if rel >= args.min_relevance] for qid, docs in judged.items()
+        }
     scorer = None
     if args.cross_encoder is not None:
         from ranker.models.judge import load_cross_encoder
@@ -247,6 +264,7 @@ def _mine(args, config, dataset, queries, qrels, searchers, out, source, evidenc
         source=source,
         evidence=evidence,
         judge=judge,
+        exclude=exclude,
     )
     for fmt in args.export:
         target = _export_path(out, fmt)

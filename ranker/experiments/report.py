@@ -63,8 +63,10 @@ def _number(value: Any) -> str:
 def json_table(data: Any) -> str:
     """A markdown table of a JSON object of objects ({row: {column: value}}) or list of objects."""
     if isinstance(data, dict) and isinstance(data.get("rows"), list):  # e.g. `ranker audit --json`
-        rest = {k: v for k, v in data.items() if k != "rows"}
-        return json_table(data["rows"]) + ("\n\n" + json_table(rest) if rest else "")
+        # more lists of rows (e.g. the audit's pool_coverage) get tables of their own
+        tables = [json_table(v) for k, v in data.items() if isinstance(v, list)]
+        rest = {k: v for k, v in data.items() if not isinstance(v, list)}
+        return "\n\n".join(tables) + ("\n\n" + json_table(rest) if rest else "")
     if isinstance(data, dict) and all(isinstance(v, dict) for v in data.values()):
         rows = [{"": key, **value} for key, value in data.items()]
     elif isinstance(data, list) and all(isinstance(v, dict) for v in data):

@@ -14,25 +14,36 @@ gradient (as the authors' code does, in eval mode):
 is capped at 80 so the float32 result stays finite). Weights are >= 1: a negative that S
 thinks would have been selected for judging (so its missing label is informative) counts
 more; one S thinks was never looked at counts about once. The reference code lets weights
-grow without bound; ``max_weight`` clips them and ``normalize`` rescales each batch's weights
-to mean 1 (clipping first, then normalization).
+grow without bound; ``max_weight`` clips them and ``normalize`` rescales them to mean 1 over
+the batch (``batch``) or over each query's hard negatives (``query``), clipping first.
+
+Why ``query`` for a softmax loss: :class:`~ranker.training.losses.InfoNCE` and
+:class:`~ranker.training.losses.ListwiseCE` add ``log w`` to a hard negative's logit, so a
+constant weight ``c`` is not a no-op there (every hard negative counts ``c`` times, false ones
+included). Divided by their mean within the query, constant weights become exactly 1 and the
+loss is exactly the unweighted one; only how S ranks a query's negatives against each other
+moves it. In the authors' pairwise form a constant weight only scales the loss, so it needs
+no normalization.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
 MAX_EXPONENT = 80.0
+NORMALIZATIONS = ("none", "batch", "query")
+Normalization = Literal["none", "batch", "query"]
 
 
 def cet_weights(
     scores: torch.Tensor,
     temperature: float = 10.0,
     max_weight: float = 0.0,
-    normalize: bool = False,
+    normalize: Normalization | bool = "none",
 ) -> torch.Tensor:
     """Per-negative weights ``1 / (1 - sigmoid(score / T))`` from the *other* model's scores.
 
@@ -40,7 +51,9 @@ def cet_weights(
         scores: ``[B, n]`` logits of the hard negatives (any float dtype; no grad is kept).
         temperature: T (the paper uses 10).
         max_weight: clip weights to at most this (0: no clipping); must be >= 1 if set.
-        normalize: divide by the batch mean after clipping, so the weights average 1.
+        normalize: after clipping, divide by the mean over the batch (``batch``, or ``True``)
+            or over each row, i.e. each query's hard negatives (``query``), so the weights
+            average 1 there; ``none`` (or ``False``) leaves them as they are.
 
     Returns:
         ``[B, n]`` float32 weights, detached.
@@ -51,9 +64,22 @@ def cet_weights(
     weights = 1.0 + torch.exp(x)
     if max_weight:
         weights = weights.clamp(max=max_weight)
-    if normalize:
-        weights = weights / weights.mean()
-    return weights
+    return rescale(weights, normalize)
+
+
+def rescale(weights: torch.Tensor, normalize: Normalization | bool) -> torch.Tensor:
+    """``[B, n]`` weights divided by their mean over the batch (``batch``, or ``True``) or over
+    each row (``query``); ``none`` (or ``False``) returns them unchanged."""
+    mode = ("batch" if normalize else "none") if isinstance(normalize, bool) else normalize
+    if mode not in NORMALIZATIONS:
+        raise ValueError(f"normalize={normalize!r}: expected one of {NORMALIZATIONS}")
+    if mode == "none":
+        return weights
+    # in float64 the sum of n equal float32 weights is exact, so a constant row (or batch)
+    # becomes exactly 1 (in float32, (c + c + c) / 3 may round away from c)
+    wide = weights.double()
+    mean = wide.mean() if mode == "batch" else wide.mean(dim=-1, keepdim=True)
+    return (wide / mean).to(weights.dtype)
 
 
 @dataclass

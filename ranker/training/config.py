@@ -230,7 +230,27 @@ class TrainConfig:
     selection_lr: OptionalRate = _f(0.0, "learning rate of S (0: same as lr; features S uses 1e-3 if 0)")
     temperature: PositiveFloat = _f(10.0, "CET temperature T in w = 1 / (1 - sigmoid(score / T))")
     max_weight: NonNegFloat = _f(0.0, "clip CET weights to at most this (0: no clipping)")
-    normalize_weights: bool = _f(False, "divide each batch's negative weights by their mean")
+    normalize_weights: Literal["auto", "none", "batch", "query"] | bool = _f(
+        "auto",
+        "rescale CET's weights to mean 1: 'query' (over each query's hard negatives, so "
+        "constant weights leave a listwise/infonce loss exactly unweighted), 'batch' (over the "
+        "batch; true is the same), 'none' (false) or 'auto' (query for listwise and infonce, "
+        "none for the authors' pairwise form, where a constant weight only scales the loss)",
+    )
+    selection_warmup: NonNegInt = _f(
+        0,
+        "CET: train S alone for this many steps first (weighted by the starting R's scores); R "
+        "then trains its max_steps steps on the batches a run without warm-up sees",
+    )
+    selection_evidence: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "feature S: the retrievers whose ranks and scores it sees. []: the negatives "
+            "file's evidence-only retrievers (`ranker mine --evidence-index`, the systems that "
+            "built the judging pool); name the mining retriever too (e.g. [bm25, dense]) only "
+            "when it was one of the pool's systems or on purpose"
+        },
+    )
     weight_pass: Literal["auto", "eval", "shared"] = _f(
         "auto",
         "where CET's weights come from: 'eval' (a separate no-grad eval-mode pass over the "
@@ -306,11 +326,28 @@ class TrainConfig:
             )
         if self.guide is not None and bool(self.guide.model) == bool(self.guide.scores):
             raise ValueError("config key 'guide': expected exactly one of guide.model and guide.scores")
+        if self.selection_warmup and self.selection == "none":
+            raise ValueError(
+                f"config key 'selection_warmup' = {self.selection_warmup}: expected 0 without "
+                "CET (selection: none has no S to warm up)"
+            )
         if self.interaction and self.model_type != "bi":
             raise ValueError(
                 f"config key 'interaction' = {self.interaction!r}: expected '' for a "
                 "cross-encoder (the head scores bi-encoder embeddings)"
             )
+
+    def weight_normalization(self) -> Literal["none", "batch", "query"]:
+        """How CET's weights are rescaled (``normalize_weights`` with ``auto`` and the
+        booleans resolved)."""
+        value = self.normalize_weights
+        if value is True:
+            return "batch"
+        if value is False:
+            return "none"
+        if value == "auto":
+            return "none" if self.loss == "pairwise" else "query"
+        return value
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (YAML/JSON-safe)."""

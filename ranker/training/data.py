@@ -70,9 +70,16 @@ def read_training_examples(path: str | Path) -> tuple[list[Example], list[str]]:
     return examples, encoder.retrievers
 
 
-def load_training_examples(path: str | Path) -> tuple[list[Example], FeatureEncoder]:
+def load_training_examples(
+    path: str | Path, evidence: Sequence[str] | str = "all"
+) -> tuple[list[Example], FeatureEncoder]:
     """Read a negatives file: the usable examples, with the selection features of every
     negative and positive, and the :class:`FeatureEncoder` that made them.
+
+    ``evidence`` picks the retrievers whose ranks and scores the features hold: ``all`` (every
+    retriever with evidence in the file), ``pool`` (the evidence-only retrievers, i.e. those
+    that mined no negative: ``ranker mine --evidence-index``, the systems that built the
+    judging pool; every retriever, with a warning, if there is none) or a list of names.
 
     Queries with no positive or no negative are skipped (and counted in the log). A file
     with retriever evidence (``evidence_lists`` on each line, written by ``ranker mine``)
@@ -80,7 +87,8 @@ def load_training_examples(path: str | Path) -> tuple[list[Example], FeatureEnco
     constant "missing" vector (training with ``selection: features`` warns why that matters).
 
     Raises:
-        InputError: a line is not an object with the fields above (file and line named).
+        InputError: a line is not an object with the fields above (file and line named), or
+            ``evidence`` names a retriever the file has no evidence of.
     """
     path = Path(path)
     raw: list[tuple[MinedQuery, list[dict]]] = []
@@ -100,7 +108,7 @@ def load_training_examples(path: str | Path) -> tuple[list[Example], FeatureEnco
         raw.append((record, negatives))
     if not raw:
         raise InputError("no query has both a positive and a negative", path)
-    encoder = FeatureEncoder(sorted(retrievers), sorted(sources))
+    encoder = FeatureEncoder(sorted(retrievers), _chosen_evidence(path, evidence, sources, retrievers))
     examples = [_example(record, negatives, encoder, path) for record, negatives in raw]
     if promoted:
         logger.info("%s: %d positives promoted by a judge are trained on as positives", path, promoted)
@@ -113,6 +121,36 @@ def load_training_examples(path: str | Path) -> tuple[list[Example], FeatureEnco
         skipped,
     )
     return examples, encoder
+
+
+def _chosen_evidence(
+    path: Path, evidence: Sequence[str] | str, sources: set[str], miners: set[str]
+) -> list[str]:
+    """The retrievers whose evidence the features hold (see :func:`load_training_examples`)."""
+    if not sources or evidence == "all":
+        return sorted(sources)
+    if evidence == "pool":
+        pool = sources - miners
+        if not pool:
+            logger.warning(
+                "%s has evidence only of the retrievers that mined it (%s): the feature selection "
+                "model sees the miner's ranks and may learn relevance instead of selection; mine "
+                "with --evidence-index naming the systems that built the pool",
+                path,
+                ", ".join(sorted(sources)),
+            )
+            return sorted(sources)
+        return sorted(pool)
+    if isinstance(evidence, str):
+        raise InputError(f"evidence {evidence!r}: expected 'all', 'pool' or a list of retriever names")
+    unknown = sorted(set(evidence) - sources)
+    if unknown:
+        raise InputError(
+            f"selection_evidence names {unknown}, which this file has no evidence of; expected "
+            f"some of {sorted(sources)}",
+            path,
+        )
+    return sorted(set(evidence))
 
 
 def _example(record: MinedQuery, negatives: list[dict], encoder: FeatureEncoder, path: Path) -> Example:

@@ -72,7 +72,9 @@ def make_evaluator(config: TrainConfig, dataset):
 def make_batches(config: TrainConfig, dataset) -> tuple[BatchMaker, FeatureEncoder]:
     """The config's deterministic micro-batches over its negatives file (texts read from
     ``dataset``), and the encoder of the selection features (what a feature S is built on)."""
-    examples, encoder = load_training_examples(config.negatives)
+    # a feature S sees the pool's systems unless the config names others
+    default = "pool" if config.selection == "features" else "all"
+    examples, encoder = load_training_examples(config.negatives, config.selection_evidence or default)
     wanted = {d for e in examples for d in (*e.positives, *e.negatives)}
     texts = load_texts(dataset.docs(), wanted, examples)
     batches = BatchMaker(

@@ -7,6 +7,13 @@ without dropout, identical -- ``auto`` picks it then); then R and S each
 take a weighted loss, and both step on the same batch. AdamW (no decay on biases/LayerNorm),
 linear warm-up then linear decay, gradient clipping, accumulation, bf16 autocast on GPU,
 periodic ranx evaluation keeping the best model, checkpoints that resume bit-identically.
+The losses get the weights rescaled as ``normalize_weights`` says; the ``w_*`` columns of
+metrics.csv and weights.jsonl hold them before that rescaling (S's and R's own beliefs, which
+``ranker cet-auc`` compares across queries).
+
+With ``selection_warmup: N`` the loop first runs N steps that train S alone (R scores the
+negatives for S's weights but does not step), then R's ``max_steps``; R's steps read the
+micro-batches a run without warm-up reads, so the warm-up changes nothing but S's start.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from tqdm.auto import tqdm
 
 from ranker.training import checkpoint as ckpt
 from ranker.training.build import build_distillation, build_guide
-from ranker.training.cet import WeightStats, cet_weights
+from ranker.training.cet import WeightStats, cet_weights, rescale
 from ranker.training.config import TrainConfig
 from ranker.training.data import Batch, BatchMaker
 from ranker.training.distributed import Context
@@ -156,8 +163,14 @@ class Trainer:
             lr = config.selection_lr or (1e-3 if features else config.lr)
             self.models["selection"] = selection
             self.optimizers["selection"] = make_optimizer(selection, lr, config.weight_decay)
+        # S alone first (selection_warmup steps), then R and S together for max_steps
+        self.s_warmup = config.selection_warmup if selection is not None else 0
+        self.total_steps = self.s_warmup + config.max_steps
         self.schedulers = {
-            k: linear_schedule(o, config.warmup_steps, config.max_steps) for k, o in self.optimizers.items()
+            k: linear_schedule(
+                o, config.warmup_steps, config.max_steps + (self.s_warmup if k == "selection" else 0)
+            )
+            for k, o in self.optimizers.items()
         }
         bf16 = config.bf16_on(ctx.device.type)
         self.weight_pass = config.weight_pass
@@ -187,6 +200,9 @@ class Trainer:
     # -- one step ----------------------------------------------------------------------------
     def _micro_step(self, batch: Batch, step: int, stats: dict[str, float]) -> None:
         cfg, accum, cet = self.config, self.config.grad_accum, self.cet
+        if cet is not None and step <= self.s_warmup:
+            self._selection_only(batch, stats)
+            return
         if cet is None:
             with self.autocast:
                 r_scores = self.r_scorer(batch)
@@ -194,8 +210,8 @@ class Trainer:
             (loss / accum).backward()
             return
 
-        def weights(scores: torch.Tensor) -> torch.Tensor:
-            return cet_weights(scores, cfg.temperature, cfg.max_weight, cfg.normalize_weights)
+        def weights(scores: torch.Tensor) -> torch.Tensor:  # before normalization: logged, dumped
+            return cet_weights(scores, cfg.temperature, cfg.max_weight)
 
         if self.weight_pass == "eval":
             with torch.no_grad(), self.autocast:
@@ -211,9 +227,10 @@ class Trainer:
         if self.weight_pass == "shared":
             r_neg, s_neg = r_scores.negatives(), s_scores.negatives()
         w_r, w_s = weights(s_neg), weights(r_neg)
-        loss = self._relevance_loss(batch, r_scores, w_r, stats)
+        norm = cfg.weight_normalization()
+        loss = self._relevance_loss(batch, r_scores, rescale(w_r, norm), stats)
         (loss / accum).backward()
-        s_loss = cet.loss(s_scores, w_s)
+        s_loss = cet.loss(s_scores, rescale(w_s, norm))
         (s_loss / accum).backward()
         stats["selection_loss"] += s_loss.item() / accum
         for key, value in asdict(WeightStats.of(w_r, cfg.max_weight)).items():
@@ -246,6 +263,21 @@ class Trainer:
         stats["loss"] += loss.item() / accum
         return loss
 
+    def _selection_only(self, batch: Batch, stats: dict[str, float]) -> None:
+        """One micro-batch of S's warm-up: S steps on weights from R's (frozen) scores."""
+        cfg, cet = self.config, self.cet
+        assert cet is not None
+        with torch.no_grad(), self.autocast:
+            self.r_module.eval()
+            r_neg = self.r_scorer.negatives(batch)
+            self.r_module.train()
+        with self.autocast:
+            s_scores = cet.scorer(batch)
+        w_s = cet_weights(r_neg, cfg.temperature, cfg.max_weight, cfg.weight_normalization())
+        s_loss = cet.loss(s_scores, w_s)
+        (s_loss / cfg.grad_accum).backward()
+        stats["selection_loss"] += s_loss.item() / cfg.grad_accum
+
     def _dump(self, batch: Batch, w_r: torch.Tensor, w_s: torch.Tensor, step: int) -> None:
         wr, wsel = w_r.cpu().tolist(), w_s.cpu().tolist()
         with self._weights_path().open("a", encoding="utf-8") as out:
@@ -270,11 +302,15 @@ class Trainer:
 
     def _step(self, step: int) -> dict[str, float]:
         stats = zero_stats()
+        # S's warm-up reads batches 0.. and R's steps read them again from 0, as without it
+        r_step = step - self.s_warmup if step >= self.s_warmup else step
         for micro in range(self.config.grad_accum):
-            index = step * self.config.grad_accum + micro
+            index = r_step * self.config.grad_accum + micro
             batch = self.batches.batch(index, self.ctx.rank, self.ctx.world)
             self._micro_step(batch, step + 1, stats)
         for name, opt in self.optimizers.items():
+            if name == "relevance" and step < self.s_warmup:
+                continue
             if self.config.max_grad_norm > 0:
                 torch.nn.utils.clip_grad_norm_(self.models[name].parameters(), self.config.max_grad_norm)
             opt.step()
@@ -290,7 +326,8 @@ class Trainer:
 
     # -- the loop ----------------------------------------------------------------------------
     def train(self, resume: bool = False) -> TrainResult:
-        """Run to ``max_steps`` (from the latest checkpoint when ``resume``)."""
+        """Run to ``max_steps`` (after S's warm-up, if any; from the latest checkpoint when
+        ``resume``)."""
         cfg, ctx = self.config, self.ctx
         start = self._start(resume)
         metrics_path = self.out / "metrics.csv"
@@ -303,10 +340,9 @@ class Trainer:
         window = zero_stats()
         first_loss = last_loss = float("nan")
         began, window_start, since = time.perf_counter(), time.perf_counter(), 0
-        bar = tqdm(
-            total=cfg.max_steps, initial=start, desc="train", unit="step", disable=bars_disabled(ctx.main)
-        )
-        for step in range(start, cfg.max_steps):
+        total = self.total_steps
+        bar = tqdm(total=total, initial=start, desc="train", unit="step", disable=bars_disabled(ctx.main))
+        for step in range(start, total):
             stats = self._step(step)
             for k, v in stats.items():
                 window[k] += v
@@ -319,11 +355,11 @@ class Trainer:
                     "or check the data; the last checkpoint is kept",
                     self.out,
                 )
-            if done == start + 1:
+            if done == max(start, self.s_warmup) + 1:
                 first_loss = stats["loss"]
             bar.update(1)
             bar.set_postfix(loss=f"{stats['loss']:.4f}")
-            if ctx.main and (done % cfg.log_every == 0 or done == cfg.max_steps):
+            if ctx.main and (done % cfg.log_every == 0 or done == total):
                 elapsed = time.perf_counter() - window_start
                 row = {
                     "step": done,
@@ -338,12 +374,7 @@ class Trainer:
                 self.history.append(row)
                 window = dict.fromkeys(window, 0.0)
                 window_start, since = time.perf_counter(), 0
-            if (
-                self.evaluator is not None
-                and cfg.eval_every
-                and done % cfg.eval_every == 0
-                and done != cfg.max_steps
-            ):
+            if self.evaluator is not None and cfg.eval_every and done % cfg.eval_every == 0 and done != total:
                 self._evaluate(done)
                 if cfg.patience and self.stale >= cfg.patience:
                     logger.info(
@@ -356,15 +387,15 @@ class Trainer:
                     )
                     self.stopped = done
                     break
-            if cfg.save_every and done % cfg.save_every == 0 and done != cfg.max_steps:
+            if cfg.save_every and done % cfg.save_every == 0 and done != total:
                 self._checkpoint(done)
         bar.close()
         if self.tensorboard is not None:
             self.tensorboard.close()
             self.tensorboard = None
-        steps = self.stopped or cfg.max_steps
+        steps = self.stopped or total
         if self.evaluator is not None and not self.stopped:
-            self._evaluate(cfg.max_steps)
+            self._evaluate(total)
         self._checkpoint(steps)
         if ctx.main:
             self._save_final()
@@ -431,7 +462,7 @@ class Trainer:
         if self.cet is not None:
             replace_directory(self.out / "selection", self.cet.model.save)
         summary = {
-            "steps": self.stopped or self.config.max_steps,
+            "steps": self.stopped or self.total_steps,
             "stopped_early": bool(self.stopped),
             "best": self.best,
             "last": self.history[-1] if self.history else {},

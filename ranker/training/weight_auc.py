@@ -7,13 +7,19 @@ never looked at counts about once, so a good S gives hidden positives *lower* we
 true negatives. ``weight_s = 1 + exp(R/T)`` is monotone in the relevance model's score, so
 hidden positives should get *higher* ``weight_s``. The AUC (Mann-Whitney U / n1 n0; 0.5 =
 no separation, ties count half) is reported in those directions.
+
+What S can learn is *selection*: whether a document was judged. With the judging pool,
+:func:`selection_diagnostics` measures that directly (the AUC of ``w_R`` at telling judged
+from unjudged negatives, pooled and per query) and puts the hidden-positive AUC beside its
+ceiling ``0.5 + f / 2`` (f: the share of the weighted true negatives that were judged; hidden
+positives are never judged, so a true negative that was not judged looks just like one).
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +81,48 @@ def weight_auc(
         "auc_relevance": _auc(pos_s, neg_s),
         "mean_weight_hidden": -sum(pos_r) / len(pos_r) if pos_r else math.nan,
         "mean_weight_true_negative": -sum(neg_r) / len(neg_r) if neg_r else math.nan,
+    }
+
+
+def selection_diagnostics(
+    weights: Mapping[tuple[str, str], Mapping[str, float]],
+    qrels: Mapping[str, Mapping[str, int]],
+    pool: Mapping[str, Set[str]],
+    min_relevance: int = 1,
+) -> dict[str, Any]:
+    """How well ``w_R`` (monotone in S) tells judged from unjudged negatives, and f.
+
+    Only queries in both ``qrels`` (full judgments) and ``pool`` count. ``auc_judged`` is
+    P(a judged negative's weight > an unjudged one's), pooled over queries;
+    ``auc_judged_per_query`` its mean over the queries that have both kinds (their number in
+    ``queries_with_both``). ``f`` is the share of the true negatives (not relevant in
+    ``qrels``) that were judged, and ``auc_ceiling = 0.5 + f / 2`` the best ``auc_selection``
+    any S can reach on these negatives.
+    """
+    judged: list[float] = []
+    unjudged: list[float] = []
+    per_query: dict[str, tuple[list[float], list[float]]] = {}
+    true_negatives = judged_true = 0
+    for (qid, docid), values in weights.items():
+        if qid not in qrels or qid not in pool:
+            continue
+        inside = docid in pool[qid]
+        groups = per_query.setdefault(qid, ([], []))
+        (judged if inside else unjudged).append(values["weight"])
+        groups[0 if inside else 1].append(values["weight"])
+        if qrels[qid].get(docid, 0) < min_relevance:
+            true_negatives += 1
+            judged_true += inside
+    aucs = [_auc(a, b) for a, b in per_query.values() if a and b]
+    f = judged_true / true_negatives if true_negatives else math.nan
+    return {
+        "judged_negatives": len(judged),
+        "unjudged_negatives": len(unjudged),
+        "auc_judged": _auc(judged, unjudged),
+        "auc_judged_per_query": sum(aucs) / len(aucs) if aucs else math.nan,
+        "queries_with_both": len(aucs),
+        "f": f,
+        "auc_ceiling": 0.5 + f / 2,
     }
 
 

@@ -50,6 +50,26 @@ class ExcludePositives:
 
 
 @dataclass(frozen=True)
+class ExcludeKnownRelevant:
+    """Drop the documents that fuller judgments than the training labels call relevant.
+
+    The clean-negatives oracle of a pooling-bias study: the same pooled positives, and
+    negatives with the hidden positives (relevant, but outside the judging pool) taken out, so
+    the sampler takes the next candidates instead.
+
+    Attributes:
+        relevant: query id -> the document ids to drop for it.
+    """
+
+    relevant: Mapping[str, frozenset[str]]
+    name: str = "hidden_positive"
+
+    def __call__(self, ctx: QueryContext, cands: list[Candidate]) -> list[Candidate]:
+        drop = self.relevant.get(ctx.qid, frozenset())
+        return [c for c in cands if c.docid not in drop]
+
+
+@dataclass(frozen=True)
 class RankWindow:
     """Keep candidates ranked within ``[min_rank, max_rank]`` (1-based, inclusive)."""
 
@@ -158,6 +178,7 @@ def apply_filters(
 __all__ = [
     "Candidate",
     "CrossEncoderDenoise",
+    "ExcludeKnownRelevant",
     "ExcludePositives",
     "MarginToPositive",
     "PairScorer",

@@ -29,6 +29,7 @@ from retrievers.mining.candidates import Searcher, iter_candidates, merge_hits, 
 from retrievers.mining.evidence import Evidence
 from retrievers.mining.filters import (
     CrossEncoderDenoise,
+    ExcludeKnownRelevant,
     ExcludePositives,
     Filter,
     MarginToPositive,
@@ -195,6 +196,7 @@ def mine(
     source: Mapping[str, Any] | None = None,
     evidence: Mapping[str, Searcher] | None = None,
     judge: Judge | None = None,
+    exclude: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, Any]:
     """Mine hard negatives for every query with positives and write them to ``out``.
 
@@ -216,6 +218,9 @@ def mine(
         judge: With ``config.promote_margin``, the named scorer whose verdict promotes
             candidates (after the known-positive and rank-window filters, before the others)
             to positives (see :mod:`retrievers.mining.promote`); needs ``doc_text``.
+        exclude: Query id -> documents never to take as negatives (counted as
+            ``hidden_positive``), e.g. the relevant documents a judging pool missed: the
+            clean-negatives oracle (see :class:`~retrievers.mining.filters.ExcludeKnownRelevant`).
 
     Returns:
         The statistics also saved in the ``.stats.json`` sidecar.
@@ -240,7 +245,10 @@ def mine(
     todo = {qid: text for qid, text in queries.items() if positives.get(qid)}
     if not todo:
         raise InputError("no query has a positive judgment; nothing to mine")
-    base: list[Filter] = [ExcludePositives(), RankWindow(*config.window)]
+    base: list[Filter] = [ExcludePositives()]
+    if exclude is not None:
+        base.append(ExcludeKnownRelevant({q: frozenset(d) for q, d in exclude.items()}))
+    base.append(RankWindow(*config.window))
     promote = (
         Promote(judge, doc_text, config.promote_margin)
         if judge is not None and doc_text is not None and config.promote_margin is not None  # checked above
@@ -264,6 +272,7 @@ def mine(
         "scorer": scorer is not None,
         "judge": judge.name if judge is not None else None,
         "source": dict(source or {}),
+        **({"excluded": sum(map(len, exclude.values()))} if exclude is not None else {}),
     }
     done = _resume(partial, state_path, state, config.chunk_size)
     remaining = {qid: text for qid, text in todo.items() if qid not in done}
