@@ -152,9 +152,18 @@ def build_selection(config: TrainConfig, retrievers: list[str] | FeatureEncoder)
         return None
     if config.selection == "features":
         return FeatureSelector(retrievers)
-    if config.selection_states:
+    if config.selection == "text" and selection_states(config):
         return cached_selection(config)
     return _cross(config.selection_model or config.model, config, None)
+
+
+def selection_states(config: TrainConfig) -> str:
+    """The states cache of a text S: ``selection_states``, or R's cache when R reads one and S
+    starts from R's own backbone (no ``selection_model``): a cross-encoder S would run a live
+    backbone on every pair, the cost the cache exists to avoid."""
+    if config.selection_states:
+        return config.selection_states
+    return config.backbone.states if not config.selection_model else ""
 
 
 def cached_selection(config: TrainConfig) -> nn.Module:
@@ -170,7 +179,7 @@ def cached_selection(config: TrainConfig) -> nn.Module:
     model: Any = load_biencoder(source, max_length=config.max_length, normalize=True)
     if model.query_encoder.adapter is None:
         model.add_adapter()
-    return freeze_backbone(model, "all", config.selection_states)
+    return freeze_backbone(model, "all", selection_states(config))
 
 
 def build_distillation(

@@ -225,7 +225,7 @@ class TrainConfig:
         "",
         "a `ranker cache-states` folder: the text S becomes a frozen-backbone scorer (mean "
         "pooling + its own trainable adapter, scale * q . d per pair) read from it, instead "
-        "of a cross-encoder",
+        "of a cross-encoder (default: R's backbone.states when S has no selection_model)",
     )
     selection_lr: OptionalRate = _f(0.0, "learning rate of S (0: same as lr; features S uses 1e-3 if 0)")
     temperature: PositiveFloat = _f(10.0, "CET temperature T in w = 1 / (1 - sigmoid(score / T))")
