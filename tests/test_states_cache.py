@@ -468,3 +468,16 @@ def test_two_ranks_write_their_own_shards_and_read_as_one(setup, tmp_path, cli, 
         a = one.gather(layer, one.locate(docs), MAX_LENGTH, left=False)
         b = two.gather(layer, two.locate(docs), MAX_LENGTH, left=False)
         assert_same_outputs(b.numpy(), a.numpy())  # other batches, other kernel blocking
+
+
+def test_a_text_selection_model_reads_r_s_cache_unless_it_names_another_model(setup, tmp_path):
+    from ranker.training.build import build_selection
+    from ranker.training.config import load_config
+
+    model, _, _, cache, _ = setup
+    config = load_config(_train_config(tmp_path, setup, selection="text"))
+    selection = build_selection(config, [])
+    assert isinstance(selection.query_encoder.backbone, CachedBackbone)
+    assert selection.query_encoder.backbone.cache.directory == Path(cache)
+    other = load_config(_train_config(tmp_path, setup, selection="text", selection_model=str(model)))
+    assert not hasattr(build_selection(other, []), "query_encoder")  # a cross-encoder S, as asked
