@@ -14,7 +14,10 @@ def register(subparsers) -> None:
         "pool",
         help="keep only the judgments a depth-D pool would find (pooling-bias simulator)",
         description="Write a copy of DATASET whose SPLIT qrels keep only the judgments inside a "
-        "depth-D pool of the given runs; the rest go to SPLIT-hidden.",
+        "depth-D pool of the given runs (the union of each run's top D); the rest go to "
+        "SPLIT-hidden, and the pool itself (each query's judged documents) to pool.SPLIT.tsv "
+        "(pool.train.tsv with --train-fraction), for `ranker audit --pool` and "
+        "`ranker cet-auc --pool`.",
     )
     p.add_argument("dataset", help="BEIR or MS MARCO folder, irds:<id>, or a name under data/")
     p.add_argument("--split", default="test", help="split to pool (default: test)")
@@ -23,7 +26,8 @@ def register(subparsers) -> None:
         action="append",
         required=True,
         metavar="RUN",
-        help="TREC run contributing to the pool (repeatable)",
+        help="TREC run contributing to the pool (repeatable: e.g. BM25 and a dense run, as "
+        "MS MARCO's and TREC's pools come from several systems)",
     )
     p.add_argument("--depth", type=int, required=True, help="pool depth per run")
     p.add_argument("--out", required=True, help="new dataset folder")
