@@ -465,6 +465,14 @@ def test_results_go_to_the_work_folder_unless_published(dataset, tmp_path, capsy
     assert (tmp_path / "results" / "tiny.md").is_file()
 
 
+def test_publishing_another_profile_keeps_the_default_profiles_results():
+    from ranker.cli.run import published_name
+
+    assert published_name("pooling", "cpu", "small") == "pooling.md"
+    assert published_name("pooling", "small", "small") == "pooling.md"
+    assert published_name("pooling", "cached", "small") == "pooling.cached.md"
+
+
 def test_summary_tables_are_printed_at_the_end(dataset, tmp_path, capsys):
     marked = {"table: scores.json\n": "table: scores.json\n    summary: true\n"}
     spec = write_spec(tmp_path, dataset, **marked)

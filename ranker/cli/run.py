@@ -19,7 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Run the steps of an experiment spec, skipping those already done with the "
         "same command, settings and inputs; check the expected scores; write the results "
         "file into the work folder (WORK/results/NAME.md; --publish refreshes the checked-in "
-        "SPEC_DIR/results/NAME.md instead). Exits 1 when a score drifts beyond its "
+        "SPEC_DIR/results/NAME.md instead, NAME.PROFILE.md for a profile other than cpu and the "
+        "spec's default). Exits 1 when a score drifts beyond its "
         "tolerance. An interrupted run continues when given the same command again. "
         "See docs/experiments.md.",
     )
@@ -33,8 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     where.add_argument(
         "--publish",
         action="store_true",
-        help="write the checked-in results file SPEC_DIR/results/NAME.md (and its plots) instead "
-        "of the one in the work folder",
+        help="write the checked-in results file SPEC_DIR/results/NAME.md (NAME.PROFILE.md for a "
+        "profile other than cpu and the spec's default; and its plots) instead of the one in "
+        "the work folder",
     )
     parser.add_argument(
         "--force",
@@ -122,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     if args.results:
         out = Path(args.results)
     elif args.publish:
-        out = spec_dir / "results" / f"{spec.name}.md"
+        out = spec_dir / "results" / published_name(spec.name, profile, spec.default_profile)
     else:
         out = runner.work / "results" / f"{spec.name}.md"
     command = f"ranker run {_shown(Path(args.spec))} --profile {profile}" + "".join(
@@ -156,3 +158,10 @@ def run(args: argparse.Namespace) -> int:
     ok = sum(c.status == "ok" for c in checks)
     print(f"all {ok} pinned score(s) within tolerance")
     return 0
+
+
+def published_name(name: str, profile: str, default_profile: str) -> str:
+    """The checked-in results file of a profile: ``NAME.md`` for the spec's default profile and
+    for ``cpu`` (the profile the studies publish), ``NAME.PROFILE.md`` for any other, so that
+    publishing one profile never overwrites another's results."""
+    return f"{name}.md" if profile in (default_profile, "cpu") else f"{name}.{profile}.md"
