@@ -28,10 +28,9 @@ EXAMPLES: dict[str, list[str]] = {
     ],
     "cache-states": [
         "ranker cache-states scifact --model MODEL --layers all --max-length 128 --dtype bfloat16 "
-        "--out cache/scifact-minilm",
-        "ranker train cfg.yaml --set backbone.freeze=all --set backbone.states=cache/scifact-minilm",
-        "ranker index scifact --retriever dense --model runs/pooler/model --states cache/scifact-minilm "
-        "--index runs/idx",
+        "--out cache/sf",
+        "ranker cache-states scifact --model MODEL --layers -1 --split test --out cache/sf-last",
+        "torchrun --nproc-per-node 2 -m ranker cache-states scifact --model MODEL --out cache/sf",
     ],
     "convert-gguf": [
         "ranker convert-gguf SmolLM2-135M-Instruct.Q4_1.gguf --out models/smollm2",
