@@ -242,27 +242,9 @@ def test_trained_from_the_cache_saves_a_normal_model_that_indexes_like_live(setu
 
     from ranker.cli.retrieval import _stored_vectors
 
-    model, data, negatives, cache, _ = setup
-    config = {
-        "dataset": str(data),
-        "negatives": str(negatives),
-        "output_dir": str(tmp_path / "run"),
-        "model_type": "bi",
-        "model": str(model),
-        "pooling": "mltp",
-        "max_length": MAX_LENGTH,
-        "loss": "infonce",
-        "n_negatives": 1,
-        "batch_size": 4,
-        "max_steps": 12,
-        "lr": 5e-3,
-        "warmup_steps": 0,
-        "save_every": 0,
-        "adapter": True,
-        "backbone": {"freeze": "all", "states": str(cache)},
-    }
-    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(config))
-    rc, _, err = cli("-q", "train", tmp_path / "cfg.yaml")
+    model, data, _, cache, _ = setup
+    path = _train_config(tmp_path, setup, pooling="mltp", loss="infonce", n_negatives=1, max_steps=12)
+    rc, _, err = cli("-q", "train", path)
     assert rc == 0, err
     losses = [float(r.split(",")[2]) for r in (tmp_path / "run/metrics.csv").read_text().splitlines()[1:]]
     assert losses[-1] < losses[0]  # the pooler and adapter learned
@@ -290,30 +272,19 @@ def test_trained_from_the_cache_saves_a_normal_model_that_indexes_like_live(setu
 
 
 def test_patience_stops_training_early_and_keeps_the_best(setup, tmp_path, cli):
-    model, data, negatives, cache, _ = setup
-    config = {
-        "dataset": str(data),
-        "negatives": str(negatives),
-        "output_dir": str(tmp_path / "run"),
-        "model_type": "bi",
-        "model": str(model),
-        "pooling": "mean",
-        "max_length": MAX_LENGTH,
-        "loss": "infonce",
-        "n_negatives": 1,
-        "batch_size": 4,
-        "max_steps": 400,
-        "lr": 0.5,  # far too high: the dev score stops improving quickly
-        "warmup_steps": 0,
-        "save_every": 0,
-        "adapter": True,
-        "eval_split": "train",
-        "eval_every": 2,
-        "patience": 2,
-        "backbone": {"freeze": "all", "states": str(cache)},
-    }
-    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(config))
-    rc, _, err = cli("-q", "train", tmp_path / "cfg.yaml")
+    path = _train_config(
+        tmp_path,
+        setup,
+        pooling="mean",
+        loss="infonce",
+        n_negatives=1,
+        max_steps=400,
+        lr=0.5,  # far too high: the dev score stops improving quickly
+        eval_split="train",
+        eval_every=2,
+        patience=2,
+    )
+    rc, _, err = cli("-q", "train", path)
     assert rc == 0, err
     summary = json.loads((tmp_path / "run/summary.json").read_text())
     evals = [json.loads(line) for line in (tmp_path / "run/eval.jsonl").open()]
