@@ -392,9 +392,11 @@ SHIPPED = [
     ("pooling", "full"),
     ("pooling", "cpu"),
     ("pooling", "gpu"),
+    ("pooling", "cached"),
     ("pooling_search", "small"),
     ("pooling_search", "cpu"),
     ("distill", "small"),
+    ("distill", "cached"),
 ]
 
 
@@ -550,12 +552,20 @@ def test_the_pooling_bias_study_runs_on_a_collection_given_on_the_command_line(t
     argv = [" ".join(p.argv) for p in custom]
     assert not any("cranfield" in a for a in argv)
     assert any(a.startswith(f"index {medline} ") for a in argv)
-    for pool in ("bm25-d5", "union-d5", "union-d10"):
-        for run in ("a-bm25", "b-dense", "f-clean", "r-cet-text", "r-cet-features", "r-percpos", "r-denoise"):
-            assert any(f"med/{pool}/bi/{run}/s5" in a for a in argv), (pool, run)
-    # the design: both collections, 5 seeds, the union pool includes the miner
+    for run in ("a-bm25", "b-dense", "f-clean", "r-cet-text", "r-cet-features", "r-percpos", "r-debias"):
+        assert any(f"med/union-d5/bi/{run}/s5" in a for a in argv), run
+        assert any(f"med/union-d5/bi/{run}/s5" in a and "backbone.states=med/states" in a for a in argv)
+    for pool in ("bm25-d5", "union-d5", "union-d10"):  # f is audited under every pool
+        assert any(
+            a.startswith("audit ") and f"med/{pool}/pool.train.tsv" not in a and f"med/{pool}/" in a
+            for a in argv
+        )
+    # the cpu run: 5 seeds under the union pool (it includes the miner), cached states; the gpu
+    # profile: both collections, every pool, cross-encoder denoising
     names = {p.step.name for p in default}
-    assert {"train-b-dense-medline-union-d10-bi-s5", "train-e-oracle-cranfield-bi-s5"} <= names
+    assert {"train-b-dense-cranfield-union-d5-bi-s5", "train-e-oracle-cranfield-bi-s5"} <= names
+    gpu = {p.step.name for p in Runner(spec, "gpu", tmp_path / "g").plan()}
+    assert {"train-r-denoise-medline-union-d10-bi-s5", "states-medline"} <= gpu
     assert any(
         "--pool-run=cranfield/zeroshot.pool.trec" in a for a in map(" ".join, (p.argv for p in default))
     )
