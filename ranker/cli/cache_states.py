@@ -9,6 +9,7 @@ logger = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from ranker.cli.parser import whole_number
     from ranker.cli.retrieval import add_max_length_arg
 
     parser = subparsers.add_parser(
@@ -45,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--query-prefix", default=None, help="prefix of queries (default: the model's)")
     parser.add_argument("--doc-prefix", default=None, help="prefix of documents (default: the model's)")
     parser.add_argument("--out", required=True, help="output folder (new, empty, or one to resume)")
-    parser.add_argument("--batch-size", type=int, default=32, help="texts per forward pass")
+    parser.add_argument("--batch-size", type=whole_number(1), default=32, help="texts per forward pass")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
@@ -86,8 +87,6 @@ def run(args: argparse.Namespace) -> int:
     from retrievers.errors import InputError
     from retrievers.io.dataset import load_dataset
 
-    if args.batch_size < 1:
-        raise InputError(f"--batch-size must be positive, got {args.batch_size}")
     dataset = load_dataset(args.dataset)
     splits = args.split or dataset.splits()
     for split in splits:
@@ -162,6 +161,7 @@ def run(args: argparse.Namespace) -> int:
         hidden=backbone.hidden_size,
         dtype=args.dtype,
         batch_size=args.batch_size,
+        device=str(device),
     )
     with torch.no_grad():
         for name, items in parts.items():

@@ -10,6 +10,7 @@ logger = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from ranker.cli.parser import whole_number
     from ranker.cli.retrieval import add_max_length_arg
 
     parser = subparsers.add_parser(
@@ -33,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--name", default=None, help="the teacher's name recorded in SCORES (default: --model as given)"
     )
     parser.add_argument("--out", required=True, help="the scores file (JSONL) to write")
-    parser.add_argument("--batch-size", type=int, default=64, help="pairs per forward pass")
+    parser.add_argument("--batch-size", type=whole_number(1), default=64, help="pairs per forward pass")
     add_max_length_arg(
         parser, "a document (bi-encoder) or a query+document pair (cross-encoder)", "the model's own"
     )
@@ -59,8 +60,6 @@ def run(args: argparse.Namespace) -> int:
     from retrievers.io.dataset import load_dataset
     from retrievers.mining.negatives import read_negatives
 
-    if args.batch_size < 1:
-        raise InputError(f"--batch-size must be positive, got {args.batch_size}")
     out = Path(args.out)
     if out.is_dir():
         raise InputError("--out is a directory; expected a file", out)

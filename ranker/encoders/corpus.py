@@ -50,7 +50,8 @@ def distributed_rank() -> tuple[int, int]:
     return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
 
 
-def _write_json(path: Path, data: Any) -> None:
+def write_json(path: Path, data: Any) -> None:
+    """``data`` as indented, key-sorted JSON, written atomically."""
     with atomic_write(path) as out:
         json.dump(data, out, indent=2, sort_keys=True)
         out.write("\n")
@@ -72,7 +73,7 @@ def _check_config(out: Path, config: dict[str, Any]) -> None:
     if out.exists() and any(p.name != CONFIG_NAME and not p.name.startswith("shard-") for p in out.iterdir()):
         raise InputError("exists and holds other files; choose an empty or new folder", out)
     out.mkdir(parents=True, exist_ok=True)
-    _write_json(path, config)
+    write_json(path, config)
 
 
 def encode_to_directory(
@@ -122,7 +123,7 @@ def encode_to_directory(
         with atomic_write(stem.with_suffix(".ids.txt")) as handle:
             handle.writelines(f"{doc_id}\n" for doc_id in ids[start:stop])
         np.memmap(vectors_path, dtype=np.float32, mode="w+", shape=(max(rows, 1), dim)).flush()
-        _write_json(progress_path, progress)
+        write_json(progress_path, progress)
     if progress["complete"]:
         logger.info("shard %d already complete", rank)
         return progress_path
@@ -148,12 +149,12 @@ def encode_to_directory(
                 done += len(texts)
                 bar.update(len(texts))
                 texts = []
-                _write_json(progress_path, {**progress, "done": done, "complete": done == rows})
+                write_json(progress_path, {**progress, "done": done, "complete": done == rows})
     if done != rows:
         raise InputError(
             f"the corpus changed while encoding: shard {rank} got {done} of {rows} documents", out
         )
-    _write_json(progress_path, {**progress, "done": done, "complete": True})
+    write_json(progress_path, {**progress, "done": done, "complete": True})
     return progress_path
 
 

@@ -29,13 +29,14 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ranker.encoders.corpus import shard_range, shard_stem
+from ranker.encoders.backbone import autocast
+from ranker.encoders.corpus import shard_range, shard_stem, write_json
 from retrievers.errors import InputError
 from retrievers.io.atomic import atomic_write
 
@@ -129,14 +130,17 @@ def check_or_write_config(out: Path, config: dict[str, Any]) -> None:
     if out.exists() and any(out.iterdir()):
         raise InputError("exists and holds other files; choose an empty or new folder", out)
     out.mkdir(parents=True, exist_ok=True)
-    with atomic_write(path) as handle:
-        json.dump(config, handle, indent=2, sort_keys=True)
-        handle.write("\n")
+    write_json(path, config)
 
 
-def _write_json(path: Path, data: Any) -> None:
-    with atomic_write(path) as handle:
-        json.dump(data, handle, sort_keys=True)
+def open_states(
+    shard: Path, layer: int, dtype: str, tokens: int, hidden: int, mode: Literal["r", "r+", "w+"]
+) -> np.memmap:
+    """The (tokens, hidden) memory map of one hidden layer's states in a shard folder."""
+    suffix, storage = STORAGE[dtype]
+    return np.memmap(
+        shard / f"layer-{layer:02d}.{suffix}", dtype=storage, mode=mode, shape=(max(tokens, 1), hidden)
+    )
 
 
 @dataclass
@@ -150,6 +154,7 @@ class StateWriter:
         layers: Hidden-state indices to keep.
         hidden: Hidden size.
         dtype: ``"float32"`` or ``"bfloat16"`` (storage, and the forward's autocast).
+        device: Where the forward runs (its autocast's device type).
     """
 
     forward: Callable[[dict[str, torch.Tensor]], Sequence[torch.Tensor]]
@@ -160,6 +165,7 @@ class StateWriter:
     dtype: str
     batch_size: int = 32
     block_size: int = 2048
+    device: str = "cpu"
 
     def write(
         self,
@@ -173,7 +179,6 @@ class StateWriter:
         start, stop = shard_range(len(items), rank, world)
         shard = folder / shard_stem(rank, world)
         progress_path = shard / "progress.json"
-        suffix, storage = STORAGE[self.dtype]
         mine = items[start:stop]
         progress: dict[str, Any] = {"done": 0, "complete": False}
         if progress_path.is_file():
@@ -199,21 +204,14 @@ class StateWriter:
             lengths.tofile(shard / "offsets.i64")
             np.memmap(shard / "input_ids.i32", dtype=np.int32, mode="w+", shape=(max(total, 1),)).flush()
             for layer in self.layers:
-                path = shard / f"layer-{layer:02d}.{suffix}"
-                np.memmap(path, dtype=storage, mode="w+", shape=(max(total, 1), self.hidden)).flush()
+                open_states(shard, layer, self.dtype, total, self.hidden, "w+").flush()
             progress = {"count": len(mine), "tokens": total, "done": 0, "complete": False}
-            _write_json(progress_path, progress)
+            write_json(progress_path, progress)
         offsets = lengths
         total = int(offsets[-1])
         token_ids = np.memmap(shard / "input_ids.i32", dtype=np.int32, mode="r+", shape=(max(total, 1),))
         arrays = {
-            layer: np.memmap(
-                shard / f"layer-{layer:02d}.{suffix}",
-                dtype=storage,
-                mode="r+",
-                shape=(max(total, 1), self.hidden),
-            )
-            for layer in self.layers
+            layer: open_states(shard, layer, self.dtype, total, self.hidden, "r+") for layer in self.layers
         }
         done = int(progress["done"])
         autocast_dtype = torch.bfloat16 if self.dtype == "bfloat16" else None
@@ -231,7 +229,7 @@ class StateWriter:
                 for b in range(0, len(order), self.batch_size):
                     rows = order[b : b + self.batch_size]
                     features = self.pad([ids[i] for i in rows])
-                    with torch.inference_mode(), _autocast(autocast_dtype):
+                    with torch.inference_mode(), autocast(self.device, autocast_dtype):
                         hidden = self.forward(features)
                     mask = features["attention_mask"].bool()
                     where = _positions(offsets, done, rows, ids)
@@ -243,17 +241,9 @@ class StateWriter:
                 for array in (*arrays.values(), token_ids):
                     array.flush()
                 done += len(block)
-                _write_json(progress_path, {**progress, "done": done, "complete": done == len(mine)})
-        _write_json(progress_path, {**progress, "done": done, "complete": True})
+                write_json(progress_path, {**progress, "done": done, "complete": done == len(mine)})
+        write_json(progress_path, {**progress, "done": done, "complete": True})
         return shard
-
-
-def _autocast(dtype: torch.dtype | None) -> Any:
-    import contextlib
-
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast("cpu", dtype=dtype)
 
 
 def _positions(offsets: np.ndarray, base: int, rows: list[int], ids: list[list[int]]) -> np.ndarray:
@@ -288,22 +278,10 @@ class _Shard:
         self.offsets = np.fromfile(path / "offsets.i64", dtype=np.int64)
         self.keys = np.fromfile(path / "keys.u64", dtype=np.uint64)
         self.tokens = int(self.offsets[-1])
-        suffix, storage = STORAGE[dtype]
         self.input_ids = np.memmap(
             path / "input_ids.i32", dtype=np.int32, mode="r", shape=(max(self.tokens, 1),)
         )
-        self.layers = {
-            layer: np.memmap(
-                path / f"layer-{layer:02d}.{suffix}",
-                dtype=storage,
-                mode="r",
-                shape=(max(self.tokens, 1), hidden),
-            )
-            for layer in layers
-        }
-
-    def ids(self) -> list[str]:
-        return (self.path / "ids.txt").read_text(encoding="utf-8").splitlines()
+        self.layers = {layer: open_states(path, layer, dtype, self.tokens, hidden, "r") for layer in layers}
 
 
 class StatesCache:
