@@ -13,11 +13,29 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 from pydantic.dataclasses import dataclass
 
+from ranker.training.settings import (
+    NESTED,
+    SCHEMA,
+    BackboneSettings,
+    Count,
+    DebiasSettings,
+    DistillSettings,
+    GuideSettings,
+    LearningRate,
+    LoraSettings,
+    NonNegFloat,
+    NonNegInt,
+    OptionalRate,
+    PositiveFloat,
+    QueryTokens,
+    Tokens,
+    described,
+)
 from retrievers.errors import InputError
 
 MODEL_TYPES = ("cross", "bi")
@@ -26,131 +44,22 @@ SELECTIONS = ("none", "text", "features")
 WEIGHT_PASSES = ("auto", "eval", "shared")
 
 
-def _not_bool(value: Any) -> Any:
-    """Numbers must be numbers: YAML's ``true`` is not 1."""
-    if isinstance(value, bool):
-        raise ValueError("expected a number, not true/false")
-    return value
-
-
-_Number = BeforeValidator(_not_bool)
-Count = Annotated[int, _Number, Field(ge=1)]
-NonNegInt = Annotated[int, _Number, Field(ge=0)]
-PositiveFloat = Annotated[float, _Number, Field(gt=0, allow_inf_nan=False)]
-NonNegFloat = Annotated[float, _Number, Field(ge=0, allow_inf_nan=False)]
-Probability = Annotated[float, _Number, Field(ge=0, lt=1, allow_inf_nan=False)]
-# an AdamW step past 1 sends every weight far out (the loss turns NaN within a step or two)
-LearningRate = Annotated[float, _Number, Field(gt=0, le=1, allow_inf_nan=False)]
-OptionalRate = Annotated[float, _Number, Field(ge=0, le=1, allow_inf_nan=False)]
-# room for the special tokens ([CLS] query [SEP] document [SEP]) and some text
-Tokens = Annotated[int, _Number, Field(ge=8)]
-QueryTokens = Annotated[int, _Number, Field(ge=4)]
-_SCHEMA = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
-
-
-def _f(default: Any, help: str) -> Any:
-    return field(default=default, metadata={"help": help})
-
-
-@dataclass(frozen=True, config=_SCHEMA)
-class LoraSettings:
-    """A LoRA adapter (Hu et al., ICLR 2022, through peft) on R's backbone instead of training
-    all its weights; the saved model has the adapter merged in (a plain transformers folder)."""
-
-    rank: Count = _f(8, "adapter rank r")
-    alpha: PositiveFloat | None = _f(None, "scaling lora_alpha (default: 2 * rank)")
-    dropout: Probability = _f(0.0, "dropout on the adapter's input")
-    target_modules: list[str] | str = _f(
-        "all-linear", "module names to adapt (a list, or 'all-linear' for every linear layer)"
-    )
-
-    def peft_kwargs(self) -> dict[str, Any]:
-        """Arguments of ``peft.LoraConfig``."""
-        return {
-            "r": self.rank,
-            "lora_alpha": self.alpha if self.alpha is not None else 2 * self.rank,
-            "lora_dropout": self.dropout,
-            "target_modules": self.target_modules,
-        }
-
-
-@dataclass(frozen=True, config=_SCHEMA)
-class BackboneSettings:
-    """Freeze all or the bottom of a bi-encoder's backbone, optionally reading its token states
-    from a cache written by ``ranker cache-states`` instead of running it (docs/training.md)."""
-
-    freeze: Literal["none", "all"] | dict[Literal["bottom"], NonNegInt] = _f(
-        "none", "'none' (train it all), 'all' (only pooler/adapter/head train) or {bottom: K}"
-    )
-    states: str = _f("", "a `ranker cache-states` folder: read the frozen part's token states from it")
-
-    @property
-    def frozen(self) -> str | dict[str, int]:
-        """``"all"``, ``{"bottom": K}`` or ``"none"`` as a plain value."""
-        return (
-            {str(k): int(v) for k, v in self.freeze.items()} if isinstance(self.freeze, dict) else self.freeze
-        )
-
-
-@dataclass(frozen=True, config=_SCHEMA)
-class DistillSettings:
-    """Distillation from a teacher's scores (``ranker score``): MarginMSE or listwise KL, alone
-    or added to the ranking loss with a weight (see docs/training.md)."""
-
-    loss: Literal["margin_mse", "kl"] = _f("margin_mse", "'margin_mse' (MarginMSE) or 'kl' (listwise KL)")
-    scores: str = _f("", "teacher scores of the negatives file, written by `ranker score` (required)")
-    teacher: str = _f("", "refuse scores not made by this teacher (its name or path; '' : any)")
-    weight: NonNegFloat = _f(1.0, "multiplier of the distillation term")
-    alone: bool = _f(False, "train on the distillation term only (no ranking loss)")
-    teacher_temperature: PositiveFloat = _f(
-        1.0,
-        "teacher scores are divided by it (both losses; the teacher's softmax temperature for "
-        "kl; 0.05 puts a cosine teacher on a bi-encoder's scale 20)",
-    )
-    student_temperature: PositiveFloat = _f(1.0, "kl: the student's softmax temperature (loss x T^2)")
-
-
-@dataclass(frozen=True, config=_SCHEMA)
-class GuideSettings:
-    """GISTEmbed guide masking (Solatorio 2024): negatives that a guide scores at least as high
-    as the positive (less a margin) leave the softmax."""
-
-    model: str = _f("", "guide model (a bi-encoder or cross-encoder ranker loads), scored per batch")
-    scores: str = _f("", "or: guide scores from `ranker score` (masks only the pairs it scored)")
-    margin: NonNegFloat = _f(0.0, "mask a negative when guide(neg) >= guide(pos) - margin (absolute)")
-    strategy: Literal["absolute", "relative"] = _f(
-        "absolute", "'absolute': guide(pos) - margin; 'relative': guide(pos) * (1 - margin)"
-    )
-
-
-@dataclass(frozen=True, config=_SCHEMA)
-class DebiasSettings:
-    """Debiased contrastive loss (Chuang et al., NeurIPS 2020) for ``loss: infonce``."""
-
-    tau_plus: Probability = _f(0.1, "class prior tau+: the share of negatives that are positives")
-
-
-NESTED = {
-    "lora": LoraSettings,
-    "backbone": BackboneSettings,
-    "distill": DistillSettings,
-    "guide": GuideSettings,
-    "debias": DebiasSettings,
-}
-
-
-@dataclass(frozen=True, config=_SCHEMA)
+@dataclass(frozen=True, config=SCHEMA)
 class TrainConfig:
     """Everything ``ranker train`` needs; see ``docs/training.md``."""
 
     # data
-    dataset: str = _f("", "dataset spec (BEIR/MS MARCO folder, irds:<id>, or a name)")
-    negatives: str = _f("", "negatives JSONL written by `ranker mine` (qid, query, positives, negatives)")
-    output_dir: str = _f("", "where checkpoints, metrics.csv, weights and the final model go")
+    dataset: str = described("", "dataset spec (BEIR/MS MARCO folder, irds:<id>, or a name)")
+    negatives: str = described(
+        "", "negatives JSONL written by `ranker mine` (qid, query, positives, negatives)"
+    )
+    output_dir: str = described("", "where checkpoints, metrics.csv, weights and the final model go")
     # model
-    model_type: Literal["cross", "bi"] = _f("cross", "'cross' (cross-encoder reranker) or 'bi' (bi-encoder)")
-    model: str = _f("", "model name or path to start from (HF folder or a saved ranker model)")
-    pooling: str = _f(
+    model_type: Literal["cross", "bi"] = described(
+        "cross", "'cross' (cross-encoder reranker) or 'bi' (bi-encoder)"
+    )
+    model: str = described("", "model name or path to start from (HF folder or a saved ranker model)")
+    pooling: str = described(
         "",
         "pooling mode ('': the model's default; mean for a bi-encoder from a "
         "plain transformer, cls for a cross-encoder)",
@@ -162,13 +71,13 @@ class TrainConfig:
             "ponet (see docs/pooling.md; a saved model keeps its own)"
         },
     )
-    attention: Literal["", "causal", "bidirectional"] = _f(
+    attention: Literal["", "causal", "bidirectional"] = described(
         "",
         "decoder attention: '' (the model's: causal for a new decoder), 'causal' or "
         "'bidirectional' (LLM2Vec-style); encoders are always bidirectional",
     )
-    normalize: bool = _f(True, "bi-encoder: L2-normalize embeddings (cosine similarity)")
-    interaction: Literal["", "mlb", "mfb"] = _f(
+    normalize: bool = described(True, "bi-encoder: L2-normalize embeddings (cosine similarity)")
+    interaction: Literal["", "mlb", "mfb"] = described(
         "",
         "bi-encoder scorer: '' (scale * q . d) or a low-rank bilinear head over the two "
         "embeddings, 'mlb' or 'mfb' (see docs/pooling.md); such a model reranks a run "
@@ -185,59 +94,63 @@ class TrainConfig:
             "{freeze: all, states: cache/scifact-minilm} (bi-encoders; see docs/training.md)"
         },
     )
-    adapter: bool = _f(False, "bi-encoder: a trainable linear map (identity at first) on the pooled vector")
-    max_query_length: QueryTokens = _f(32, "query tokens (bi-encoder)")
-    max_length: Tokens = _f(256, "tokens of a document (bi) or of a query+document pair (cross)")
-    lora: LoraSettings | None = _f(
+    adapter: bool = described(
+        False, "bi-encoder: a trainable linear map (identity at first) on the pooled vector"
+    )
+    max_query_length: QueryTokens = described(32, "query tokens (bi-encoder)")
+    max_length: Tokens = described(256, "tokens of a document (bi) or of a query+document pair (cross)")
+    lora: LoraSettings | None = described(
         None,
         "train a LoRA adapter on R instead of all weights: a mapping of rank, alpha, dropout, "
         "target_modules (e.g. --set lora.rank=8); null: full fine-tuning",
     )
     # loss
-    loss: Literal["pairwise", "listwise", "infonce"] = _f(
+    loss: Literal["pairwise", "listwise", "infonce"] = described(
         "listwise",
         "'pairwise' (softmax CE per (pos, neg) pair, the CET paper's), "
         "'listwise' (CE over 1 positive + n negatives) or 'infonce' (bi: + in-batch)",
     )
-    distill: DistillSettings | None = _f(
+    distill: DistillSettings | None = described(
         None,
         "distillation from teacher scores: a mapping of loss (margin_mse|kl), scores, teacher, "
         "weight, alone, teacher_temperature, student_temperature; null: none",
     )
-    guide: GuideSettings | None = _f(
+    guide: GuideSettings | None = described(
         None, "GISTEmbed guide masking: a mapping of model or scores, margin, strategy; null: none"
     )
-    debias: DebiasSettings | None = _f(
+    debias: DebiasSettings | None = described(
         None, "debiased InfoNCE (Chuang et al. 2020): a mapping of tau_plus; null: plain InfoNCE"
     )
-    n_negatives: Count = _f(3, "hard negatives per query in a step")
-    negative_depth: NonNegInt = _f(0, "sample negatives among the first N of each list (0: all)")
-    scale: PositiveFloat = _f(20.0, "bi-encoder logit scale (1 / temperature) on cosine similarities")
+    n_negatives: Count = described(3, "hard negatives per query in a step")
+    negative_depth: NonNegInt = described(0, "sample negatives among the first N of each list (0: all)")
+    scale: PositiveFloat = described(20.0, "bi-encoder logit scale (1 / temperature) on cosine similarities")
     # CET (Cai et al., CIKM 2022)
-    selection: Literal["none", "text", "features"] = _f(
+    selection: Literal["none", "text", "features"] = described(
         "none",
         "CET selection model S: 'none' (plain training), 'text' (a "
         "cross-encoder, the paper's) or 'features' (an MLP over the negative's "
         "retriever rank/score/name)",
     )
-    selection_model: str = _f("", "starting weights of a text S (default: the cross-encoder `model`)")
-    selection_states: str = _f(
+    selection_model: str = described("", "starting weights of a text S (default: the cross-encoder `model`)")
+    selection_states: str = described(
         "",
         "a `ranker cache-states` folder: the text S becomes a frozen-backbone scorer (mean "
         "pooling + its own trainable adapter, scale * q . d per pair) read from it, instead "
         "of a cross-encoder (default: R's backbone.states when S has no selection_model)",
     )
-    selection_lr: OptionalRate = _f(0.0, "learning rate of S (0: same as lr; features S uses 1e-3 if 0)")
-    temperature: PositiveFloat = _f(10.0, "CET temperature T in w = 1 / (1 - sigmoid(score / T))")
-    max_weight: NonNegFloat = _f(0.0, "clip CET weights to at most this (0: no clipping)")
-    normalize_weights: Literal["auto", "none", "batch", "query"] | bool = _f(
+    selection_lr: OptionalRate = described(
+        0.0, "learning rate of S (0: same as lr; features S uses 1e-3 if 0)"
+    )
+    temperature: PositiveFloat = described(10.0, "CET temperature T in w = 1 / (1 - sigmoid(score / T))")
+    max_weight: NonNegFloat = described(0.0, "clip CET weights to at most this (0: no clipping)")
+    normalize_weights: Literal["auto", "none", "batch", "query"] | bool = described(
         "auto",
         "rescale CET's weights to mean 1: 'query' (over each query's hard negatives, so "
         "constant weights leave a listwise/infonce loss exactly unweighted), 'batch' (over the "
         "batch; true is the same), 'none' (false) or 'auto' (query for listwise and infonce, "
         "none for the authors' pairwise form, where a constant weight only scales the loss)",
     )
-    selection_warmup: NonNegInt = _f(
+    selection_warmup: NonNegInt = described(
         0,
         "CET: train S alone for this many steps first (weighted by the starting R's scores); R "
         "then trains its max_steps steps on the batches a run without warm-up sees",
@@ -251,48 +164,48 @@ class TrainConfig:
             "when it was one of the pool's systems or on purpose"
         },
     )
-    weight_pass: Literal["auto", "eval", "shared"] = _f(
+    weight_pass: Literal["auto", "eval", "shared"] = described(
         "auto",
         "where CET's weights come from: 'eval' (a separate no-grad eval-mode pass over the "
         "negatives, the authors' way), 'shared' (the training forward's detached scores; "
         "cheaper, but with dropout noise) or 'auto' (shared when neither model has active "
         "dropout, where both give the same weights, else eval)",
     )
-    dump_weights: bool = _f(True, "write weights.jsonl (qid, docid, weight, step) for audits")
+    dump_weights: bool = described(True, "write weights.jsonl (qid, docid, weight, step) for audits")
     # optimisation
-    batch_size: Count = _f(16, "queries per micro-batch (global across processes)")
-    grad_accum: Count = _f(1, "micro-batches per optimizer step")
-    max_steps: Count = _f(500, "optimizer steps")
-    lr: LearningRate = _f(2e-5, "AdamW learning rate (the CET paper: 3e-6 for BERT-base)")
-    head_lr: OptionalRate = _f(
+    batch_size: Count = described(16, "queries per micro-batch (global across processes)")
+    grad_accum: Count = described(1, "micro-batches per optimizer step")
+    max_steps: Count = described(500, "optimizer steps")
+    lr: LearningRate = described(2e-5, "AdamW learning rate (the CET paper: 3e-6 for BERT-base)")
+    head_lr: OptionalRate = described(
         0.0,
         "learning rate of the parameters outside the backbone: a trainable pooler, an "
         "interaction head (0: same as lr)",
     )
-    weight_decay: NonNegFloat = _f(0.01, "AdamW weight decay (not on biases and LayerNorm)")
-    warmup_steps: NonNegInt = _f(50, "linear warm-up steps, then linear decay to 0 at max_steps")
-    max_grad_norm: NonNegFloat = _f(1.0, "gradient clipping norm (0: off)")
-    precision: Literal["auto", "bf16", "fp32"] = _f(
+    weight_decay: NonNegFloat = described(0.01, "AdamW weight decay (not on biases and LayerNorm)")
+    warmup_steps: NonNegInt = described(50, "linear warm-up steps, then linear decay to 0 at max_steps")
+    max_grad_norm: NonNegFloat = described(1.0, "gradient clipping norm (0: off)")
+    precision: Literal["auto", "bf16", "fp32"] = described(
         "auto", "'auto' (bf16 autocast on GPU, fp32 on CPU), 'bf16' or 'fp32'"
     )
-    gradient_checkpointing: bool = _f(False, "recompute activations in backward to save memory")
-    seed: NonNegInt = _f(42, "fixes data order, negative sampling, dropout and initialisation")
-    device: str = _f("auto", "'auto', 'cpu', 'cuda' (DDP: one GPU per process)")
+    gradient_checkpointing: bool = described(False, "recompute activations in backward to save memory")
+    seed: NonNegInt = described(42, "fixes data order, negative sampling, dropout and initialisation")
+    device: str = described("auto", "'auto', 'cpu', 'cuda' (DDP: one GPU per process)")
     # evaluation, logging, checkpoints
-    eval_split: str = _f("", "dataset split for periodic evaluation ('' : none)")
-    eval_every: NonNegInt = _f(0, "evaluate every N steps (0: only at the end, if eval_split is set)")
-    eval_metric: str = _f("ndcg@10", "ranx metric that picks the best checkpoint")
-    patience: NonNegInt = _f(
+    eval_split: str = described("", "dataset split for periodic evaluation ('' : none)")
+    eval_every: NonNegInt = described(0, "evaluate every N steps (0: only at the end, if eval_split is set)")
+    eval_metric: str = described("ndcg@10", "ranx metric that picks the best checkpoint")
+    patience: NonNegInt = described(
         0,
         "stop early after this many evaluations without a better eval_metric (0: never); "
         "the best model is in best/",
     )
-    eval_run: str = _f("", "cross-encoder evaluation: TREC run to rerank")
-    eval_depth: Count = _f(100, "cross-encoder evaluation: documents reranked per query")
-    eval_batch_size: Count = _f(64, "batch size for encoding/scoring during evaluation")
-    log_every: Count = _f(10, "write a metrics.csv row every N steps")
-    save_every: NonNegInt = _f(100, "checkpoint every N steps (0: only at the end)")
-    keep_checkpoints: NonNegInt = _f(2, "how many recent checkpoints to keep (0: all)")
+    eval_run: str = described("", "cross-encoder evaluation: TREC run to rerank")
+    eval_depth: Count = described(100, "cross-encoder evaluation: documents reranked per query")
+    eval_batch_size: Count = described(64, "batch size for encoding/scoring during evaluation")
+    log_every: Count = described(10, "write a metrics.csv row every N steps")
+    save_every: NonNegInt = described(100, "checkpoint every N steps (0: only at the end)")
+    keep_checkpoints: NonNegInt = described(2, "how many recent checkpoints to keep (0: all)")
 
     def __post_init__(self) -> None:
         if self.loss == "infonce" and self.model_type == "cross":
