@@ -328,6 +328,59 @@ def test_matrix_steps_each_arguments_and_merge_keys(tmp_path):
     assert "## a\n\nk=1" in text and "## b\n\nk=2" in text
 
 
+def test_matrix_references_inside_profile_variables_wait_for_the_combination(tmp_path):
+    spec = tmp_path / "deferred.yaml"
+    spec.write_text(
+        textwrap.dedent("""\
+        vars:
+          collections: [{name: c1}, {name: c2}]
+          teacher: "${m.c.name}/teacher.jsonl"
+          remedies:
+            - {name: plain, sets: []}
+            - {name: distill, sets: [--set, "distill.scores=${m.c.name}/${m.p}/${profile.teacher}"]}
+        steps:
+          - name: t-${m.c.name}-${m.p}-${m.x.name}
+            matrix: {c: "${profile.collections}", p: [mean, cls], x: "${profile.remedies}"}
+            run: [train, cfg.yaml, "${m.x.sets}", --out, "${m.c.name}.${m.p}.${m.x.name}"]
+            outputs: ["${m.c.name}.${m.p}.${m.x.name}"]
+          - name: direct-${m.c.name}
+            matrix: {c: "${profile.collections}"}
+            run: [train, cfg.yaml, --teacher, "${profile.teacher}", --out, "d.${m.c.name}"]
+            outputs: ["d.${m.c.name}"]
+          - name: each
+            matrix: {c: [{name: c3}]}
+            run: [evaluate, d, {each: "${profile.remedies}", arg: "${m.c.name}.${m.each.name}"}, --out, e]
+            outputs: [e]
+        """)
+    )
+    plan = {item.step.name: item.argv for item in Runner(load_spec(spec), "default", tmp_path / "w").plan()}
+    assert plan["t-c1-mean-plain"] == ["train", "cfg.yaml", "--out", "c1.mean.plain"]
+    assert plan["t-c2-cls-distill"] == [
+        "train", "cfg.yaml", "--set", "distill.scores=c2/cls/c2/teacher.jsonl", "--out", "c2.cls.distill"
+    ]  # fmt: skip
+    assert plan["t-c1-mean-distill"][3] == "distill.scores=c1/mean/c1/teacher.jsonl"
+    assert plan["direct-c2"] == ["train", "cfg.yaml", "--teacher", "c2/teacher.jsonl", "--out", "d.c2"]
+    assert plan["each"] == ["evaluate", "d", "c3.plain", "c3.distill", "--out", "e"]
+
+
+def test_a_matrix_reference_the_combination_lacks_names_the_spec_line(tmp_path):
+    spec = tmp_path / "unbound.yaml"
+    spec.write_text(
+        textwrap.dedent("""\
+        vars:
+          remedies: [{name: r, sets: [--set, "x=${m.q.name}"]}]
+        steps:
+          - name: t-${m.c}-${m.x.name}
+            matrix: {c: [a], x: "${profile.remedies}"}
+            run: [train, cfg.yaml, "${m.x.sets}", --out, "${m.c}"]
+            outputs: ["${m.c}"]
+        """)
+    )
+    with pytest.raises(InputError, match=r"\$\{m\.q\.name\}: no field 'q' here") as info:
+        Runner(load_spec(spec), "default", tmp_path / "w").plan()
+    assert f"{spec}:" in str(info.value)
+
+
 def test_a_seed_group_glob_reads_every_run_it_matches(tmp_path):
     spec = tmp_path / "groups.yaml"
     spec.write_text(

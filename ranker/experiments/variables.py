@@ -12,7 +12,9 @@ Known variables:
 - ``${dataset.NAME}``: the folder a bare dataset name resolves to ($RANKER_DATA, then data/);
 - ``${m.KEY}`` (``${m.KEY.FIELD}`` for a mapping): the current value of a step's or report
   section's ``matrix`` KEY; inside ``{each: LIST, arg: TEMPLATE}`` (a ``run`` entry that
-  becomes one argument per item), ``${m.each}`` is the item.
+  becomes one argument per item), ``${m.each}`` is the item. A ``${m.KEY}`` inside a profile
+  variable is resolved where the variable is used, against the combination bound there (so
+  a list variable used as a matrix axis may refer to the other axes).
 """
 
 from __future__ import annotations
@@ -47,8 +49,13 @@ class Context:
         """This context with the ``${m.KEY}`` values of one matrix combination."""
         return replace(self, matrix=combination)
 
-    def lookup(self, name: str, line: int | None = None, depth: int = 0) -> Any:
-        """The value of variable ``name`` (raises InputError naming the spec line if unknown)."""
+    def lookup(self, name: str, line: int | None = None, depth: int = 0, keep_matrix: bool = False) -> Any:
+        """The value of variable ``name`` (raises InputError naming the spec line if unknown).
+
+        The ``${m.*}`` inside a ``${profile.KEY}`` are resolved against this context's matrix,
+        or left as they are with ``keep_matrix`` (a matrix axis, an ``each`` list: they are
+        resolved later, once the combination is bound).
+        """
         if name == "work":
             return str(self.work)
         if name == "spec_dir":
@@ -56,27 +63,17 @@ class Context:
         if name == "profile":
             return self.profile
         if name.startswith("profile."):
-            key, *fields = name[len("profile.") :].split(".")
-            if key not in self.settings:
-                raise InputError(
-                    f"${{{name}}}: no variable {key!r} in 'vars' or profile {self.profile!r}",
-                    self.spec_path,
-                    line,
-                )
-            if name not in self._resolved_vars:
-                value = self._resolved(
-                    _field(self.settings[key], fields, name, self.spec_path, line), name, line, depth
-                )
-                self._check_size(value, name, line)
-                self._resolved_vars[name] = value
-            return self._resolved_vars[name]
+            value, deferred = self._profile_value(name, line, depth)
+            if deferred and not keep_matrix:
+                return self._resolved(value, name, line, depth)
+            return value
         if name.startswith("pkg."):
             return str(package_dir(name[len("pkg.") :], self.spec_path, line))
         if name.startswith("dataset."):
             return str(dataset_dir(name[len("dataset.") :], self.spec_path, line))
         if name.startswith("m."):
             value = _field(self.matrix, name.split(".")[1:], name, self.spec_path, line)
-            return self._resolved(value, name, line, depth)
+            return self._resolved(value, name, line, depth, keep_matrix)
         raise InputError(
             f"unknown variable ${{{name}}} (expected work, spec_dir, profile, "
             "profile.KEY, pkg.NAME, dataset.NAME or m.KEY)",
@@ -84,21 +81,47 @@ class Context:
             line,
         )
 
-    def _resolved(self, value: Any, name: str, line: int | None, depth: int = 0) -> Any:
-        """A variable's value with the ``${...}`` inside it substituted too."""
+    def _profile_value(self, name: str, line: int | None, depth: int) -> tuple[Any, bool]:
+        """``${profile.KEY}`` resolved once, with its ``${m.*}`` left in, and whether it has any."""
+        key, *fields = name[len("profile.") :].split(".")
+        if key not in self.settings:
+            raise InputError(
+                f"${{{name}}}: no variable {key!r} in 'vars' or profile {self.profile!r}",
+                self.spec_path,
+                line,
+            )
+        if name not in self._resolved_vars:
+            value = self._resolved(
+                _field(self.settings[key], fields, name, self.spec_path, line), name, line, depth, True
+            )
+            self._check_size(value, name, line)
+            self._resolved_vars[name] = (value, _has_matrix_refs(value))
+        return self._resolved_vars[name]
+
+    def _resolved(
+        self, value: Any, name: str, line: int | None, depth: int = 0, keep_matrix: bool = False
+    ) -> Any:
+        """A variable's value with the ``${...}`` inside it substituted too (but for the
+        ``${m.*}`` with ``keep_matrix``)."""
         if depth > 10:
             raise InputError(f"${{{name}}} refers to itself", self.spec_path, line)
         if isinstance(value, list):
-            return [self._resolved(v, name, line, depth + 1) for v in value]
+            return [self._resolved(v, name, line, depth + 1, keep_matrix) for v in value]
         if isinstance(value, dict):
-            return {k: self._resolved(v, name, line, depth + 1) for k, v in value.items()}
-        if isinstance(value, str) and (whole := PATTERN.fullmatch(value)):
-            return self.lookup(whole.group(1), line, depth + 1)  # keeps lists and mappings
-        if isinstance(value, str) and PATTERN.search(value):
-            text = PATTERN.sub(lambda m: str(self.lookup(m.group(1), line, depth + 1)), value)
-            self._check_size(text, name, line)
-            return text
-        return value
+            return {k: self._resolved(v, name, line, depth + 1, keep_matrix) for k, v in value.items()}
+        if not isinstance(value, str) or not PATTERN.search(value):
+            return value
+
+        def one(match: re.Match) -> Any:
+            if keep_matrix and match.group(1).startswith("m."):
+                return match.group(0)
+            return self.lookup(match.group(1), line, depth + 1, keep_matrix)
+
+        if whole := PATTERN.fullmatch(value):
+            return one(whole)  # keeps lists and mappings
+        text = PATTERN.sub(lambda m: str(one(m)), value)
+        self._check_size(text, name, line)
+        return text
 
     def _check_size(self, value: Any, name: str, line: int | None) -> None:
         """Refuse a variable whose value expands past :data:`MAX_EXPANDED` items and characters."""
@@ -127,6 +150,15 @@ def _size(value: Any, sizes: dict[int, tuple[Any, int]]) -> int:
     return sizes[key][1]
 
 
+def _has_matrix_refs(value: Any) -> bool:
+    """Whether a resolved value still holds ``${m.*}`` references."""
+    if isinstance(value, list):
+        return any(_has_matrix_refs(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_matrix_refs(v) for v in value.values())
+    return isinstance(value, str) and any(m.group(1).startswith("m.") for m in PATTERN.finditer(value))
+
+
 def _field(value: Any, fields: list[str], name: str, spec_path: Path, line: int | None) -> Any:
     for part in fields:
         if not isinstance(value, dict) or part not in value:
@@ -148,7 +180,7 @@ def combinations(matrix: dict[str, Any] | None, context: Context, line: int | No
         items: list[Any] = []
         for value in values if isinstance(values, list) else [values]:
             whole = PATTERN.fullmatch(value) if isinstance(value, str) else None
-            found = context.lookup(whole.group(1), line) if whole else value
+            found = context.lookup(whole.group(1), line, keep_matrix=True) if whole else value
             items += found if isinstance(found, list) else [found]  # a list variable splices in
         if isinstance(values, str) and not PATTERN.fullmatch(values):
             raise InputError(
@@ -205,7 +237,7 @@ def expand_args(args: list[Any], context: Context, line: int | None = None) -> l
             items = arg["each"]
             if isinstance(items, str):
                 whole = PATTERN.fullmatch(items)
-                items = context.lookup(whole.group(1), line) if whole else None
+                items = context.lookup(whole.group(1), line, keep_matrix=True) if whole else None
             if not isinstance(items, list):
                 raise InputError("'each' must be a list or name a list variable", context.spec_path, line)
             for item in items:
