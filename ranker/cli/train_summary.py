@@ -1,4 +1,5 @@
-"""``ranker train-summary``: how long each training run trained, and its best dev score."""
+"""``ranker train-summary``: how long each training run trained, what a step cost, and its
+best dev score."""
 
 from __future__ import annotations
 
@@ -11,10 +12,13 @@ logger = logging.getLogger(__name__)
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "train-summary",
-        help="table of training runs: steps trained, early stop, best dev step and score",
+        help="table of training runs: steps trained, early stop, ms/step, best dev step and score",
         description="Read summary.json of each training output folder and write a Markdown "
         "table with one row per LABEL: the runs (seeds) it groups, the steps each trained "
-        "(early stopped or not), the step of its best dev evaluation and the mean best score.",
+        "(early stopped or not), the mean wall-clock milliseconds per optimizer step, the step "
+        "of its best dev evaluation and the mean best score. "
+        "Example: ranker train-summary 'b-dense=runs/b-dense/s*' 'f-clean=runs/f-clean/s*' "
+        "--out train.md",
     )
     parser.add_argument(
         "runs",
@@ -53,6 +57,23 @@ def read_group(label: str, pattern: str) -> dict:
     return {"label": label, "runs": summaries}
 
 
+COST_NOTE = (
+    "ms/step: wall-clock time of the training loop up to its last logged step "
+    "(summary.json's last.elapsed_s) over that step, mean over the runs with a timing (blank: "
+    "none). It includes the dev evaluations and checkpoints made before that step (not the final "
+    "ones), not model loading; a resumed run is timed from its resume only (so it reads low)."
+)
+
+
+def ms_per_step(summary: dict) -> float | None:
+    """Milliseconds per optimizer step of one run's ``summary.json`` (None without a timing)."""
+    last = summary.get("last") or {}
+    elapsed, steps = last.get("elapsed_s"), last.get("step", summary.get("steps"))
+    if not isinstance(elapsed, int | float) or not isinstance(steps, int | float) or steps <= 0:
+        return None
+    return 1000.0 * elapsed / steps
+
+
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -65,25 +86,29 @@ def run(args: argparse.Namespace) -> int:
             label, pattern = Path(item).name, item
         groups.append(read_group(label.rstrip("*"), pattern))
     lines = [
-        "| run | seeds | steps trained | early stop | best dev step | best dev score (mean) |",
-        "|---|---:|---|---|---|---:|",
+        "| run | seeds | steps trained | early stop | ms/step | best dev step | best dev score (mean) |",
+        "|---|---:|---|---|---:|---|---:|",
     ]
     for group in groups:
         runs = [s for _, s in group["runs"]]
         best = [s.get("best") or {} for s in runs]
         values = [b["value"] for b in best if "value" in b]
+        costs = [c for s in runs if (c := ms_per_step(s)) is not None]
         lines.append(
-            "| {} | {} | {} | {} | {} | {} |".format(
+            "| {} | {} | {} | {} | {} | {} | {} |".format(
                 group["label"],
                 len(runs),
                 " / ".join(str(s.get("steps", "?")) for s in runs),
                 " / ".join("yes" if s.get("stopped_early") else "no" for s in runs),
+                f"{sum(costs) / len(costs):.1f}" if costs else "",
                 " / ".join(str(b.get("step", "-")) for b in best),
                 f"{sum(values) / len(values):.4f}" if values else "-",
             )
         )
     metric = next((b.get("metric") for g in groups for _, s in g["runs"] if (b := s.get("best"))), None)
-    note = f"\nBest dev score: {metric} on the dev split, evaluated during training.\n" if metric else "\n"
+    note = "\n" + COST_NOTE + "\n"
+    if metric:
+        note += f"Best dev score: {metric} on the dev split, evaluated during training.\n"
     with atomic_write(args.out) as out:
         out.write("\n".join(lines) + "\n" + note)
     logger.info("wrote %s (%d groups)", args.out, len(groups))

@@ -1,0 +1,40 @@
+"""``ranker train-summary``: one row per label, ms/step from each run's summary.json."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ranker.cli import main
+
+
+def _run(folder: Path, summary: dict) -> None:
+    folder.mkdir(parents=True)
+    (folder / "summary.json").write_text(json.dumps(summary))
+
+
+def _row(text: str, label: str) -> list[str]:
+    line = next(line for line in text.splitlines() if line.startswith(f"| {label} |"))
+    return [cell.strip() for cell in line.strip("|").split("|")]
+
+
+def test_ms_per_step_is_the_mean_over_the_runs_and_blank_without_timing(tmp_path):
+    best = {"step": 100, "metric": "ndcg@10", "value": 0.5}
+    _run(tmp_path / "b" / "s1", {"steps": 300, "best": best, "last": {"step": 300, "elapsed_s": 3.0}})
+    _run(tmp_path / "b" / "s2", {"steps": 300, "best": best, "last": {"step": 300, "elapsed_s": 6.0}})
+    # early stopped at 250, last logged (and timed) at step 200: 4 s over 200 steps
+    _run(
+        tmp_path / "e" / "s1", {"steps": 250, "stopped_early": True, "last": {"step": 200, "elapsed_s": 4.0}}
+    )
+    _run(tmp_path / "old" / "s1", {"steps": 300, "last": {"step": 300}})  # written before timings
+    out = tmp_path / "train.md"
+    args = [f"{n}={tmp_path / n}/s*" for n in ("b", "e", "old")]
+    assert main(["train-summary", *args, "--out", str(out)]) == 0
+    text = out.read_text()
+    header = [cell.strip() for cell in text.splitlines()[0].strip("|").split("|")]
+    column = header.index("ms/step")
+    assert _row(text, "b")[column] == "15.0"  # mean of 10 and 20 ms
+    assert _row(text, "e")[column] == "20.0"
+    assert _row(text, "old")[column] == ""
+    assert _row(text, "b")[header.index("best dev score (mean)")] == "0.5000"
+    assert "includes the dev evaluations" in text
