@@ -145,7 +145,49 @@ def test_a_reference_run_is_the_gaps_end_but_stays_out_of_the_tested_family(cli,
     assert rc == 0, err
     referenced = json.loads(out)
     assert referenced["gap"] == [g for g in tested["gap"] if g["run"] == "mid"]  # the same share and CI
-    names = json.dumps(referenced).count('"strong"')
-    assert names == 0  # not tested, not listed as a run
+    names = json.dumps({k: v for k, v in referenced.items() if k != "gap"}).count('"strong"')
+    assert names == 0  # not tested, not listed as a run (only the gap's "high" names it)
     rc, _, err = cli(*base, "--reference", f"strong={folder}/strong.s*.trec")
     assert rc == 2 and "only used by --gap" in err
+
+
+def test_several_gaps_give_one_table_each_and_a_plot(cli, tiny_beir, seeded, tmp_path):
+    _, folder = seeded
+    base = ["compare", tiny_beir, "--baseline", f"weak={folder}/weak.s*.trec", f"mid={folder}/mid.s*.trec"]
+    base += ["--reference", f"strong={folder}/strong.s*.trec", "--metrics", "ndcg@10", "--resamples", "200"]
+    plot = tmp_path / "gaps.png"
+    gaps = ["--gap", "weak", "strong", "--gap", "mid", "strong"]
+    rc, out, err = cli(*base, *gaps, "--gap-plot", plot)
+    assert rc == 0, err
+    assert out.count("share recovered") == 2
+    first, second = out.split("gap (strong - weak)")[1], out.split("gap (strong - mid)")[1]
+    assert "| ndcg@10 | mid |" in first.split("Share of the")[0]  # weak -> strong: mid's share
+    assert "| ndcg@10 | weak |" in second.split("Share of the")[0]  # mid -> strong: weak's share
+    assert "Share of the weak -> strong gap" in out and "Share of the mid -> strong gap" in out
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 1000
+    rc, out, err = cli(*base, *gaps, "--format", "json")
+    assert rc == 0, err
+    rows = {(g["low"], g["high"], g["run"]) for g in json.loads(out)["gap"]}
+    assert rows == {("weak", "strong", "mid"), ("mid", "strong", "weak")}
+
+
+def test_a_gap_plot_skips_an_undefined_gap_and_bad_gaps_still_fail(cli, tiny_beir, seeded, tmp_path):
+    _, folder = seeded
+    base = [
+        "compare",
+        tiny_beir,
+        "--baseline",
+        f"weak={folder}/weak.s*.trec",
+        f"strong={folder}/strong.s*.trec",
+    ]
+    base += ["--metrics", "ndcg@10", "--resamples", "50"]
+    plot = tmp_path / "none.png"
+    rc, out, err = cli(*base, f"mid={folder}/mid.s*.trec", "--gap", "strong", "weak", "--gap-plot", plot)
+    assert rc == 0, err
+    assert "n/a (no gap)" in out and plot.stat().st_size > 0
+    rc, _, err = cli(*base, "--gap", "weak", "strong", "--gap", "weak", "nope", "--gap-plot", plot)
+    assert rc == 2 and "--gap 'nope'" in err
+    rc, _, err = cli(*base, "--gap-plot", tmp_path / "x.png")
+    assert rc == 2 and "--gap-plot" in err and not (tmp_path / "x.png").exists()
+    rc, _, err = cli(*base, "--gap", "weak", "strong", "--gap-plot", tmp_path / "x.txt")
+    assert rc == 2 and "x.txt" in err

@@ -2,16 +2,21 @@
 
 Paired tests per metric against a baseline (or all pairs), multiple-testing correction per
 metric, effect sizes and paired-bootstrap 95% CIs; Markdown, LaTeX or JSON report and an
-optional plot. See docs/evaluation.md.
+optional plot; with ``--gap`` (repeatable) the share of each gap every run recovers, and
+``--gap-plot`` draws those shares. See docs/evaluation.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+from typing import TYPE_CHECKING
 
 from ranker.cli.evaluate import RUN_HELP, add_run_arguments
 from ranker.cli.parser import SEED
+
+if TYPE_CHECKING:
+    from ranker.evaluation.gap import Gap
 
 logger = logging.getLogger(__name__)
 
@@ -63,10 +68,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--gap",
         nargs=2,
+        action="append",
         metavar=("LOW", "HIGH"),
         help="also report the share of the LOW -> HIGH gap each other run recovers, with a "
         "bootstrap CI (LOW and HIGH as given among the runs or --reference runs, e.g. "
-        "biased and oracle)",
+        "biased and oracle); repeatable, one table per gap "
+        "(--gap b-dense f-clean --gap b-dense e-oracle)",
+    )
+    parser.add_argument(
+        "--gap-plot",
+        metavar="FILE",
+        help="draw each run's share of every --gap with its 95%% CI (.png/.pdf/.svg)",
     )
     parser.add_argument(
         "--reference",
@@ -97,6 +109,12 @@ def run(args: argparse.Namespace) -> int:
     dataset, runs = split_positionals(args)
     if args.reference and not args.gap:
         raise InputError("--reference runs are only used by --gap; give --gap LOW HIGH")
+    if args.gap_plot and not args.gap:
+        raise InputError("--gap-plot draws the --gap shares; give --gap LOW HIGH")
+    if args.gap_plot:
+        from ranker.evaluation.plots import figure_format
+
+        figure_format(args.gap_plot)
     paths = ([args.baseline] if args.baseline else []) + runs
     evaluations = load_evaluations(dataset, args.split, paths + args.reference, args.metrics, args.qrels)
     tested = evaluations[: len(paths)]
@@ -114,37 +132,64 @@ def run(args: argparse.Namespace) -> int:
     for note in comparison.notes:
         logger.warning("%s", note)
     report = format_comparison(comparison, args.format)
-    if args.gap:
-        report = _with_gap(report, args, evaluations, paths + args.reference)
+    gaps = _gaps(args, evaluations, paths + args.reference) if args.gap else []
+    if gaps:
+        report = _with_gaps(report, gaps, args.format)
     emit(report, args.out)
     if args.plot:
         from ranker.evaluation.plots import plot_comparison
 
         plot_comparison(comparison, args.plot)
+    if args.gap_plot:
+        from ranker.evaluation.plots import plot_gap_shares
+
+        plot_gap_shares(gaps, args.metrics, args.gap_plot)
     return 0
 
 
-def _with_gap(report: str, args: argparse.Namespace, evaluations, paths: list[str]) -> str:
-    """``report`` with the gap table (or, in JSON, a ``gap`` list) added."""
-    import dataclasses
-    import json
-
+def _gaps(args: argparse.Namespace, evaluations, paths: list[str]) -> list[Gap]:
+    """The shares of every ``--gap LOW HIGH``, in the order given (names checked first)."""
     from ranker.cli.evaluate import expand_run
-    from ranker.evaluation.gap import format_gap, gap_shares
+    from ranker.evaluation.gap import Gap, gap_shares
     from retrievers.errors import InputError
 
     names = [expand_run(p)[0] or p for p in paths]
-    index = []
-    for wanted in args.gap:
+    for wanted in (name for pair in args.gap for name in pair):
         if wanted not in names:
             raise InputError(f"--gap {wanted!r} is not one of the runs compared ({', '.join(names)})")
-        index.append(names.index(wanted))
-    shares = gap_shares(evaluations, index[0], index[1], args.metrics, args.resamples, args.seed)
-    if args.format == "json":
+    return [
+        Gap(
+            low,
+            high,
+            gap_shares(
+                evaluations, names.index(low), names.index(high), args.metrics, args.resamples, args.seed
+            ),
+        )
+        for low, high in args.gap
+    ]
+
+
+def _with_gaps(report: str, gaps: list[Gap], fmt: str) -> str:
+    """``report`` with one gap table per gap (or, in JSON, a ``gap`` list whose entries name
+    their ``low`` and ``high`` runs)."""
+    import dataclasses
+    import json
+
+    from ranker.evaluation.gap import format_gap
+
+    if fmt == "json":
         data = json.loads(report)
         data["gap"] = [
-            {k: (None if isinstance(v, float) and v != v else v) for k, v in dataclasses.asdict(s).items()}
-            for s in shares
+            {
+                "low": gap.low,
+                "high": gap.high,
+                **{
+                    k: (None if isinstance(v, float) and v != v else v)
+                    for k, v in dataclasses.asdict(s).items()
+                },
+            }
+            for gap in gaps
+            for s in gap.shares
         ]
         return json.dumps(data, indent=2)
-    return report + "\n\n" + format_gap(shares, args.gap[0], args.gap[1], fmt=args.format)
+    return report + "".join("\n\n" + format_gap(g.shares, g.low, g.high, fmt=fmt) for g in gaps)

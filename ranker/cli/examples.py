@@ -21,6 +21,9 @@ EXAMPLES: dict[str, list[str]] = {
         "ranker compare --qrels qrels.txt --all-pairs a.trec b.trec c.trec --test fisher --plot cmp.png",
         "ranker compare cranfield --baseline 'b=runs/b.s*.trec' 'c=runs/c.s*.trec' 'e=runs/e.s*.trec' "
         "--gap b e",
+        "ranker compare cranfield --baseline 'b=runs/b.s*.trec' 'r=runs/r.s*.trec' "
+        "--reference 'f=runs/f.s*.trec' --reference 'e=runs/e.s*.trec' --gap b f --gap b e "
+        "--gap-plot gaps.png",
     ],
     "encode": [
         "ranker encode scifact --model MODEL --out emb/scifact",

@@ -33,6 +33,15 @@ class GapShare:
     gap: float  # mean_high - mean_low
 
 
+@dataclass(frozen=True)
+class Gap:
+    """The shares of one ``low`` -> ``high`` gap (run names), every run and metric."""
+
+    low: str
+    high: str
+    shares: list[GapShare]
+
+
 def gap_shares(
     evaluations: Sequence[RunEvaluation],
     low: int,
