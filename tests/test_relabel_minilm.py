@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scifact_subset import write_subset
 
 from ranker.cli import main
-from retrievers.io.dataset import load_dataset
 from retrievers.mining import read_negatives
 
 pytestmark = pytest.mark.integration
@@ -22,24 +22,7 @@ def subset(scifact_dir, minilm_path, tmp_path_factory) -> tuple[Path, Path]:
     """12 SciFact train queries, their positives and 80 other documents, with a MiniLM
     dense index."""
     base = tmp_path_factory.mktemp("scifact-sub")
-    data = load_dataset(scifact_dir)
-    qrels = data.qrels("train")
-    queries = data.queries("train")
-    chosen = sorted(qrels)[:12]
-    wanted = {d for q in chosen for d in qrels[q]}
-    root = base / "data"
-    (root / "qrels").mkdir(parents=True)
-    with (root / "corpus.jsonl").open("w") as out:
-        others = 0
-        for doc in data.docs():
-            if doc.id in wanted or others < 80:
-                others += doc.id not in wanted
-                out.write(json.dumps({"_id": doc.id, "title": doc.title, "text": doc.text}) + "\n")
-    with (root / "queries.jsonl").open("w") as out:
-        for qid in chosen:
-            out.write(json.dumps({"_id": qid, "text": queries[qid]}) + "\n")
-    lines = [f"{q}\t{d}\t{g}" for q in chosen for d, g in qrels[q].items()]
-    (root / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\n" + "\n".join(lines) + "\n")
+    root = write_subset(scifact_dir, base / "data")
     idx = base / "idx"
     args = ["index", str(root), "--retriever", "dense", "--model", str(minilm_path), "--pooling", "mean"]
     assert main([*args, "--faiss", "flat", "--index", str(idx)]) == 0
