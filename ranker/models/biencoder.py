@@ -5,7 +5,8 @@ from __future__ import annotations
 import copy
 import json
 import logging
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,28 @@ from retrievers.errors import InputError
 from retrievers.io.atomic import atomic_directory
 
 logger = logging.getLogger(__name__)
+
+
+class DocumentMemo:
+    """Document embeddings kept by text across calls, least recently used first out (at most
+    ``limit`` documents: a bounded memory whatever the corpus)."""
+
+    def __init__(self, limit: int = 200_000) -> None:
+        self.limit = limit
+        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    def embed(self, texts: list[str], encode: Callable[[list[str]], np.ndarray]) -> np.ndarray:
+        """Embeddings (N, dim) of ``texts``; only those not kept are encoded (by ``encode``)."""
+        missing = [t for t in dict.fromkeys(texts) if t not in self._vectors]
+        if missing:
+            self._vectors.update(zip(missing, encode(missing), strict=True))
+        rows = []
+        for text in texts:
+            self._vectors.move_to_end(text)
+            rows.append(self._vectors[text])
+        while len(self._vectors) > self.limit:
+            self._vectors.popitem(last=False)
+        return np.stack(rows) if rows else np.zeros((0, 0), dtype=np.float32)
 
 
 class BiEncoder(nn.Module):
@@ -157,14 +180,27 @@ class BiEncoder(nn.Module):
         return queries @ docs.transpose(0, 1) / self.temperature
 
     @torch.no_grad()
-    def score(self, queries: Sequence[str], docs: Sequence[str], batch_size: int = 64) -> np.ndarray:
+    def score(
+        self,
+        queries: Sequence[str],
+        docs: Sequence[str],
+        batch_size: int = 64,
+        doc_memo: DocumentMemo | None = None,
+    ) -> np.ndarray:
         """Scores of row-aligned (query, document) pairs, for reranking (``ranker rerank``):
-        the interaction head's when there is one, else the inner product of the embeddings."""
+        the interaction head's when there is one, else the inner product of the embeddings.
+        ``doc_memo`` keeps document embeddings across calls (a judge scoring the candidates
+        of many queries over one corpus encodes each document once)."""
         if len(queries) != len(docs):
             raise ValueError(f"score: {len(queries)} queries but {len(docs)} documents")
         unique = {text: i for i, text in enumerate(dict.fromkeys(queries))}
         q = torch.from_numpy(self.encode_queries(list(unique), batch_size=batch_size))
-        d = torch.from_numpy(self.encode_corpus(list(docs), batch_size=batch_size))
+        if doc_memo is None:
+            d = torch.from_numpy(self.encode_corpus(list(docs), batch_size=batch_size))
+        else:
+            d = torch.from_numpy(
+                doc_memo.embed(list(docs), lambda t: self.encode_corpus(t, batch_size=batch_size))
+            )
         rows = q[[unique[t] for t in queries]] if queries else q[:0]
         out = []
         for start in range(0, len(docs), batch_size):

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ranker.models.biencoder import DocumentMemo
 from retrievers.errors import InputError
 from retrievers.mining.promote import Judge
 
@@ -73,8 +74,12 @@ def load_judge(model: str | Path, batch_size: int = 64, name: str | None = None)
     cross = kind in CROSS_KINDS or (kind == "hub" and _hub_is_cross_encoder(text))
     scorer: Any = load_cross_encoder(text) if cross else load_biencoder(text)
     scorer.eval()
+    # a bi-encoder judge sees the same documents under many queries: embed each once
+    memo = None if cross else DocumentMemo()
 
     def score(queries, docs):
-        return scorer.score(list(queries), list(docs), batch_size=batch_size)
+        if memo is None:
+            return scorer.score(list(queries), list(docs), batch_size=batch_size)
+        return scorer.score(list(queries), list(docs), batch_size=batch_size, doc_memo=memo)
 
     return Judge(name or text, score)
