@@ -441,6 +441,7 @@ SHIPPED = [
     ("pooling_bias", "small"),
     ("pooling_bias", "cpu"),
     ("pooling_bias", "gpu"),
+    ("pooling_bias", "power"),
     ("pooling", "small"),
     ("pooling", "full"),
     ("pooling", "cpu"),
