@@ -447,6 +447,7 @@ SHIPPED = [
     ("pooling", "cpu"),
     ("pooling", "gpu"),
     ("pooling", "cached"),
+    ("pooling", "cached_smollm2"),
     ("pooling_search", "small"),
     ("pooling_search", "cpu"),
     ("distill", "small"),
