@@ -442,6 +442,7 @@ SHIPPED = [
     ("pooling_bias", "cpu"),
     ("pooling_bias", "gpu"),
     ("pooling_bias", "power"),
+    ("pooling_bias", "bite"),
     ("pooling", "small"),
     ("pooling", "full"),
     ("pooling", "cpu"),
