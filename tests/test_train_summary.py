@@ -38,3 +38,18 @@ def test_ms_per_step_is_the_mean_over_the_runs_and_blank_without_timing(tmp_path
     assert _row(text, "old")[column] == ""
     assert _row(text, "b")[header.index("best dev score (mean)")] == "0.5000"
     assert "includes the dev evaluations" in text
+
+
+def test_a_label_given_twice_is_one_row_without_a_prefix_sibling(tmp_path):
+    # 'mltp*' would also match mltp_mean's runs; the label given twice takes exactly its own
+    for name in ("mltp", "mltp-s43", "mltp_mean", "mltp_mean-s43"):
+        _run(
+            tmp_path / name, {"steps": 100 if "mean" in name else 300, "last": {"step": 10, "elapsed_s": 1.0}}
+        )
+    out = tmp_path / "train.md"
+    args = [f"mltp={tmp_path}/mltp", f"mltp={tmp_path}/mltp-s*", f"mltp_mean={tmp_path}/mltp_mean*"]
+    assert main(["train-summary", *args, "--out", str(out)]) == 0
+    text = out.read_text()
+    assert _row(text, "mltp")[1:3] == ["2", "300 / 300"]
+    assert _row(text, "mltp_mean")[1:3] == ["2", "100 / 100"]
+    assert sum(line.startswith("| mltp |") for line in text.splitlines()) == 1

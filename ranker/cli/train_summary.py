@@ -18,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(early stopped or not), the mean wall-clock milliseconds per optimizer step, the step "
         "of its best dev evaluation and the mean best score. "
         "Example: ranker train-summary 'b-dense=runs/b-dense/s*' 'f-clean=runs/f-clean/s*' "
-        "--out train.md",
+        "--out train.md (a LABEL given twice is one row: 'mltp=runs/mltp' 'mltp=runs/mltp-s*')",
     )
     parser.add_argument(
         "runs",
@@ -79,12 +79,18 @@ def run(args: argparse.Namespace) -> int:
 
     from retrievers.io.atomic import atomic_write
 
-    groups = []
+    by_label: dict[str, dict] = {}  # a label given again adds its runs to the same row
     for item in args.runs:
         label, sep, pattern = item.partition("=")
         if not sep:
             label, pattern = Path(item).name, item
-        groups.append(read_group(label.rstrip("*"), pattern))
+        group = read_group(label.rstrip("*"), pattern)
+        if group["label"] in by_label:
+            known = {name for name, _ in by_label[group["label"]]["runs"]}
+            by_label[group["label"]]["runs"] += [r for r in group["runs"] if r[0] not in known]
+        else:
+            by_label[group["label"]] = group
+    groups = list(by_label.values())
     lines = [
         "| run | seeds | steps trained | early stop | ms/step | best dev step | best dev score (mean) |",
         "|---|---:|---|---|---:|---|---:|",
