@@ -53,3 +53,15 @@ def test_a_label_given_twice_is_one_row_without_a_prefix_sibling(tmp_path):
     assert _row(text, "mltp")[1:3] == ["2", "300 / 300"]
     assert _row(text, "mltp_mean")[1:3] == ["2", "100 / 100"]
     assert sum(line.startswith("| mltp |") for line in text.splitlines()) == 1
+
+
+def test_a_label_whose_patterns_match_no_run_is_an_error(tmp_path, capsys):
+    _run(tmp_path / "a", {"steps": 10, "last": {"step": 10, "elapsed_s": 1.0}})
+    out = tmp_path / "train.md"
+    # a repeated label may have a pattern that matches nothing (no extra seeds)...
+    assert main(["train-summary", f"a={tmp_path}/a", f"a={tmp_path}/a-s*", "--out", str(out)]) == 0
+    # ...but a label with no run at all is refused in one line, and nothing is written
+    out.unlink()
+    assert main(["train-summary", f"a={tmp_path}/a", f"b={tmp_path}/b*", "--out", str(out)]) == 2
+    assert "b: no training run" in capsys.readouterr().err
+    assert not out.exists()

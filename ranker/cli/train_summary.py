@@ -52,9 +52,7 @@ def read_group(label: str, pattern: str) -> dict:
         except ValueError as err:
             raise InputError(f"not valid JSON: {err}", path) from None
         summaries.append((folder.name, summary))
-    if not summaries:
-        raise InputError(f"{label}: no training run (summary.json) matches {pattern!r}")
-    return {"label": label, "runs": summaries}
+    return {"label": label, "runs": summaries, "pattern": pattern}
 
 
 COST_NOTE = (
@@ -91,6 +89,11 @@ def run(args: argparse.Namespace) -> int:
         else:
             by_label[group["label"]] = group
     groups = list(by_label.values())
+    for group in groups:
+        if not group["runs"]:
+            from retrievers.errors import InputError
+
+            raise InputError(f"{group['label']}: no training run (summary.json) matches {group['pattern']!r}")
     lines = [
         "| run | seeds | steps trained | early stop | ms/step | best dev step | best dev score (mean) |",
         "|---|---:|---|---|---:|---|---:|",
