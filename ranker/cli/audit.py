@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +70,9 @@ def register(subparsers) -> None:
 
 def _json_safe(rows: list[dict]) -> list[dict]:
     """NaN (no true negative) written as null."""
-    return [{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in r.items()} for r in rows]
+    from ranker.evaluation.report import nan_as_null
+
+    return [nan_as_null(r) for r in rows]
 
 
 def run(args: argparse.Namespace) -> int:

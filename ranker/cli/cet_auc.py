@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +72,9 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.plot:
         plot_weights(split_weights(weights, qrels, args.min_relevance), args.plot)
-    clean = {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in result.items()}
+    from ranker.evaluation.report import nan_as_null
+
+    clean = nan_as_null(result)
     if args.out:
         write_json(args.out, clean)
     print(json.dumps(clean, indent=1, allow_nan=False))

@@ -176,18 +176,12 @@ def _with_gaps(report: str, gaps: list[Gap], fmt: str) -> str:
     import json
 
     from ranker.evaluation.gap import format_gap
+    from ranker.evaluation.report import nan_as_null
 
     if fmt == "json":
         data = json.loads(report)
         data["gap"] = [
-            {
-                "low": gap.low,
-                "high": gap.high,
-                **{
-                    k: (None if isinstance(v, float) and v != v else v)
-                    for k, v in dataclasses.asdict(s).items()
-                },
-            }
+            {"low": gap.low, "high": gap.high, **nan_as_null(dataclasses.asdict(s))}
             for gap in gaps
             for s in gap.shares
         ]

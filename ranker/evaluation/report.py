@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +109,11 @@ def format_scores(evaluations: Sequence[RunEvaluation], fmt: str = "table") -> s
     notes = [ev.describe_queries() for ev in evaluations]
     prefix = {"latex": "% ", "md": "- "}.get(fmt, "")
     return _grid(header, rows, fmt) + "\n\n" + "\n".join(prefix + esc(n) for n in notes)
+
+
+def nan_as_null(values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` with every float NaN replaced by None (JSON null; JSON has no NaN)."""
+    return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in values.items()}
 
 
 def comparison_json(comparison: Comparison) -> dict[str, Any]:

@@ -187,9 +187,10 @@ def plot_weights(groups: Mapping[str, Mapping[str, list[float]]], path: str | Pa
 
 def write_json(path: str | Path, result: Mapping[str, Any]) -> None:
     """Write ``result`` as JSON (atomically; NaN written as null)."""
+    from ranker.evaluation.report import nan_as_null
     from retrievers.io.atomic import atomic_write
 
-    clean = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in result.items()}
+    clean = nan_as_null(result)
     with atomic_write(path) as handle:
         json.dump(clean, handle, indent=1)
         handle.write("\n")
