@@ -48,6 +48,11 @@ class Case:
     prep: Callable[[Path], None] | None = None  # more set-up, given the test folder
 
 
+def _cfg_case(name: str, line: str) -> Case:
+    """A training config that is the valid one with ``line`` first: refused, naming line 1."""
+    return Case(name, "train {tmp}/c.yaml", "{tmp}/c.yaml", 1, prep=lambda tmp: _cfg(tmp, line))
+
+
 def beir(name: str, corpus: str = CORPUS, queries: str = QUERIES, qrels: str | bytes | None = None):
     """Files of a BEIR folder ``name`` (any part replaced by a hostile one)."""
     qrels = QRELS_HEAD + "q1\td1\t1\n" if qrels is None else qrels
@@ -292,45 +297,13 @@ CASES = [
         out="{tmp}/out.json",
     ),
     # --- training configs
-    Case(
-        "cfg-negative-lr", "train {tmp}/c.yaml", "{tmp}/c.yaml", 1, prep=lambda tmp: _cfg(tmp, "lr: -1.0\n")
-    ),
-    Case("cfg-nan-lr", "train {tmp}/c.yaml", "{tmp}/c.yaml", 1, prep=lambda tmp: _cfg(tmp, "lr: .nan\n")),
-    Case(
-        "cfg-negative-warmup",
-        "train {tmp}/c.yaml",
-        "{tmp}/c.yaml",
-        1,
-        prep=lambda tmp: _cfg(tmp, "warmup_steps: -5\n"),
-    ),
-    Case(
-        "cfg-negative-keep",
-        "train {tmp}/c.yaml",
-        "{tmp}/c.yaml",
-        1,
-        prep=lambda tmp: _cfg(tmp, "keep_checkpoints: -1\n"),
-    ),
-    Case(
-        "cfg-zero-batch",
-        "train {tmp}/c.yaml",
-        "{tmp}/c.yaml",
-        1,
-        prep=lambda tmp: _cfg(tmp, "batch_size: 0\n"),
-    ),
-    Case(
-        "cfg-unknown-key",
-        "train {tmp}/c.yaml",
-        "{tmp}/c.yaml",
-        1,
-        prep=lambda tmp: _cfg(tmp, "learning_rate: 1\n"),
-    ),
-    Case(
-        "cfg-bad-lora",
-        "train {tmp}/c.yaml",
-        "{tmp}/c.yaml",
-        1,
-        prep=lambda tmp: _cfg(tmp, "lora: {rank: -2}\n"),
-    ),
+    _cfg_case("cfg-negative-lr", "lr: -1.0\n"),
+    _cfg_case("cfg-nan-lr", "lr: .nan\n"),
+    _cfg_case("cfg-negative-warmup", "warmup_steps: -5\n"),
+    _cfg_case("cfg-negative-keep", "keep_checkpoints: -1\n"),
+    _cfg_case("cfg-zero-batch", "batch_size: 0\n"),
+    _cfg_case("cfg-unknown-key", "learning_rate: 1\n"),
+    _cfg_case("cfg-bad-lora", "lora: {rank: -2}\n"),
     Case(
         "cfg-set-negative-lr",
         "train {tmp}/c.yaml --set lr=-3",
@@ -580,23 +553,9 @@ CASES = [
         {"s.yaml": SPEC},
     ),
     # --- numbers at their limits
-    Case(
-        "cfg-lr-huge", "train {tmp}/c.yaml", "{tmp}/c.yaml", 1, prep=lambda tmp: _cfg(tmp, "lr: 1.0e+308\n")
-    ),
-    Case(
-        "cfg-max-length-1",
-        "train {tmp}/c.yaml",
-        "{tmp}/c.yaml",
-        1,
-        prep=lambda tmp: _cfg(tmp, "max_length: 1\n"),
-    ),
-    Case(
-        "cfg-head-lr-huge",
-        "train {tmp}/c.yaml",
-        "{tmp}/c.yaml",
-        1,
-        prep=lambda tmp: _cfg(tmp, "head_lr: 1.0e+9\n"),
-    ),
+    _cfg_case("cfg-lr-huge", "lr: 1.0e+308\n"),
+    _cfg_case("cfg-max-length-1", "max_length: 1\n"),
+    _cfg_case("cfg-head-lr-huge", "head_lr: 1.0e+9\n"),
     # --- a model folder that asks for its own code to be run
     Case(
         "train-remote-code",
