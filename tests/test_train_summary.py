@@ -65,3 +65,11 @@ def test_a_label_whose_patterns_match_no_run_is_an_error(tmp_path, capsys):
     assert main(["train-summary", f"a={tmp_path}/a", f"b={tmp_path}/b*", "--out", str(out)]) == 2
     assert "b: no training run" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_runs_of_one_label_from_two_folders_with_the_same_names_all_count(tmp_path):
+    for folder in ("a/s1", "b/s1"):
+        _run(tmp_path / folder, {"steps": 10, "last": {"step": 10, "elapsed_s": 1.0}})
+    out = tmp_path / "train.md"
+    assert main(["train-summary", f"x={tmp_path}/a/s*", f"x={tmp_path}/b/s*", "--out", str(out)]) == 0
+    assert _row(out.read_text(), "x")[1] == "2"

@@ -51,7 +51,7 @@ def read_group(label: str, pattern: str) -> dict:
             summary = json.loads(path.read_text(encoding="utf-8"))
         except ValueError as err:
             raise InputError(f"not valid JSON: {err}", path) from None
-        summaries.append((folder.name, summary))
+        summaries.append((folder.resolve(), summary))
     return {"label": label, "runs": summaries, "pattern": pattern}
 
 
@@ -75,6 +75,7 @@ def ms_per_step(summary: dict) -> float | None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from retrievers.errors import InputError
     from retrievers.io.atomic import atomic_write
 
     by_label: dict[str, dict] = {}  # a label given again adds its runs to the same row
@@ -84,15 +85,13 @@ def run(args: argparse.Namespace) -> int:
             label, pattern = Path(item).name, item
         group = read_group(label.rstrip("*"), pattern)
         if group["label"] in by_label:
-            known = {name for name, _ in by_label[group["label"]]["runs"]}
+            known = {folder for folder, _ in by_label[group["label"]]["runs"]}
             by_label[group["label"]]["runs"] += [r for r in group["runs"] if r[0] not in known]
         else:
             by_label[group["label"]] = group
     groups = list(by_label.values())
     for group in groups:
         if not group["runs"]:
-            from retrievers.errors import InputError
-
             raise InputError(f"{group['label']}: no training run (summary.json) matches {group['pattern']!r}")
     lines = [
         "| run | seeds | steps trained | early stop | ms/step | best dev step | best dev score (mean) |",
