@@ -642,6 +642,8 @@ def test_the_machine_is_named_from_the_first_processor(tmp_path):
     assert cpu_description(info) == "Xeon A (family 6 model 207, AMX)"
     info.write_text(block.format(n=0, name="Xeon C", model=85, flags="fpu avx512f"))
     assert cpu_description(info) == "Xeon C (family 6 model 85)"
+    info.write_text(block.format(n=0, name="AMD EPYC", model=17, flags="fpu avx512f avx512_bf16"))
+    assert cpu_description(info) == "AMD EPYC (family 6 model 17, AVX512-BF16)"
     assert cpu_description(tmp_path / "absent")  # another platform: its own name, never empty
     import torch
 

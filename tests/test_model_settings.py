@@ -82,7 +82,7 @@ def test_dense_index_records_attention_and_search_uses_it(tiny_beir, tiny_llama,
             == 0
         )
         meta = json.loads((index / "ranker-index.json").read_text())
-        assert meta["encoder_options"] == {"attention": attention}
+        assert meta["encoder_options"]["attention"] == attention
         run = tmp_path / f"{attention}.trec"
         assert (
             main(

@@ -92,10 +92,9 @@ def test_bf16_dense_index_is_recorded_and_close_to_fp32(tiny_bert, tiny_beir, tm
         out = tmp_path / f"{dtype}.trec"
         assert cli("search", tiny_beir, "--index", tmp_path / dtype, "--out", out)[0] == 0
     meta = json.loads((tmp_path / "bfloat16" / "ranker-index.json").read_text())
-    assert meta["encoder_options"]["dtype"] == "bfloat16"
-    assert "dtype" not in (
-        json.loads((tmp_path / "float32" / "ranker-index.json").read_text()).get("encoder_options") or {}
-    )
+    assert meta["encoder_options"] == {"dtype": "bfloat16", "path": "weights"}
+    meta = json.loads((tmp_path / "float32" / "ranker-index.json").read_text())
+    assert meta["encoder_options"] == {"dtype": "float32", "path": "float32"}
     fp32, bf16 = read_run(tmp_path / "float32.trec"), read_run(tmp_path / "bfloat16.trec")
     assert fp32.keys() == bf16.keys()
     for qid in fp32:

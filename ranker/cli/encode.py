@@ -7,11 +7,9 @@ import logging
 
 logger = logging.getLogger(__name__)
 
-DTYPES = {"float32": None, "bfloat16": "bfloat16", "float16": "float16"}
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from ranker.cli.retrieval import MODEL_LIMIT, add_max_length_arg
+    from ranker.cli.retrieval import MODEL_LIMIT, add_dtype_arg, add_max_length_arg
 
     parser = subparsers.add_parser(
         "encode",
@@ -44,12 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=int, default=64, help="texts per forward pass (64)")
     add_max_length_arg(parser, "documents", "the model's own (a saved model's setting), else " + MODEL_LIMIT)
     parser.add_argument("--doc-prefix", default=None, help="instruction prefix for documents")
-    parser.add_argument(
-        "--dtype",
-        choices=sorted(DTYPES),
-        default="float32",
-        help="autocast dtype for the forward pass (float32)",
-    )
+    add_dtype_arg(parser, "auto", " (on a GPU: bfloat16 where it supports bf16); recorded in OUT")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available)")
     parser.add_argument(
         "--block-size", type=int, default=8192, help="documents between progress records (8192)"
@@ -74,10 +67,9 @@ def _device(requested: str | None):
 def run(args: argparse.Namespace) -> int:
     import itertools
 
-    import torch
-
     from ranker.encoders.corpus import distributed_rank, encode_to_directory
     from ranker.models import load_biencoder
+    from ranker.precision import apply_precision, resolve_precision
     from retrievers.errors import InputError
     from retrievers.io.dataset import load_dataset
 
@@ -99,9 +91,9 @@ def run(args: argparse.Namespace) -> int:
         encoder.max_length = args.max_length
     if args.doc_prefix is not None:
         encoder.prefix = args.doc_prefix
-    if (dtype := DTYPES[args.dtype]) is not None:
-        encoder.dtype = getattr(torch, dtype)
-    model.to(_device(args.device))
+    device = _device(args.device)
+    precision = resolve_precision(args.dtype, device)
+    apply_precision(model.to(device), precision)
     rank, world = distributed_rank()
 
     def docs():
@@ -115,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         "doc_prefix": encoder.prefix,
         "normalize": encoder.normalize,
         "attention": encoder.backbone.attention,
-        "dtype": args.dtype,
+        **precision.record(),
         "limit": args.limit,
         "dataset": dataset.describe(),
     }

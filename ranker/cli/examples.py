@@ -7,6 +7,7 @@ EXAMPLES: dict[str, list[str]] = {
         "ranker index scifact --index runs/scifact-bm25",
         "ranker index scifact --retriever dense --model MODEL --faiss hnsw --index runs/scifact-dense",
         "ranker index --retriever dense --embeddings emb/scifact --faiss ivfpq --index runs/sf-ivfpq",
+        "ranker index scifact --retriever dense --model MODEL --dtype float32 --index runs/sf-fp32",
     ],
     "search": [
         "ranker search scifact --split test --index runs/scifact-bm25 --k 1000 --out runs/bm25.trec",
@@ -27,6 +28,7 @@ EXAMPLES: dict[str, list[str]] = {
     ],
     "encode": [
         "ranker encode scifact --model MODEL --out emb/scifact",
+        "ranker encode scifact --model MODEL --dtype bfloat16 --out emb/scifact-bf16",
         "torchrun --nproc-per-node 2 -m ranker encode scifact --model MODEL --max-length 256 --out emb/sf",
     ],
     "cache-states": [

@@ -128,9 +128,11 @@ def register(subparsers) -> None:
     p.add_argument("--k1", type=float, default=0.9, help="BM25 k1 for BM25 indexes (0.9)")
     p.add_argument("--b", type=float, default=0.4, help="BM25 b for BM25 indexes (0.4)")
     p.add_argument("--batch-size", type=whole_number(1), default=64, help="encoding batch size (64)")
-    from ranker.cli.retrieval import MODEL_LIMIT, add_max_length_arg
+    from ranker.cli.retrieval import MODEL_LIMIT, add_dtype_arg, add_max_length_arg
+    from ranker.cli.search import QUERY_DTYPE_NOTE
 
     add_max_length_arg(p, "dense queries", "the index's --max-length, else " + MODEL_LIMIT)
+    add_dtype_arg(p, None, QUERY_DTYPE_NOTE)
     p.set_defaults(func=run)
 
 
@@ -183,6 +185,7 @@ def run(args: argparse.Namespace) -> int:
         b=args.b,
         batch_size=args.batch_size,
         max_length=args.max_length,
+        dtype=args.dtype,
     )
     labels = list(opened)
     searchers = {name: opened[name] for name in labels[: len(args.index)]}

@@ -35,9 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--docs", type=int, default=256, help="documents timed per model (256)")
     parser.add_argument("--batch-size", type=whole_number(1), default=32, help="encoding batch size (32)")
     parser.add_argument("--repeats", type=int, default=3, help="timing rounds; the median counts (3)")
-    parser.add_argument(
-        "--dtype", choices=["float32", "bfloat16"], default="float32", help="autocast dtype (float32)"
-    )
+    from ranker.cli.retrieval import add_dtype_arg
+
+    add_dtype_arg(parser, "float32", " of the timed encoding (here float32 by default)")
     parser.add_argument("--title", default="", help="plot title")
     parser.add_argument("--plot", metavar="FILE", help="forest plot: runs sorted by score, CIs, significance")
     parser.add_argument("--json", metavar="FILE", help="also write rows and costs as JSON")

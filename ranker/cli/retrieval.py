@@ -15,6 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from ranker.cli.parser import whole_number
+from ranker.precision import (
+    DTYPE_CHOICES,
+    DTYPE_HELP,
+    FLOAT32,
+    Precision,
+    apply_precision,
+    recorded_precision,
+    resolve_precision,
+)
 from retrievers.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -64,13 +73,7 @@ def add_dense_index_args(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--batch-size", type=whole_number(1), default=64, help="encoding batch size")
     add_max_length_arg(group, "documents")
-    group.add_argument(
-        "--dtype",
-        choices=["float32", "bfloat16"],
-        default="float32",
-        help="autocast dtype of the forward pass (float32); bfloat16 is ~3.5x faster on CPUs "
-        "with AMX and on GPUs; recorded in the index, so queries are encoded the same way",
-    )
+    add_dtype_arg(group, "auto", "; recorded in the index, so queries are encoded the same way")
     group.add_argument(
         "--shard-size", type=whole_number(1), default=4096, help="documents per resumable encoding shard"
     )
@@ -94,6 +97,11 @@ def add_max_length_arg(parser: Any, what: str, default: str = MODEL_LIMIT) -> No
         help=f"tokens per text when encoding {what}; more than the model's positions is "
         f"capped at them (default: {default})",
     )
+
+
+def add_dtype_arg(parser: Any, default: str | None, note: str = "") -> None:
+    """``--dtype``: the encoding precision (:mod:`ranker.precision`)."""
+    parser.add_argument("--dtype", choices=DTYPE_CHOICES, default=default, help=DTYPE_HELP + note)
 
 
 def _positive_length(text: str) -> int:
@@ -129,11 +137,11 @@ def load_encoder(
     batch_size: int = 64,
     attention: str | None = None,
     max_length: int | None = None,
-    dtype: str | None = None,
+    precision: Precision = FLOAT32,
 ) -> _Batched:
     """Load (once per process) a bi-encoder through :func:`ranker.models.load_biencoder`;
     ``max_length`` (capped at the model's positions) overrides the model's token budget and
-    ``dtype`` (``"bfloat16"``) runs the forward pass under autocast."""
+    ``precision`` (bf16 weights or autocast) sets how it computes."""
     from ranker.models import load_biencoder
 
     options = {"attention": attention} if attention else {}
@@ -144,8 +152,8 @@ def load_encoder(
     if max_length is not None:
         for tower in (loaded.query_encoder, loaded.doc_encoder):
             tower.max_length = max_length
-    if dtype not in (None, "float32"):
-        loaded.set_autocast(dtype)
+    if precision != FLOAT32:
+        apply_precision(loaded, precision)
     return _Batched(loaded, batch_size)
 
 
@@ -166,19 +174,20 @@ def build_dense(args: argparse.Namespace, dataset: Any, index_dir: Path) -> Path
     )
     attention = getattr(args, "attention", None)
     max_length = getattr(args, "max_length", None)
-    dtype = getattr(args, "dtype", "float32")
     states = getattr(args, "states", None)
     if states:
         encoder = _cached_encoder(args, dataset, states, attention)
         max_length = encoder.model.doc_encoder.max_length
-        dtype = encoder.model.doc_encoder.backbone.cache.dtype  # queries: encoded live alike
+        # queries are encoded live as the cache's states were computed
+        cached = encoder.model.doc_encoder.backbone.cache.dtype
+        precision = FLOAT32 if cached == "float32" else Precision(cached, "autocast")
     else:
-        encoder = load_encoder(args.model, args.pooling, args.batch_size, attention, max_length, dtype)
+        precision = resolve_precision(getattr(args, "dtype", "auto"))
+        encoder = load_encoder(args.model, args.pooling, args.batch_size, attention, max_length, precision)
     options: dict[str, Any] = {"attention": attention} if attention else {}
     if max_length is not None:
         options["max_length"] = max_length
-    if dtype != "float32":
-        options["dtype"] = dtype
+    options.update(precision.record())
     return build_dense_index(
         dataset,
         index_dir,
@@ -238,10 +247,12 @@ def _stored_vectors(folder: Path) -> tuple[dict[str, Any], list[str], Any]:
         attention = config.get("attention")
         if config.get("limit"):
             logger.warning("%s holds only the first %d documents (--limit)", folder, config["limit"])
+        options = {"attention": attention} if attention else {}
+        options.update(recorded_precision(config, folder).record())
         record = {
             "model": config["model"],
             "pooling": pooling.get("mode") if isinstance(pooling, dict) else pooling,
-            "encoder_options": {"attention": attention} if attention else None,
+            "encoder_options": options,
             "dataset": config.get("dataset"),
         }
         return record, docids, vectors
@@ -328,11 +339,13 @@ def open_searcher(
     gpu: bool | None = None,
     batch_size: int = 64,
     max_length: int | None = None,
+    dtype: str | None = None,
 ) -> tuple[str, Any]:
     """Open any index folder for search; returns ``(retriever name, searcher)``.
 
     Dense queries are encoded with ``max_length`` tokens, else the index's recorded
-    ``--max-length``, else the model's own budget."""
+    ``--max-length``, else the model's own budget; in the precision ``dtype`` names (a
+    ``--dtype`` value), else the one the index records, so queries and documents match."""
     from retrievers.index_meta import read_meta
 
     meta = read_meta(index_dir)
@@ -342,13 +355,9 @@ def open_searcher(
 
         options = meta.get("encoder_options") or {}
         length = max_length or options.get("max_length")
+        precision = recorded_precision(options, index_dir) if dtype is None else resolve_precision(dtype)
         encoder = load_encoder(
-            meta["model"],
-            meta.get("pooling"),
-            batch_size,
-            options.get("attention"),
-            length,
-            options.get("dtype"),
+            meta["model"], meta.get("pooling"), batch_size, options.get("attention"), length, precision
         )
         return kind, DenseSearcher(index_dir, encoder, gpu=gpu)
     if kind == "bm25":

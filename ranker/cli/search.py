@@ -7,9 +7,14 @@ import logging
 
 logger = logging.getLogger(__name__)
 
+QUERY_DTYPE_NOTE = (
+    " of dense queries (default: the one the index records, so queries are encoded as its "
+    "documents were; float32 for indexes that record none)"
+)
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from ranker.cli.retrieval import MODEL_LIMIT, add_max_length_arg
+    from ranker.cli.retrieval import MODEL_LIMIT, add_dtype_arg, add_max_length_arg
 
     parser = subparsers.add_parser(
         "search",
@@ -36,6 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--batch-size", type=int, default=64, help="query encoding batch size for dense indexes (default: 64)"
     )
     add_max_length_arg(parser, "dense queries", "the index's --max-length, else " + MODEL_LIMIT)
+    add_dtype_arg(parser, None, QUERY_DTYPE_NOTE)
     gpu = parser.add_mutually_exclusive_group()
     gpu.add_argument(
         "--gpu",
@@ -81,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
         gpu=args.gpu,
         batch_size=args.batch_size,
         max_length=args.max_length,
+        dtype=args.dtype,
     )
     with searcher:
         hits = searcher.search_batch(queries, k=args.k)

@@ -109,6 +109,9 @@ class Encoder(nn.Module):
         features = {k: v.to(device) for k, v in features.items() if isinstance(v, Tensor)}
         with autocast(device, self.dtype):
             hidden = self.backbone(features, all_layers=self.pooler.needs_all_layers)
+            if self.dtype is None and hidden[-1].dtype != torch.float32:
+                # low-precision weights (``--dtype bfloat16``): pool in float32
+                hidden = tuple(h.float() for h in hidden)
             pooled = self.pooler(hidden, features["attention_mask"])
         pooled = pooled.float() if self.dtype is not None else pooled
         if self.adapter is not None:

@@ -11,11 +11,14 @@ import platform
 from importlib import metadata
 from pathlib import Path
 
+from ranker.precision import bf16_units
+
 LIBRARIES = ("torch", "transformers", "faiss-cpu", "pyserini")
 
 
 def cpu_description(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
-    """``"Intel(R) Xeon(R) Processor (family 6 model 207, AMX)"``; the platform's name elsewhere."""
+    """``"Intel(R) Xeon(R) Processor (family 6 model 207, AMX)"`` (or ``AVX512-BF16``: the
+    CPU's native bf16 units, which ``--dtype auto`` looks for); the platform's name elsewhere."""
     fields: dict[str, str] = {}
     try:
         for line in cpuinfo.read_text(errors="replace").splitlines():
@@ -31,8 +34,8 @@ def cpu_description(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
     details = []
     if "cpu family" in fields and "model" in fields:
         details.append(f"family {fields['cpu family']} model {fields['model']}")
-    if "amx_bf16" in fields.get("flags", "").split():
-        details.append("AMX")
+    if units := bf16_units(set(fields.get("flags", "").split())):
+        details.append(units)
     return f"{name} ({', '.join(details)})" if details else name
 
 

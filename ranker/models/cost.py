@@ -57,11 +57,13 @@ def encoding_costs(
 ) -> dict[str, EncodingCost]:
     """Load each saved bi-encoder (label -> folder) and time it on ``texts``, taking turns."""
     from ranker.models import load_biencoder
+    from ranker.precision import apply_precision, resolve_precision
 
     loaded = {}
     for label, path in models.items():
         model = load_biencoder(path)
-        model.set_autocast(dtype)
+        if dtype not in (None, "float32"):  # a --dtype value
+            apply_precision(model, resolve_precision(dtype))
         loaded[label] = model.eval()
     warm = list(texts[: min(len(texts), batch_size)])
     for model in loaded.values():
