@@ -16,9 +16,10 @@ from retrievers.io.dataset import load_dataset
 
 
 def run_encode(argv: list[str]) -> int:
+    """``ranker encode`` in float32 (compared with ``encode_corpus``) unless ``--dtype`` is given."""
     parser = argparse.ArgumentParser()
     encode_cli.register(parser.add_subparsers())
-    args = parser.parse_args(["encode", *argv])
+    args = parser.parse_args(["encode", *argv, *([] if "--dtype" in argv else ["--dtype", "float32"])])
     return args.func(args)
 
 
