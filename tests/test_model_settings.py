@@ -125,6 +125,8 @@ def test_encode_cli_attention(tiny_beir, tiny_llama, tmp_path):
                     "--no-progress",
                     "--device",
                     "cpu",
+                    "--dtype",
+                    "float32",  # compared with encode_corpus in float32
                 ]
             )
             == 0
