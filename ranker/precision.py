@@ -1,17 +1,22 @@
 """Inference precision of an encoder: which dtype, and how it is applied (``--dtype``).
 
-Three paths, recorded beside every index and encoding so that queries are encoded as the
+Four paths, recorded beside every index and encoding so that queries are encoded as the
 documents were:
 
-- ``float32``: float32 weights and arithmetic (bit-exact reproduction);
-- ``weights``: the backbone's weights cast to bfloat16, no autocast (the fastest CPU path
-  on CPUs with native bf16 arithmetic, AMX or AVX512-BF16, and on GPUs); poolers still
-  compute in float32 on the bf16 hidden states;
+- ``float32``: float32 weights and arithmetic in PyTorch (bit-exact reproduction);
+- ``openvino``: the backbone compiled by OpenVINO (:mod:`ranker.encoders.openvino`), in
+  bf16 (``bfloat16-openvino``: the fastest CPU path on CPUs with native bf16 arithmetic,
+  AMX or AVX512-BF16) or float32 (``float32-openvino``: faster than PyTorch's float32 on
+  CPUs without it); poolers compute in float32 on its float32 outputs;
+- ``weights``: the backbone's weights cast to bfloat16, no autocast (the fast GPU path, and
+  the CPU path where OpenVINO is not installed);
 - ``autocast``: float32 weights under ``torch.autocast`` (the ``bfloat16`` of earlier
   releases, kept to reproduce results measured with it).
 
-``auto`` picks ``bfloat16`` (weights) where bf16 arithmetic is native and ``float32``
-elsewhere: bf16 emulated on a CPU without those units is slower than float32.
+``auto`` picks, on a CPU, OpenVINO in bf16 where bf16 arithmetic is native and in float32
+elsewhere (PyTorch's bf16 weights, or float32, when OpenVINO is not installed: bf16
+emulated on a CPU without those units is slower than float32); on a GPU, bf16 weights where
+the GPU supports bf16, float32 elsewhere.
 """
 
 from __future__ import annotations
@@ -23,15 +28,24 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-# --dtype choices: auto, float32, bfloat16 (bf16 weights), bfloat16-autocast, float16-autocast
-DTYPE_CHOICES = ("auto", "float32", "bfloat16", "bfloat16-autocast", "float16-autocast")
-DTYPE_HELP = (
-    "encoding precision: auto (the default: bfloat16 on CPUs with native bf16 arithmetic, "
-    "AMX or AVX512-BF16, and on GPUs; float32 elsewhere), float32 (bit-exact), bfloat16 "
-    "(bf16 weights, the fastest path) or bfloat16-autocast (float32 weights under autocast, "
-    "the bfloat16 of earlier releases)"
+# --dtype choices (see the module docstring)
+DTYPE_CHOICES = (
+    "auto",
+    "float32",
+    "bfloat16-openvino",
+    "float32-openvino",
+    "bfloat16",
+    "bfloat16-autocast",
+    "float16-autocast",
 )
-PATHS = ("float32", "weights", "autocast")
+DTYPE_HELP = (
+    "encoding precision: auto (the default: on a CPU, OpenVINO in bf16 where the CPU has "
+    "native bf16 arithmetic, AMX or AVX512-BF16, else in float32; on a GPU, bf16 weights), "
+    "float32 (PyTorch, bit-exact), bfloat16-openvino / float32-openvino (the backbone "
+    "compiled by OpenVINO), bfloat16 (PyTorch with bf16 weights) or bfloat16-autocast "
+    "(float32 weights under autocast, the bfloat16 of earlier releases)"
+)
+PATHS = ("float32", "openvino", "weights", "autocast")
 
 
 @dataclass(frozen=True)
@@ -45,7 +59,10 @@ class Precision:
     def __post_init__(self) -> None:
         if self.path not in PATHS:
             raise ValueError(f"precision path must be one of {PATHS}, got {self.path!r}")
-        if (self.dtype == "float32") != (self.path == "float32"):
+        if self.path == "openvino":
+            if self.dtype not in ("bfloat16", "float32"):
+                raise ValueError(f"OpenVINO computes in bfloat16 or float32, not {self.dtype!r}")
+        elif (self.dtype == "float32") != (self.path == "float32"):
             raise ValueError(f"dtype {self.dtype!r} does not go with path {self.path!r}")
 
     @property
@@ -82,10 +99,17 @@ def bf16_units(flags: set[str]) -> str | None:
     return None
 
 
-def resolve_precision(requested: str | None, device: Any = "cpu", flags: set[str] | None = None) -> Precision:
-    """The precision a ``--dtype`` value selects on ``device``; ``auto`` (or None) is
-    bfloat16 weights on a GPU with bf16 support or a CPU with native bf16 units
-    (``flags``: the CPU's, read from ``/proc/cpuinfo`` when not given), float32 otherwise."""
+def resolve_precision(
+    requested: str | None,
+    device: Any = "cpu",
+    flags: set[str] | None = None,
+    openvino: bool | None = None,
+) -> Precision:
+    """The precision a ``--dtype`` value selects on ``device``. ``auto`` (or None) is, on a
+    CPU, OpenVINO (``openvino``: whether it is installed, checked when not given) in bf16
+    where the CPU has native bf16 units (``flags``: its feature flags, read from
+    ``/proc/cpuinfo`` when not given) and in float32 elsewhere, or without OpenVINO bf16
+    weights / float32; on a GPU, bf16 weights where it supports bf16, float32 elsewhere."""
     import torch
 
     from retrievers.errors import InputError
@@ -94,11 +118,16 @@ def resolve_precision(requested: str | None, device: Any = "cpu", flags: set[str
     if name == "auto":
         kind = torch.device(device).type
         if kind == "cuda":
-            native = torch.cuda.is_bf16_supported()
-        elif kind == "cpu":
-            native = bf16_units(cpu_flags() if flags is None else flags) is not None
-        else:
-            native = False
+            return Precision("bfloat16", "weights") if torch.cuda.is_bf16_supported() else FLOAT32
+        if kind != "cpu":
+            return FLOAT32
+        native = bf16_units(cpu_flags() if flags is None else flags) is not None
+        if openvino is None:
+            from ranker.encoders.openvino import available
+
+            openvino = available()
+        if openvino:
+            return Precision("bfloat16" if native else "float32", "openvino")
         return Precision("bfloat16", "weights") if native else FLOAT32
     if name == "float32":
         return FLOAT32
@@ -107,6 +136,10 @@ def resolve_precision(requested: str | None, device: Any = "cpu", flags: set[str
     dtype, _, path = name.partition("-")
     if path == "autocast" and dtype in ("bfloat16", "float16"):
         return Precision(dtype, "autocast")
+    if path == "openvino" and dtype in ("bfloat16", "float32"):
+        if torch.device(device).type != "cpu":
+            raise InputError(f"--dtype {name} runs on the CPU, not on {device}")
+        return Precision(dtype, "openvino")
     raise InputError(f"--dtype must be one of {', '.join(DTYPE_CHOICES)}, got {name!r}")
 
 
@@ -128,14 +161,30 @@ def recorded_precision(record: dict[str, Any] | None, where: Any = None) -> Prec
 def apply_precision(model: Any, precision: Precision) -> Any:
     """Set a :class:`~ranker.models.BiEncoder` (or one :class:`~ranker.encoders.Encoder`)
     to compute in ``precision``: casts the backbones' weights for the ``weights`` path (the
-    poolers and any interaction head stay float32), sets autocast for ``autocast``; returns
+    poolers and any interaction head stay float32), sets autocast for ``autocast``, hands
+    inference forwards to OpenVINO for ``openvino`` (the model must be on the CPU); returns
     the model."""
     import torch
 
+    from retrievers.errors import InputError
+
     towers = [model] if hasattr(model, "backbone") else [model.query_encoder, model.doc_encoder]
     dtype = getattr(torch, precision.dtype)
+    openvino = precision.path == "openvino"
+    if openvino:
+        from ranker.encoders.openvino import available
+
+        if not available():
+            raise InputError(f"--dtype {precision.name} needs OpenVINO: pip install openvino")
+    backbones: dict[int, Any] = {}
     for tower in towers:
         tower.backbone.to(dtype if precision.path == "weights" else torch.float32)
         tower.dtype = dtype if precision.path == "autocast" else None
+        backbones[id(tower.backbone)] = tower.backbone
+    for backbone in backbones.values():  # a shared backbone is compiled once
+        if openvino:
+            backbone.use_openvino(precision.dtype)
+        else:
+            backbone.runtime = None
     logger.info("encoding in %s (%s)", precision.dtype, precision.path)
     return model

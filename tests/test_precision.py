@@ -21,6 +21,8 @@ from ranker.precision import (
 from retrievers.errors import InputError
 
 BF16_WEIGHTS = Precision("bfloat16", "weights")
+BF16_OV = Precision("bfloat16", "openvino")
+FP32_OV = Precision("float32", "openvino")
 
 
 def test_cpu_flags_and_bf16_units(tmp_path):
@@ -36,23 +38,28 @@ def test_cpu_flags_and_bf16_units(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("flags", "expected"),
+    ("flags", "with_openvino", "without"),
     [
-        ({"avx512f", "amx_bf16", "amx_tile"}, BF16_WEIGHTS),
-        ({"avx512f", "avx512_bf16"}, BF16_WEIGHTS),
-        ({"avx2", "avx512f"}, FLOAT32),  # bf16 would be emulated, slower than float32
-        (set(), FLOAT32),
+        ({"avx512f", "amx_bf16", "amx_tile"}, BF16_OV, BF16_WEIGHTS),
+        ({"avx512f", "avx512_bf16"}, BF16_OV, BF16_WEIGHTS),
+        ({"avx2", "avx512f"}, FP32_OV, FLOAT32),  # bf16 would be emulated, slower than float32
+        (set(), FP32_OV, FLOAT32),
     ],
 )
-def test_auto_follows_the_cpu(flags, expected):
-    assert resolve_precision("auto", "cpu", flags) == expected
-    assert resolve_precision(None, "cpu", flags) == expected
+def test_auto_follows_the_cpu(flags, with_openvino, without):
+    assert resolve_precision("auto", "cpu", flags, openvino=True) == with_openvino
+    assert resolve_precision(None, "cpu", flags, openvino=True) == with_openvino
+    assert resolve_precision("auto", "cpu", flags, openvino=False) == without
 
 
-def test_auto_reads_proc_cpuinfo_when_not_given_flags(monkeypatch):
+def test_auto_reads_proc_cpuinfo_and_finds_openvino_when_not_told(monkeypatch):
+    import ranker.encoders.openvino as ov
+
     monkeypatch.setattr(precision, "cpu_flags", lambda: {"avx512_bf16"})
-    assert resolve_precision("auto") == BF16_WEIGHTS
+    assert resolve_precision("auto") == BF16_OV  # openvino is a dependency: installed
     monkeypatch.setattr(precision, "cpu_flags", lambda: {"avx2"})
+    assert resolve_precision("auto") == FP32_OV
+    monkeypatch.setattr(ov, "available", lambda: False)
     assert resolve_precision("auto") == FLOAT32
 
 
@@ -61,6 +68,8 @@ def test_auto_on_a_gpu(monkeypatch):
     assert resolve_precision("auto", "cuda", set()) == BF16_WEIGHTS
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
     assert resolve_precision("auto", "cuda", {"amx_bf16"}) == FLOAT32
+    with pytest.raises(InputError, match="bfloat16-openvino runs on the CPU, not on cuda"):
+        resolve_precision("bfloat16-openvino", "cuda")
 
 
 def test_explicit_choices_ignore_the_cpu():
@@ -68,13 +77,19 @@ def test_explicit_choices_ignore_the_cpu():
         assert resolve_precision("float32", "cpu", flags) == FLOAT32
         assert resolve_precision("bfloat16", "cpu", flags) == BF16_WEIGHTS
         assert resolve_precision("bfloat16-autocast", "cpu", flags) == Precision("bfloat16", "autocast")
+        assert resolve_precision("bfloat16-openvino", "cpu", flags) == BF16_OV
+        assert resolve_precision("float32-openvino", "cpu", flags) == FP32_OV
     assert resolve_precision("float16-autocast").record() == {"dtype": "float16", "path": "autocast"}
-    for name in ("float32", "bfloat16", "bfloat16-autocast", "float16-autocast"):
+    for name in ("float32", "bfloat16", "bfloat16-autocast", "float16-autocast", "bfloat16-openvino"):
         assert resolve_precision(name).name == name
     with pytest.raises(InputError, match="--dtype must be one of"):
         resolve_precision("int8")
+    with pytest.raises(InputError, match="--dtype must be one of"):
+        resolve_precision("float16-openvino")
     with pytest.raises(ValueError, match="does not go with"):
         Precision("bfloat16", "float32")
+    with pytest.raises(ValueError, match="OpenVINO computes in bfloat16 or float32"):
+        Precision("float16", "openvino")
 
 
 def test_recorded_precision_reads_old_and_new_records():
@@ -84,6 +99,7 @@ def test_recorded_precision_reads_old_and_new_records():
     assert recorded_precision({"dtype": "bfloat16"}) == Precision("bfloat16", "autocast")
     assert recorded_precision({"dtype": "bfloat16", "path": "weights"}) == BF16_WEIGHTS
     assert recorded_precision({"dtype": "float32", "path": "float32"}) == FLOAT32
+    assert recorded_precision({"dtype": "bfloat16", "path": "openvino"}) == BF16_OV
     with pytest.raises(InputError, match="idx: unreadable encoding precision"):
         recorded_precision({"dtype": "bfloat16", "path": "onnx"}, "idx")
 
@@ -121,6 +137,84 @@ def test_bf16_weights_are_close_to_fp32(tiny_bert, pooling):
     np.testing.assert_allclose(model.encode(TEXTS, batch_size=5), reference, rtol=0, atol=1e-2)
 
 
+@pytest.mark.parametrize(
+    ("model", "pooling", "attention"),
+    [
+        ("tiny_bert", "mean", None),
+        ("tiny_bert", "layerwise", None),  # every layer's states come out of OpenVINO
+        ("tiny_llama", "last", None),  # causal, left padding: the last token is the text's
+        ("tiny_llama", "mean", "bidirectional"),
+    ],
+)
+def test_openvino_reproduces_pytorch(request, model, pooling, attention):
+    """Float32 through OpenVINO matches PyTorch's float32 on batches padded to different
+    lengths (the padding mask is honoured, not traced away); bf16 stays close."""
+    from ranker.models import BiEncoder
+
+    folder = request.getfixturevalue(model)
+    options = {"attention": attention} if attention else {}
+    torch.manual_seed(0)
+    model = BiEncoder.from_pretrained(folder, pooling=pooling, **options)
+    reference = model.encode(TEXTS, batch_size=5)
+    apply_precision(model, FP32_OV)
+    backbone = model.doc_encoder.backbone
+    assert backbone.runtime is not None and {p.dtype for p in backbone.parameters()} == {torch.float32}
+    np.testing.assert_allclose(model.encode(TEXTS, batch_size=5), reference, rtol=0, atol=1e-4)
+    single = model.encode(TEXTS[2:3], batch_size=1)  # another shape, no padding at all
+    np.testing.assert_allclose(single, reference[2:3], rtol=0, atol=1e-4)
+    apply_precision(model, BF16_OV)
+    bf16 = model.encode(TEXTS, batch_size=5)
+    assert not np.array_equal(bf16, reference)  # it really computed in bf16
+    assert _cosines(reference, bf16).min() > 0.999
+    apply_precision(model, FLOAT32)  # back to PyTorch
+    assert backbone.runtime is None
+    np.testing.assert_allclose(model.encode(TEXTS, batch_size=5), reference, rtol=0, atol=1e-6)
+
+
+def test_openvino_is_for_inference_only(tiny_bert):
+    """Forwards with gradients run in PyTorch; training mode drops the compiled copy, whose
+    weights would go stale."""
+    from ranker.models import BiEncoder
+
+    model = apply_precision(BiEncoder.from_pretrained(tiny_bert), FP32_OV)
+    features = model.doc_encoder.tokenize(TEXTS[:2])
+    with torch.no_grad():
+        assert not model.doc_encoder(features).requires_grad
+    vectors = model.doc_encoder(features)  # gradients on: PyTorch
+    assert vectors.requires_grad
+    vectors.sum().backward()
+    assert any(p.grad is not None for p in model.doc_encoder.backbone.parameters())
+    model.train()
+    assert model.doc_encoder.backbone.runtime is None
+
+
+def test_openvino_converts_without_usage_reports(tiny_bert, monkeypatch):
+    """OpenVINO's converter reports usage to Google Analytics unless opted out; ours never
+    does (the converter's own no-op stub stands in)."""
+    import openvino_telemetry
+
+    from ranker.models import BiEncoder
+
+    sent = []
+    monkeypatch.setattr(openvino_telemetry.Telemetry, "send_event", lambda *a, **k: sent.append(a))
+    monkeypatch.setattr(openvino_telemetry.Telemetry, "start_session", lambda *a, **k: sent.append(a))
+    model = apply_precision(BiEncoder.from_pretrained(tiny_bert), BF16_OV)
+    model.encode(TEXTS[:2])
+    assert sent == []
+    from openvino.tools.ovc import convert_impl
+
+    assert convert_impl.tm is openvino_telemetry  # restored after the conversion
+
+
+def test_openvino_missing_is_one_clear_error(tiny_bert, monkeypatch):
+    import ranker.encoders.openvino as ov
+    from ranker.models import BiEncoder
+
+    monkeypatch.setattr(ov, "available", lambda: False)
+    with pytest.raises(InputError, match="--dtype bfloat16-openvino needs OpenVINO: pip install openvino"):
+        apply_precision(BiEncoder.from_pretrained(tiny_bert), BF16_OV)
+
+
 def test_autocast_path_keeps_float32_weights(tiny_bert):
     from ranker.models import BiEncoder
 
@@ -155,7 +249,7 @@ def loads(monkeypatch):
     return seen
 
 
-@pytest.mark.parametrize(("flags", "expected"), [({"avx512_bf16"}, BF16_WEIGHTS), ({"avx2"}, FLOAT32)])
+@pytest.mark.parametrize(("flags", "expected"), [({"avx512_bf16"}, BF16_OV), ({"avx2"}, FP32_OV)])
 def test_index_records_auto_and_search_encodes_queries_alike(
     tiny_bert, tiny_beir, tmp_path, cli, monkeypatch, loads, flags, expected
 ):

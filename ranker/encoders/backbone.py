@@ -61,8 +61,9 @@ def _has_classification_head(name_or_path: str) -> bool:
 
 
 @contextlib.contextmanager
-def _transformers_errors_only() -> Iterator[None]:
-    """Silence transformers' load report while a new head is created on purpose."""
+def transformers_errors_only() -> Iterator[None]:
+    """Silence transformers' warnings (a load report when a new head is created on purpose,
+    the notes it logs while a model is traced)."""
     from transformers.utils import logging as hf_logging
 
     level = hf_logging.get_verbosity()
@@ -193,6 +194,8 @@ class Backbone(nn.Module):
         self.hidden_size = int(text.hidden_size)
         self.num_layers = int(text.num_hidden_layers)
         self.num_heads = int(getattr(text, "num_attention_heads", 1) or 1)
+        # an inference-only compiled forward (``--dtype ...-openvino``); see ``use_openvino``
+        self.runtime: Any = None
 
     @classmethod
     def from_pretrained(
@@ -243,7 +246,7 @@ class Backbone(nn.Module):
         try:
             if sequence_classification:
                 fresh = not _has_classification_head(name_or_path)
-                with _transformers_errors_only() if fresh else contextlib.nullcontext():
+                with transformers_errors_only() if fresh else contextlib.nullcontext():
                     model = AutoModelForSequenceClassification.from_pretrained(
                         name_or_path, num_labels=1, **kwargs
                     )
@@ -334,6 +337,22 @@ class Backbone(nn.Module):
         """The transformers model (unwrapped from peft)."""
         return self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
 
+    def use_openvino(self, dtype: str) -> None:
+        """Run inference forwards through OpenVINO in ``dtype`` (``"bfloat16"`` or
+        ``"float32"``); see :mod:`ranker.encoders.openvino`. Forwards with gradients still
+        run in PyTorch, and switching to training mode drops the compiled copy."""
+        from ranker.encoders.openvino import OpenVINOForward
+
+        self.runtime = OpenVINOForward(
+            self.merged_model(), dtype, self.tokenizer.padding_side, decoder=self.is_decoder
+        )
+
+    def train(self, mode: bool = True) -> Backbone:
+        if mode and self.runtime is not None:
+            logger.info("training mode: the OpenVINO copy of the weights is dropped")
+            self.runtime = None
+        return super().train(mode)
+
     # -- tokenization and forward --------------------------------------------------------------
     def tokenize(self, texts: Sequence[str], max_length: int, *, pad: bool = True) -> dict[str, Any]:
         """Tokenize (truncating to ``max_length`` tokens, EOS included when appended).
@@ -397,6 +416,8 @@ class Backbone(nn.Module):
         if self._takes_position_ids:
             mask = features["attention_mask"]
             inputs["position_ids"] = (mask.long().cumsum(-1) - 1).clamp(min=0)
+        if self.runtime is not None and not torch.is_grad_enabled():
+            return tuple(self.runtime(inputs, all_layers))
         if self.is_decoder:
             inputs["use_cache"] = False
         output = self.model(**inputs, output_hidden_states=all_layers, return_dict=True)
