@@ -28,7 +28,7 @@ EXAMPLES: dict[str, list[str]] = {
     ],
     "encode": [
         "ranker encode scifact --model MODEL --out emb/scifact",
-        "ranker encode scifact --model MODEL --dtype bfloat16 --out emb/scifact-bf16",
+        "ranker encode scifact --model MODEL --dtype float32 --out emb/scifact-fp32",
         "torchrun --nproc-per-node 2 -m ranker encode scifact --model MODEL --max-length 256 --out emb/sf",
     ],
     "cache-states": [
