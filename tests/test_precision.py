@@ -296,3 +296,24 @@ def test_bad_dtype_is_one_clear_line(tiny_beir, tmp_path, cli, capsys):
     assert exit_.value.code == 2
     assert "argument --dtype: invalid choice: 'int8' (choose from 'auto'" in capsys.readouterr().err
     assert not (tmp_path / "idx").exists()
+
+
+@pytest.mark.parametrize(
+    ("setting", "device", "flags", "expected"),
+    [
+        ("native", "cpu", {"avx512_bf16"}, True),
+        ("native", "cpu", {"amx_bf16", "avx512f"}, True),
+        ("native", "cpu", {"avx2", "avx512f"}, False),
+        ("native", "cuda", set(), True),
+        ("auto", "cpu", {"avx512_bf16"}, False),
+        ("auto", "cuda", set(), True),
+        ("bf16", "cpu", set(), True),
+        ("fp32", "cuda", {"avx512_bf16"}, False),
+    ],
+)
+def test_training_precision_native_follows_the_cpu(setting, device, flags, expected):
+    """Training's ``precision: native`` autocasts to bf16 only where bf16 is native."""
+    from ranker.training.config import TrainConfig
+
+    config = TrainConfig(precision=setting)
+    assert config.bf16_on(device, cpu_flags=flags) is expected

@@ -185,8 +185,11 @@ class TrainConfig:
     weight_decay: NonNegFloat = described(0.01, "AdamW weight decay (not on biases and LayerNorm)")
     warmup_steps: NonNegInt = described(50, "linear warm-up steps, then linear decay to 0 at max_steps")
     max_grad_norm: NonNegFloat = described(1.0, "gradient clipping norm (0: off)")
-    precision: Literal["auto", "bf16", "fp32"] = described(
-        "auto", "'auto' (bf16 autocast on GPU, fp32 on CPU), 'bf16' or 'fp32'"
+    precision: Literal["auto", "native", "bf16", "fp32"] = described(
+        "auto",
+        "'auto' (bf16 autocast on GPU, fp32 on CPU), 'native' (bf16 autocast on GPU and on "
+        "CPUs with native bf16 arithmetic, AMX or AVX512-BF16; fp32 on other CPUs), 'bf16' "
+        "or 'fp32'",
     )
     gradient_checkpointing: bool = described(False, "recompute activations in backward to save memory")
     seed: NonNegInt = described(42, "fixes data order, negative sampling, dropout and initialisation")
@@ -266,10 +269,21 @@ class TrainConfig:
         """Plain dict (YAML/JSON-safe)."""
         return dataclasses.asdict(self)
 
-    def bf16_on(self, device_type: str) -> bool:
+    def bf16_on(self, device_type: str, cpu_flags: set[str] | None = None) -> bool:
         """Whether training on ``device_type`` (``"cuda"``, ``"cpu"``) runs under bf16 autocast:
-        ``precision: bf16`` anywhere, ``auto`` on GPU only."""
-        return self.precision == "bf16" or (self.precision == "auto" and device_type == "cuda")
+        ``precision: bf16`` anywhere, ``auto`` on GPU only, ``native`` on GPU and on a CPU
+        with native bf16 units (``cpu_flags``: its feature flags, read from ``/proc/cpuinfo``
+        when not given; bf16 emulated without them is slower than fp32)."""
+        if self.precision in ("bf16", "fp32"):
+            return self.precision == "bf16"
+        if device_type == "cuda":
+            return True
+        if self.precision == "native" and device_type == "cpu":
+            from ranker.precision import bf16_units
+            from ranker.precision import cpu_flags as read_flags
+
+            return bf16_units(read_flags() if cpu_flags is None else cpu_flags) is not None
+        return False
 
 
 def _describe(error: Any) -> tuple[str, str]:
