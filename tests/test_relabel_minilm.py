@@ -25,7 +25,8 @@ def subset(scifact_dir, minilm_path, tmp_path_factory) -> tuple[Path, Path]:
     root = write_subset(scifact_dir, base / "data")
     idx = base / "idx"
     args = ["index", str(root), "--retriever", "dense", "--model", str(minilm_path), "--pooling", "mean"]
-    assert main([*args, "--faiss", "flat", "--index", str(idx)]) == 0
+    # float32, as the judge scores: promotions are compared with the index's own scores
+    assert main([*args, "--faiss", "flat", "--dtype", "float32", "--index", str(idx)]) == 0
     return root, idx
 
 

@@ -256,7 +256,9 @@ def test_trained_from_the_cache_saves_a_normal_model_that_indexes_like_live(setu
     assert not np.allclose(ours, untrained, atol=1e-3)
     st = SentenceTransformer(str(saved), trust_remote_code=True, device="cpu")
     assert_same_outputs(st.encode(docs, normalize_embeddings=False), ours)
-    rc, _, err = cli("index", data, "--retriever", "dense", "--model", saved, "--index", tmp_path / "live")
+    # float32: the cache holds float32 states, so the live index must encode in float32 too
+    live_argv = ["index", data, "--retriever", "dense", "--model", saved, "--dtype", "float32"]
+    rc, _, err = cli(*live_argv, "--index", tmp_path / "live")
     assert rc == 0, err
     argv = ["index", data, "--retriever", "dense", "--model", saved, "--states", cache]
     rc, _, err = cli(*argv, "--index", tmp_path / "cached")
