@@ -52,12 +52,12 @@ def _no_telemetry() -> Iterator[None]:
         return
     saved = {module: getattr(module, "tm", None) for module in (convert_impl, telemetry_utils)}
     for module in saved:
-        module.tm = telemetry_stub  # type: ignore[attr-defined]
+        module.tm = telemetry_stub
     try:
         yield
     finally:
         for module, value in saved.items():
-            module.tm = value  # type: ignore[attr-defined]
+            module.tm = value
 
 
 class _HiddenStates(nn.Module):
