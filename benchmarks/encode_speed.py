@@ -96,17 +96,29 @@ def ranker_paths(folder: str, max_length: int, batch_size: int, pooling: str | N
     its default (``--dtype auto``)."""
     from ranker.models import load_biencoder
     from ranker.precision import apply_precision, resolve_precision
+    from retrievers.errors import InputError
 
     names = ["float32", "bfloat16-autocast", "bfloat16", "float32-openvino", "bfloat16-openvino"]
-    default = resolve_precision("auto")
-    paths = {}
+    models = {}
     for name in names:
-        model = apply_precision(load_biencoder(folder, pooling), resolve_precision(name))
+        model = load_biencoder(folder, pooling)
+        try:
+            apply_precision(model, resolve_precision(name))
+        except InputError as err:  # OpenVINO cannot convert this model here: skipped
+            logger.warning("ranker %s skipped: %s", name, err)
+            continue
         for tower in (model.query_encoder, model.doc_encoder):
             tower.max_length = max_length
-        label = f"ranker {name}" + (" (default)" if resolve_precision(name) == default else "")
-        paths[label] = (lambda m: lambda texts: m.encode_corpus(texts, batch_size=batch_size))(model)
-    return paths
+        models[name] = model
+    default = resolve_precision("auto")
+    if default.name not in models and default.fallback is not None:
+        default = default.fallback  # what auto encodes with where OpenVINO fails
+    return {
+        f"ranker {name}" + (" (default)" if name == default.name else ""): (
+            lambda m: lambda texts: m.encode_corpus(texts, batch_size=batch_size)
+        )(model)
+        for name, model in models.items()
+    }
 
 
 def min_cosine(a: np.ndarray, b: np.ndarray) -> float:

@@ -22,7 +22,7 @@ the GPU supports bf16, float32 elsewhere.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,10 +51,12 @@ PATHS = ("float32", "openvino", "weights", "autocast")
 @dataclass(frozen=True)
 class Precision:
     """How an encoder computes: ``dtype`` (``"float32"``, ``"bfloat16"``, ``"float16"``) and
-    ``path`` (``"float32"``, ``"weights"`` or ``"autocast"``)."""
+    ``path`` (``"float32"``, ``"openvino"``, ``"weights"`` or ``"autocast"``)."""
 
     dtype: str = "float32"
     path: str = "float32"
+    # what ``auto`` falls back to where OpenVINO cannot convert the model (not compared)
+    fallback: Precision | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.path not in PATHS:
@@ -126,9 +128,10 @@ def resolve_precision(
             from ranker.encoders.openvino import available
 
             openvino = available()
+        torch_path = Precision("bfloat16", "weights") if native else FLOAT32
         if openvino:
-            return Precision("bfloat16" if native else "float32", "openvino")
-        return Precision("bfloat16", "weights") if native else FLOAT32
+            return Precision("bfloat16" if native else "float32", "openvino", fallback=torch_path)
+        return torch_path
     if name == "float32":
         return FLOAT32
     if name == "bfloat16":
@@ -158,12 +161,14 @@ def recorded_precision(record: dict[str, Any] | None, where: Any = None) -> Prec
         raise InputError(f"unreadable encoding precision: {err}", where) from None
 
 
-def apply_precision(model: Any, precision: Precision) -> Any:
+def apply_precision(model: Any, precision: Precision) -> Precision:
     """Set a :class:`~ranker.models.BiEncoder` (or one :class:`~ranker.encoders.Encoder`)
     to compute in ``precision``: casts the backbones' weights for the ``weights`` path (the
     poolers and any interaction head stay float32), sets autocast for ``autocast``, hands
-    inference forwards to OpenVINO for ``openvino`` (the model must be on the CPU); returns
-    the model."""
+    inference forwards to OpenVINO for ``openvino`` (the model must be on the CPU; each
+    tower is compiled here, on one trial text). Returns the precision in effect: where
+    OpenVINO cannot convert the model, ``auto``'s choice falls back to its PyTorch path with
+    a warning, and an explicit ``--dtype ...-openvino`` is an :class:`InputError`."""
     import torch
 
     from retrievers.errors import InputError
@@ -181,10 +186,34 @@ def apply_precision(model: Any, precision: Precision) -> Any:
         tower.backbone.to(dtype if precision.path == "weights" else torch.float32)
         tower.dtype = dtype if precision.path == "autocast" else None
         backbones[id(tower.backbone)] = tower.backbone
+    if openvino:  # inference only: a tower left in training mode would drop the compiled copy
+        for tower in towers:
+            tower.eval()
     for backbone in backbones.values():  # a shared backbone is compiled once
         if openvino:
             backbone.use_openvino(precision.dtype)
         else:
             backbone.runtime = None
+    if openvino:
+        try:
+            for tower in towers:  # compiles each (input names, layers) graph the towers use
+                tower.encode(["a trial text"], batch_size=1)
+        except Exception as err:  # conversion fails in many ways (tracing, the frontend)
+            for backbone in backbones.values():
+                backbone.runtime = None
+            name = type(towers[0].backbone.base_model).__name__
+            reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            if precision.fallback is None:
+                raise InputError(
+                    f"--dtype {precision.name}: OpenVINO could not convert {name} ({reason}); "
+                    "--dtype bfloat16 or float32 encodes it in PyTorch"
+                ) from None
+            logger.warning(
+                "OpenVINO could not convert %s (%s); encoding in PyTorch (%s) instead",
+                name,
+                reason,
+                precision.fallback.name,
+            )
+            return apply_precision(model, precision.fallback)
     logger.info("encoding in %s (%s)", precision.dtype, precision.path)
-    return model
+    return precision

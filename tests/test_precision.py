@@ -49,6 +49,8 @@ def test_cpu_flags_and_bf16_units(tmp_path):
 def test_auto_follows_the_cpu(flags, with_openvino, without):
     assert resolve_precision("auto", "cpu", flags, openvino=True) == with_openvino
     assert resolve_precision(None, "cpu", flags, openvino=True) == with_openvino
+    # where OpenVINO cannot convert a model, auto falls back to the PyTorch path
+    assert resolve_precision("auto", "cpu", flags, openvino=True).fallback == without
     assert resolve_precision("auto", "cpu", flags, openvino=False) == without
 
 
@@ -176,7 +178,8 @@ def test_openvino_is_for_inference_only(tiny_bert):
     weights would go stale."""
     from ranker.models import BiEncoder
 
-    model = apply_precision(BiEncoder.from_pretrained(tiny_bert), FP32_OV)
+    model = BiEncoder.from_pretrained(tiny_bert)
+    assert apply_precision(model, FP32_OV) == FP32_OV
     features = model.doc_encoder.tokenize(TEXTS[:2])
     with torch.no_grad():
         assert not model.doc_encoder(features).requires_grad
@@ -198,7 +201,8 @@ def test_openvino_converts_without_usage_reports(tiny_bert, monkeypatch):
     sent = []
     monkeypatch.setattr(openvino_telemetry.Telemetry, "send_event", lambda *a, **k: sent.append(a))
     monkeypatch.setattr(openvino_telemetry.Telemetry, "start_session", lambda *a, **k: sent.append(a))
-    model = apply_precision(BiEncoder.from_pretrained(tiny_bert), BF16_OV)
+    model = BiEncoder.from_pretrained(tiny_bert)
+    apply_precision(model, BF16_OV)
     model.encode(TEXTS[:2])
     assert sent == []
     from openvino.tools.ovc import convert_impl
@@ -213,6 +217,38 @@ def test_openvino_missing_is_one_clear_error(tiny_bert, monkeypatch):
     monkeypatch.setattr(ov, "available", lambda: False)
     with pytest.raises(InputError, match="--dtype bfloat16-openvino needs OpenVINO: pip install openvino"):
         apply_precision(BiEncoder.from_pretrained(tiny_bert), BF16_OV)
+
+
+def test_openvino_failing_to_convert_falls_back_under_auto_and_errs_when_asked(
+    tiny_bert, monkeypatch, caplog
+):
+    """A model OpenVINO cannot trace: ``auto`` encodes it in its PyTorch path (and says so;
+    the precision returned, which indexes record, is that path); an explicit
+    ``--dtype ...-openvino`` is one clear error."""
+    import logging
+
+    import openvino
+
+    from ranker.models import BiEncoder
+
+    def refuse(*args, **kwargs):  # as OpenVINO's converter fails: root logger left at ERROR
+        logging.getLogger().setLevel(logging.ERROR)
+        raise RuntimeError("Couldn't get TorchScript module by tracing.\nmore detail")
+
+    monkeypatch.setattr(openvino, "convert_model", refuse)
+    root_level = logging.getLogger().level
+    model = BiEncoder.from_pretrained(tiny_bert)
+    reference = model.encode(TEXTS)
+    auto = resolve_precision("auto", "cpu", {"avx512_bf16"}, openvino=True)
+    with caplog.at_level("WARNING", logger="ranker.precision"):
+        assert apply_precision(model, auto) == BF16_WEIGHTS
+    assert "OpenVINO could not convert BertModel (Couldn't get TorchScript module by tracing.)" in caplog.text
+    assert logging.getLogger().level == root_level  # the converter's logging setting undone
+    assert model.doc_encoder.backbone.runtime is None
+    assert {p.dtype for p in model.doc_encoder.backbone.parameters()} == {torch.bfloat16}
+    assert _cosines(reference, model.encode(TEXTS)).min() > 0.999
+    with pytest.raises(InputError, match=r"--dtype float32-openvino: OpenVINO could not convert BertModel"):
+        apply_precision(BiEncoder.from_pretrained(tiny_bert), FP32_OV)
 
 
 def test_autocast_path_keeps_float32_weights(tiny_bert):
@@ -317,3 +353,21 @@ def test_training_precision_native_follows_the_cpu(setting, device, flags, expec
 
     config = TrainConfig(precision=setting)
     assert config.bf16_on(device, cpu_flags=flags) is expected
+
+
+def test_index_records_the_fallback_it_encoded_in(cli, tiny_beir, tiny_bert, tmp_path, monkeypatch):
+    """``ranker index`` with ``auto`` on a model OpenVINO cannot convert records the PyTorch
+    path it fell back to, so that search encodes queries that way too."""
+    import ranker.cli.retrieval as retrieval
+    import ranker.encoders.openvino as ov
+
+    def refuse(self, names, all_layers):
+        raise RuntimeError("unordered_map::at")
+
+    monkeypatch.setattr(ov.OpenVINOForward, "_compile", refuse)
+    monkeypatch.setattr(precision, "cpu_flags", lambda: {"avx512_bf16"})
+    retrieval.load_encoder.cache_clear()
+    try:
+        assert _index(cli, tiny_beir, tiny_bert, tmp_path / "idx") == {"dtype": "bfloat16", "path": "weights"}
+    finally:
+        retrieval.load_encoder.cache_clear()

@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         encoder.prefix = args.doc_prefix
     device = _device(args.device)
     precision = resolve_precision(args.dtype, device)
-    apply_precision(model.to(device), precision)
+    precision = apply_precision(model.to(device), precision)
     rank, world = distributed_rank()
 
     def docs():

@@ -115,10 +115,10 @@ def _positive_length(text: str) -> int:
 
 
 class _Batched:
-    """Fixes the batch size of a bi-encoder's encode calls."""
+    """Fixes the batch size of a bi-encoder's encode calls; ``precision``: the one in effect."""
 
-    def __init__(self, model: Any, batch_size: int):
-        self.model, self.batch_size = model, batch_size
+    def __init__(self, model: Any, batch_size: int, precision: Precision = FLOAT32):
+        self.model, self.batch_size, self.precision = model, batch_size, precision
 
     def encode(self, texts):
         return self.model.encode(texts, batch_size=self.batch_size)
@@ -141,7 +141,8 @@ def load_encoder(
 ) -> _Batched:
     """Load (once per process) a bi-encoder through :func:`ranker.models.load_biencoder`;
     ``max_length`` (capped at the model's positions) overrides the model's token budget and
-    ``precision`` (bf16 weights or autocast) sets how it computes."""
+    ``precision`` sets how it computes (``auto``'s OpenVINO choice may fall back to PyTorch:
+    the result's ``precision`` is the one in effect)."""
     from ranker.models import load_biencoder
 
     options = {"attention": attention} if attention else {}
@@ -153,8 +154,8 @@ def load_encoder(
         for tower in (loaded.query_encoder, loaded.doc_encoder):
             tower.max_length = max_length
     if precision != FLOAT32:
-        apply_precision(loaded, precision)
-    return _Batched(loaded, batch_size)
+        precision = apply_precision(loaded, precision)
+    return _Batched(loaded, batch_size, precision)
 
 
 def build_dense(args: argparse.Namespace, dataset: Any, index_dir: Path) -> Path:
@@ -184,6 +185,7 @@ def build_dense(args: argparse.Namespace, dataset: Any, index_dir: Path) -> Path
     else:
         precision = resolve_precision(getattr(args, "dtype", "auto"))
         encoder = load_encoder(args.model, args.pooling, args.batch_size, attention, max_length, precision)
+        precision = encoder.precision
     options: dict[str, Any] = {"attention": attention} if attention else {}
     if max_length is not None:
         options["max_length"] = max_length

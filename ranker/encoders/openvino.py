@@ -60,6 +60,20 @@ def _no_telemetry() -> Iterator[None]:
             module.tm = value
 
 
+@contextlib.contextmanager
+def _root_logger_kept() -> Iterator[None]:
+    """Keep the root logger as it is: OpenVINO's converter sets it to ERROR (and adds a
+    filter) while it converts, and leaves it so when the conversion fails."""
+    root = logging.getLogger()
+    level, filters, handlers = root.level, list(root.filters), list(root.handlers)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+        root.filters[:] = filters
+        root.handlers[:] = handlers
+
+
 class _HiddenStates(nn.Module):
     """The transformers model as a function of named id tensors -> a tuple of hidden states."""
 
@@ -136,7 +150,13 @@ class OpenVINOForward:
         started = time.perf_counter()
         wrapper = _HiddenStates(self.model, names, all_layers, self.decoder).eval()
         shapes = [(name, ov.PartialShape([-1, -1]), ov.Type.i64) for name in names]
-        with torch.no_grad(), _no_telemetry(), transformers_errors_only(), warnings.catch_warnings():
+        with (
+            torch.no_grad(),
+            _no_telemetry(),
+            _root_logger_kept(),
+            transformers_errors_only(),
+            warnings.catch_warnings(),
+        ):
             # tracing warns about every shape-dependent Python branch it records; the traced
             # example is padded so the mask path is the one recorded (tested against PyTorch)
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
