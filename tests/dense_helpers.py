@@ -17,6 +17,14 @@ class HashEncoder:
         self.dim = dim
         self.calls = 0
 
+    @property
+    def precision(self):
+        """What an encoder from ``ranker.cli.retrieval.load_encoder`` reports it computes in:
+        float32 here (numpy), imported lazily so retriever-only tests never load ranker."""
+        from ranker.precision import FLOAT32
+
+        return FLOAT32
+
     def _word(self, word: str) -> np.ndarray:
         seed = int.from_bytes(hashlib.sha256(word.encode()).digest()[:4], "little")
         return np.random.default_rng(seed).standard_normal(self.dim).astype(np.float32)
