@@ -101,6 +101,12 @@ def bf16_units(flags: set[str]) -> str | None:
     return None
 
 
+def native_bf16(flags: set[str] | None = None) -> bool:
+    """Whether the CPU has native bf16 units (``flags``: its feature flags, read from
+    ``/proc/cpuinfo`` when not given); without them bf16 is emulated, slower than float32."""
+    return bf16_units(cpu_flags() if flags is None else flags) is not None
+
+
 def resolve_precision(
     requested: str | None,
     device: Any = "cpu",
@@ -123,7 +129,7 @@ def resolve_precision(
             return Precision("bfloat16", "weights") if torch.cuda.is_bf16_supported() else FLOAT32
         if kind != "cpu":
             return FLOAT32
-        native = bf16_units(cpu_flags() if flags is None else flags) is not None
+        native = native_bf16(flags)
         if openvino is None:
             from ranker.encoders.openvino import available
 

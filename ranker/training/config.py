@@ -279,10 +279,9 @@ class TrainConfig:
         if device_type == "cuda":
             return True
         if self.precision == "native" and device_type == "cpu":
-            from ranker.precision import bf16_units
-            from ranker.precision import cpu_flags as read_flags
+            from ranker.precision import native_bf16
 
-            return bf16_units(read_flags() if cpu_flags is None else cpu_flags) is not None
+            return native_bf16(cpu_flags)
         return False
 
 
