@@ -179,47 +179,56 @@ def apply_precision(model: Any, precision: Precision) -> Precision:
 
     from retrievers.errors import InputError
 
-    towers = [model] if hasattr(model, "backbone") else [model.query_encoder, model.doc_encoder]
-    dtype = getattr(torch, precision.dtype)
-    openvino = precision.path == "openvino"
-    if openvino:
+    if precision.path == "openvino":
         from ranker.encoders.openvino import available
 
-        if not available():
+        if not available():  # before the model is touched
             raise InputError(f"--dtype {precision.name} needs OpenVINO: pip install openvino")
+    towers = [model] if hasattr(model, "backbone") else [model.query_encoder, model.doc_encoder]
+    dtype = getattr(torch, precision.dtype)
     backbones: dict[int, Any] = {}
     for tower in towers:
         tower.backbone.to(dtype if precision.path == "weights" else torch.float32)
+        tower.backbone.runtime = None
         tower.dtype = dtype if precision.path == "autocast" else None
         backbones[id(tower.backbone)] = tower.backbone
-    if openvino:  # inference only: a tower left in training mode would drop the compiled copy
-        for tower in towers:
-            tower.eval()
-    for backbone in backbones.values():  # a shared backbone is compiled once
-        if openvino:
-            backbone.use_openvino(precision.dtype)
-        else:
-            backbone.runtime = None
-    if openvino:
-        try:
-            for tower in towers:  # compiles each (input names, layers) graph the towers use
-                tower.encode(["a trial text"], batch_size=1)
-        except Exception as err:  # conversion fails in many ways (tracing, the frontend)
-            for backbone in backbones.values():
-                backbone.runtime = None
-            name = type(towers[0].backbone.base_model).__name__
-            reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
-            if precision.fallback is None:
-                raise InputError(
-                    f"--dtype {precision.name}: OpenVINO could not convert {name} ({reason}); "
-                    "--dtype bfloat16 or float32 encodes it in PyTorch"
-                ) from None
-            logger.warning(
-                "OpenVINO could not convert %s (%s); encoding in PyTorch (%s) instead",
-                name,
-                reason,
-                precision.fallback.name,
-            )
-            return apply_precision(model, precision.fallback)
+    if precision.path == "openvino":
+        fallback = _compile_openvino(towers, list(backbones.values()), precision)
+        if fallback is not None:
+            return apply_precision(model, fallback)
     logger.info("encoding in %s (%s)", precision.dtype, precision.path)
     return precision
+
+
+def _compile_openvino(towers: list[Any], backbones: list[Any], precision: Precision) -> Precision | None:
+    """Hand the backbones' inference forwards to OpenVINO (a shared backbone is compiled
+    once) and compile each tower's graph on a trial text. None when that worked; where
+    OpenVINO cannot convert the model, ``precision``'s fallback (warned), or an InputError
+    when it has none."""
+    from retrievers.errors import InputError
+
+    for tower in towers:  # inference only: a tower in training mode would drop the compiled copy
+        tower.eval()
+    for backbone in backbones:
+        backbone.use_openvino(precision.dtype)
+    try:
+        for tower in towers:  # compiles each (input names, layers) graph the towers use
+            tower.encode(["a trial text"], batch_size=1)
+    except Exception as err:  # conversion fails in many ways (tracing, the frontend)
+        for backbone in backbones:
+            backbone.runtime = None
+        name = type(backbones[0].base_model).__name__
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        if precision.fallback is None:
+            raise InputError(
+                f"--dtype {precision.name}: OpenVINO could not convert {name} ({reason}); "
+                "--dtype bfloat16 or float32 encodes it in PyTorch"
+            ) from None
+        logger.warning(
+            "OpenVINO could not convert %s (%s); encoding in PyTorch (%s) instead",
+            name,
+            reason,
+            precision.fallback.name,
+        )
+        return precision.fallback
+    return None
