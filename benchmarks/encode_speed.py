@@ -64,6 +64,8 @@ def sentence_transformers_paths(folder: str, max_length: int, batch_size: int) -
     import torch
     from sentence_transformers import SentenceTransformer
 
+    from retrievers.errors import first_line
+
     def load(**kwargs):
         model = SentenceTransformer(folder, device="cpu", **kwargs)
         model.max_seq_length = max_length
@@ -82,8 +84,7 @@ def sentence_transformers_paths(folder: str, max_length: int, batch_size: int) -
                 raise ValueError("it returns NaN embeddings")
             paths[f"st-{backend}"] = model
         except Exception as err:  # not installed, or the export or the model fails: skipped
-            first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-            logger.warning("sentence-transformers %s backend skipped: %s", backend, first[:160])
+            logger.warning("sentence-transformers %s backend skipped: %s", backend, first_line(err)[:160])
 
     def encoder(model):
         return lambda texts: model.encode(texts, batch_size=batch_size, normalize_embeddings=True)

@@ -205,7 +205,7 @@ def _compile_openvino(towers: list[Any], backbones: list[Any], precision: Precis
     once) and compile each tower's graph on a trial text. None when that worked; where
     OpenVINO cannot convert the model, ``precision``'s fallback (warned), or an InputError
     when it has none."""
-    from retrievers.errors import InputError
+    from retrievers.errors import InputError, first_line
 
     for tower in towers:  # inference only: a tower in training mode would drop the compiled copy
         tower.eval()
@@ -218,7 +218,7 @@ def _compile_openvino(towers: list[Any], backbones: list[Any], precision: Precis
         for backbone in backbones:
             backbone.runtime = None
         name = type(backbones[0].base_model).__name__
-        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        reason = first_line(err)
         if precision.fallback is None:
             raise InputError(
                 f"--dtype {precision.name}: OpenVINO could not convert {name} ({reason}); "

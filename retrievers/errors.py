@@ -36,5 +36,12 @@ class InputError(ValueError):
         return f"{where}{self.message}"
 
 
+def first_line(err: BaseException) -> str:
+    """An exception's message cut to its first non-blank line (its type's name when it has
+    no message): what one-line errors quote of a library's failure."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
 class DatasetUnavailableError(InputError):
     """A dataset could not be found locally and could not be downloaded."""

@@ -230,7 +230,7 @@ class Backbone(nn.Module):
         from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
 
         from ranker.encoders.folders import check_model_folder
-        from retrievers.errors import InputError
+        from retrievers.errors import InputError, first_line
 
         name_or_path = str(name_or_path)
         if name_or_path.endswith(".gguf"):
@@ -256,7 +256,7 @@ class Backbone(nn.Module):
                 model = AutoModel.from_pretrained(name_or_path, **kwargs)
             tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
         except OSError as err:  # not on the hub (or offline), no tokenizer files, ...
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            first = first_line(err)
             raise InputError(f"cannot load the model: {first}", name_or_path) from None
         backbone = cls(model, tokenizer, attention=attention, append_eos=append_eos)
         if gradient_checkpointing:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ranker.models.biencoder import DocumentMemo
-from retrievers.errors import InputError
+from retrievers.errors import InputError, first_line
 from retrievers.mining.promote import Judge
 
 CROSS_KINDS = ("crossencoder", "sequence-classification")
@@ -48,7 +48,7 @@ def _hub_is_cross_encoder(model: str) -> bool:
     try:
         config = AutoConfig.from_pretrained(model, trust_remote_code=False)
     except OSError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        first = first_line(err)
         raise InputError(f"cannot load the judge: {first}", model) from None
     return any(a.endswith("ForSequenceClassification") for a in config.architectures or [])
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from ranker.models.biencoder import BiEncoder
 from ranker.models.kind import model_kind
-from retrievers.errors import InputError
+from retrievers.errors import InputError, first_line
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ def load_biencoder(model: str | Path, pooling: str | None = None, **kw: Any) -> 
                 str(model), trust_remote_code=kw.get("trust_remote_code", False)
             )
         except OSError as err:  # not on the hub (or offline)
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            first = first_line(err)
             raise InputError(f"cannot load the model: {first}", model) from None
         settings["pooling"] = "last" if is_decoder_config(config) else "mean"
     logger.info("loading %s as a bi-encoder with %s", model, settings)

@@ -21,7 +21,7 @@ import torch
 from safetensors.torch import load_model, save_model
 from torch import nn
 
-from retrievers.errors import InputError
+from retrievers.errors import InputError, first_line
 from retrievers.io.atomic import atomic_directory, atomic_write
 
 logger = logging.getLogger(__name__)
@@ -130,7 +130,7 @@ def load_checkpoint(
             path / "state.pt",
         ) from None
     except (RuntimeError, EOFError, OSError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        first = first_line(err)
         raise InputError(f"cannot read checkpoint state (truncated?): {first}", path / "state.pt") from None
     for k, opt in optimizers.items():
         opt.load_state_dict(state["optimizers"][k])
